@@ -1,0 +1,89 @@
+package io.directmap.block;
+
+import io.directmap.pci.Topology.Endpoint;
+import io.directmap.sys.BlockIoctl;
+import io.directmap.sys.FileHandle;
+import io.directmap.sys.SysException;
+import io.directmap.sys.SysfsBlock;
+import java.nio.file.Path;
+import java.util.Optional;
+
+/**
+ * One block device as DirectMap uses it: opened once with O_DIRECT (or the reason it cannot be),
+ * its geometry, its place on the bus, and how much of its aperture live direct mappings hold.
+ */
+public final class BlockDevice implements AutoCloseable {
+    private final SysfsBlock.Info info;
+    private final Endpoint endpoint;
+    private final FileHandle handle;          // null when it cannot be opened
+    private final SysException openFailure;   // null when it can
+    private final BlockIoctl.Geometry geometry;
+    private long apertureUsed;
+
+    BlockDevice(SysfsBlock.Info info, Endpoint endpoint) {
+        this.info = info;
+        this.endpoint = endpoint;
+        FileHandle h = null;
+        SysException failure = null;
+        BlockIoctl.Geometry g = null;
+        try {
+            h = FileHandle.openDirect(info.devNode());
+            g = BlockIoctl.geometry(h);
+        } catch (SysException e) {
+            failure = e;
+            if (h != null) {
+                try {
+                    h.close();
+                } catch (SysException c) {
+                    e.addSuppressed(c);
+                }
+                h = null;
+            }
+        }
+        this.handle = h;
+        this.openFailure = failure;
+        this.geometry = g;
+    }
+
+    public String name() { return info.name(); }
+    public Path devNode() { return info.devNode(); }
+    public SysfsBlock.Info info() { return info; }
+    public Endpoint endpoint() { return endpoint; }
+
+    /** The reason it cannot be read directly, or empty when it can. */
+    public Optional<SysException> openFailure() { return Optional.ofNullable(openFailure); }
+
+    /** Geometry; only for a device that opened. */
+    public BlockIoctl.Geometry geometry() {
+        if (geometry == null) throw new IllegalStateException(name() + " did not open: " + openFailure.getMessage());
+        return geometry;
+    }
+
+    /** The O_DIRECT handle the DMA engine reads through; only for a device that opened. */
+    public FileHandle directHandle() {
+        if (handle == null) throw new IllegalStateException(name() + " did not open: " + openFailure.getMessage());
+        return handle;
+    }
+
+    synchronized boolean reserve(long bytes) {
+        if (bytes > endpoint.apertureBytes() - apertureUsed) return false;
+        apertureUsed += bytes;
+        return true;
+    }
+
+    synchronized void release(long bytes) {
+        apertureUsed = Math.max(0, apertureUsed - bytes);
+    }
+
+    public synchronized long apertureUsed() { return apertureUsed; }
+
+    @Override
+    public void close() throws SysException {
+        if (handle != null) handle.close();
+    }
+
+    @Override
+    public String toString() {
+        return info.devNode().toString();
+    }
+}

@@ -1,0 +1,131 @@
+package io.directmap.block;
+
+import io.directmap.pci.Topology;
+import io.directmap.sys.Errno;
+import io.directmap.sys.SysException;
+import io.directmap.sys.SysfsBlock;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The block devices of this machine and their policy. It resolves stacking: a partition is tried
+ * through its whole disk (start offset added) before itself; a loop device answers with a
+ * {@link BlockDecision.Redirect} to its backing file, which the file system maps again, so this
+ * package never calls the file system; a device-mapper target is refused, its table unread.
+ */
+public final class BlockLayer implements AutoCloseable {
+    private final Topology topology;
+    private final Map<String, BlockDevice> devices = new ConcurrentHashMap<>();
+
+    public BlockLayer(Topology topology) {
+        this.topology = topology;
+    }
+
+    public Topology topology() { return topology; }
+
+    /** The block device with this number, or empty if there is none (tmpfs, btrfs's anonymous st_dev). */
+    public Optional<BlockDevice> device(int major, int minor) {
+        String key = major + ":" + minor;
+        BlockDevice known = devices.get(key);
+        if (known != null) return Optional.of(known);
+        Optional<SysfsBlock.Info> info = SysfsBlock.lookup(major, minor);
+        if (info.isEmpty()) return Optional.empty();
+        return Optional.of(devices.computeIfAbsent(key, k -> new BlockDevice(info.get(),
+                topology.endpoint(info.get().name(), Topology.Kind.BLOCK_DEVICE, info.get().pciSlot(),
+                        Topology.DEFAULT_BLOCK_APERTURE))));
+    }
+
+    /** The decision for [offset, offset+length) of dev: a loop device redirects, others decide here. */
+    public BlockDecision decide(BlockDevice dev, long offset, long length, Access access) {
+        if (dev.info().loop().isPresent()) {
+            SysfsBlock.Loop loop = dev.info().loop().get();
+            return new BlockDecision.Redirect(loop.backingFile(), loop.offsetBytes() + offset, dev, offset);
+        }
+        return decideHere(dev, offset, length, access);
+    }
+
+    /** The decision of dev itself, without following a loop device to its backing file. */
+    public BlockDecision decideHere(BlockDevice dev, long offset, long length, Access access) {
+        if (dev.info().deviceMapper().isPresent()) {
+            return refuse(BlockReason.STACKING_UNSUPPORTED, dev.name() + " is device-mapper target '"
+                    + dev.info().deviceMapper().get() + "'; its table is not read");
+        }
+        String below = "";
+        if (dev.info().partition().isPresent()) {
+            SysfsBlock.Partition p = dev.info().partition().get();
+            Optional<BlockDevice> disk = device(p.parentMajor(), p.parentMinor());
+            if (disk.isPresent()) {
+                BlockDecision whole = decideHere(disk.get(), p.startBytes() + offset, length, access);
+                if (whole instanceof BlockDecision.Granted) return whole;
+                if (whole instanceof BlockDecision.Refused r) below = "; through " + disk.get().name() + ": " + r.refusal().detail();
+            }
+        }
+        if (dev.openFailure().isPresent()) {
+            SysException e = dev.openFailure().get();
+            String hint = e.errno() == Errno.EACCES ? "run as root or join the device's group"
+                    : e.errno() == Errno.EPERM ? "the kernel protects this device (it is in use or locked down)" : "";
+            return refuse(BlockReason.UNREADABLE, dev.devNode() + ": open O_DIRECT failed with " + e.shortReason()
+                    + (hint.isEmpty() ? "" : "; " + hint) + below);
+        }
+        var g = dev.geometry();
+        if (offset < 0 || length <= 0 || offset + length > roundUp(g.sizeBytes(), g.logicalBlockSize())) {
+            return refuse(BlockReason.BEYOND_DEVICE, dev.name() + " is " + g.sizeBytes() + " bytes; asked for "
+                    + offset + "+" + length);
+        }
+        if (offset % g.logicalBlockSize() != 0) {
+            return refuse(BlockReason.MISALIGNED, "device offset " + offset + " is not a multiple of "
+                    + dev.name() + "'s logical block size " + g.logicalBlockSize());
+        }
+        if (access.write() && g.readOnly()) {
+            return refuse(BlockReason.READ_ONLY, dev.name() + " is read-only (BLKROGET)");
+        }
+        if (!topology.peerToPeer(access.importer(), dev.endpoint())) {
+            return refuse(BlockReason.NO_P2P_PATH, "no peer-to-peer path between " + access.importer().name()
+                    + " and " + dev.name() + " (" + topology.source() + ")");
+        }
+        if (access.atomic() && !topology.atomics(access.importer(), dev.endpoint())) {
+            return refuse(BlockReason.NO_ATOMICS_ON_PATH, "the path " + access.importer().name() + " - " + dev.name()
+                    + " does not carry PCIe atomics (" + topology.source() + ")");
+        }
+        if (!dev.reserve(length)) {
+            return refuse(BlockReason.APERTURE_EXHAUSTED, dev.name() + "'s aperture of " + dev.endpoint().apertureBytes()
+                    + " bytes has " + (dev.endpoint().apertureBytes() - dev.apertureUsed()) + " free; "
+                    + length + " asked");
+        }
+        return new BlockDecision.Granted(dev, offset, length, dev.endpoint().busAddress(offset));
+    }
+
+    /** Gives back what a grant reserved (device_unmap, or an all-or-nothing request that failed elsewhere). */
+    public void release(BlockDecision.Granted granted) {
+        granted.device().release(granted.length());
+    }
+
+    private static BlockDecision refuse(BlockReason reason, String detail) {
+        return new BlockDecision.Refused(new Refusal(reason, detail));
+    }
+
+    private static long roundUp(long v, long to) {
+        return (v + to - 1) / to * to;
+    }
+
+    @Override
+    public void close() throws SysException {
+        SysException failure = null;
+        for (BlockDevice d : new ArrayList<>(devices.values())) {
+            try {
+                d.close();
+            } catch (SysException e) {
+                if (failure == null) failure = e; else failure.addSuppressed(e);
+            }
+        }
+        devices.clear();
+        if (failure != null) throw failure;
+    }
+
+    public List<BlockDevice> known() {
+        return List.copyOf(devices.values());
+    }
+}

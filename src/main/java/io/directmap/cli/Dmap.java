@@ -1,0 +1,41 @@
+package io.directmap.cli;
+
+import io.directmap.fs.InvalidRequestException;
+import java.io.IOException;
+import java.io.PrintWriter;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The dmap command. Exit codes: 0 done, 1 the system failed, 2 invalid input. */
+@Command(name = "dmap", mixinStandardHelpOptions = true, version = "dmap 0.1.0",
+        description = "Map a file's blocks into a device and move its bytes straight from the block device.",
+        subcommands = {MapCommand.class, ExplainCommand.class, DemoCommand.class, CommandLine.HelpCommand.class})
+public final class Dmap {
+    public static final int OK = 0, FAILED = 1, INVALID_INPUT = 2;
+
+    public static void main(String[] args) {
+        System.exit(run(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args));
+    }
+
+    /** Runs with the given streams (tests capture them); returns the exit code. */
+    public static int run(PrintWriter out, PrintWriter err, String... args) {
+        CommandLine cl = new CommandLine(new Dmap());
+        cl.setOut(out);
+        cl.setErr(err);
+        cl.setExecutionExceptionHandler((ex, line, parsed) -> {
+            if (ex instanceof InvalidRequestException) {
+                err.println("dmap: " + ex.getMessage());
+                return INVALID_INPUT;
+            }
+            if (ex instanceof IOException || ex instanceof IllegalArgumentException) {
+                err.println("dmap: " + ex.getMessage());
+                if (System.getenv("DMAP_DEBUG") != null) ex.printStackTrace(err);
+                return ex instanceof IllegalArgumentException ? INVALID_INPUT : FAILED;
+            }
+            err.println("dmap: internal error: " + ex);
+            ex.printStackTrace(err);
+            return FAILED;
+        });
+        return cl.execute(args);
+    }
+}

@@ -1,0 +1,82 @@
+package io.directmap.cli;
+
+import io.directmap.sys.Commands;
+import io.directmap.sys.FileHandle;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/** Files with telling layouts, for the demo and the tests: data, cache state, holes, preallocation. */
+public final class Workloads {
+    private static final int CHUNK = 1 << 20;
+
+    private Workloads() {}
+
+    /** Writes length bytes of seeded, incompressible data at offset (the file grows as needed). */
+    public static void write(Path file, long offset, long length, long seed) throws IOException {
+        fill(file, offset, length, seed, false);
+    }
+
+    /** Writes length bytes of seeded text-like data that compresses well (btrfs compression). */
+    public static void writeCompressible(Path file, long offset, long length, long seed) throws IOException {
+        fill(file, offset, length, seed, true);
+    }
+
+    private static void fill(Path file, long offset, long length, long seed, boolean compressible) throws IOException {
+        ByteBuffer buf = ByteBuffer.allocateDirect(CHUNK).order(ByteOrder.LITTLE_ENDIAN);
+        long x = seed * 0x9E3779B97F4A7C15L + 1;
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+            for (long done = 0; done < length; ) {
+                buf.clear();
+                int n = (int) Math.min(CHUNK, length - done);
+                for (int i = 0; i + 8 <= n; i += 8) {
+                    x ^= x << 13; x ^= x >>> 7; x ^= x << 17;
+                    buf.putLong(compressible ? (x & 0x0707070707070707L) | 0x6161616161616161L : x);
+                }
+                while (buf.position() < n) buf.put((byte) x);
+                buf.flip();
+                while (buf.hasRemaining()) done += ch.write(buf, offset + done);
+            }
+        }
+    }
+
+    /** fsync, then drop the file's clean pages from the page cache (posix_fadvise, no root needed). */
+    public static void syncAndEvict(Path file) throws IOException {
+        try (FileHandle h = FileHandle.openRead(file)) {
+            h.fsync();
+            h.dropCache(0, 0);
+        }
+    }
+
+    /**
+     * Brings exactly [offset, offset+length) into the page cache (posix_fadvise WILLNEED), without
+     * the readahead a plain read would add around it.
+     */
+    public static void cache(Path file, long offset, long length) throws IOException {
+        // One WILLNEED reads at most the device's readahead window; ask in small steps to cover it all.
+        try (FileHandle h = FileHandle.openRead(file)) {
+            for (long at = offset; at < offset + length; at += 512 * 1024) {
+                h.prefetch(at, Math.min(512 * 1024, offset + length - at));
+            }
+        }
+    }
+
+    /** fallocate(1): preallocates [offset, offset+length) as unwritten extents. */
+    public static void preallocate(Path file, long offset, long length) throws IOException {
+        Commands.run("fallocate", "-o", Long.toString(offset), "-l", Long.toString(length), file.toString());
+    }
+
+    /** The file's bytes in [offset, offset+length), read through the file system: the reference. */
+    public static byte[] read(Path file, long offset, int length) throws IOException {
+        ByteBuffer buf = ByteBuffer.allocate(length);
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            while (buf.hasRemaining()) {
+                if (ch.read(buf, offset + buf.position()) < 0) break;
+            }
+        }
+        return buf.array();
+    }
+}

@@ -1,0 +1,101 @@
+package io.directmap.device;
+
+import io.directmap.device.IommuTable.Entry;
+import io.directmap.device.IommuTable.Target;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongConsumer;
+
+/**
+ * The software device's DMA engine: moves the bytes of programmed table entries into device
+ * memory, queueDepth requests in flight. A peer entry is read from the block device with O_DIRECT
+ * (the page cache is never touched); a host entry is copied from page-cache pages, faulting them
+ * in. Platform threads, because a blocking native read pins a virtual thread's carrier anyway.
+ */
+final class DmaEngine implements AutoCloseable {
+    static final long PEER_REQUEST = 4L << 20, HOST_REQUEST = 2L << 20;
+
+    private final ExecutorService workers;
+    private final int depth;
+
+    DmaEngine(String device, int depth) {
+        this.depth = depth;
+        this.workers = Executors.newFixedThreadPool(depth, Thread.ofPlatform().daemon().name(device + "-dma-", 0).factory());
+    }
+
+    int depth() { return depth; }
+
+    /** Transfers every entry into memory; progress gets the bytes done so far after each request. */
+    void transfer(List<Entry> entries, MemorySegment memory, LongConsumer progress) throws IOException {
+        List<Future<?>> inFlight = new ArrayList<>();
+        AtomicLong done = new AtomicLong();
+        for (Entry e : entries) {
+            long request = e.target() instanceof Target.Peer ? PEER_REQUEST : HOST_REQUEST;
+            for (long off = 0; off < e.length(); off += request) {
+                long o = off, n = Math.min(request, e.length() - off);
+                inFlight.add(workers.submit(() -> {
+                    move(e, o, n, memory);
+                    progress.accept(done.addAndGet(n));
+                    return null;
+                }));
+            }
+        }
+        IOException failure = null;
+        for (Future<?> f : inFlight) {
+            try {
+                f.get();
+            } catch (ExecutionException ex) {
+                IOException io = ex.getCause() instanceof IOException i ? i : new IOException("DMA failed: " + ex.getCause(), ex.getCause());
+                if (failure == null) {
+                    failure = io;
+                    inFlight.forEach(x -> x.cancel(false));
+                } else if (failure != io) {
+                    failure.addSuppressed(io);
+                }
+            } catch (java.util.concurrent.CancellationException ignored) {
+                // cancelled after an earlier failure
+            } catch (InterruptedException ex) {
+                Thread.currentThread().interrupt();
+                inFlight.forEach(x -> x.cancel(false));
+                throw new IOException("interrupted during DMA", ex);
+            }
+        }
+        if (failure != null) throw failure;
+    }
+
+    private static void move(Entry e, long off, long n, MemorySegment memory) throws IOException {
+        long dst = e.memoryOffset() + off;
+        switch (e.target()) {
+            case Target.Peer p -> {
+                int lbs = p.device().geometry().logicalBlockSize();
+                // O_DIRECT moves whole logical blocks; the tail past the file's end is zeroed later.
+                long len = Math.min((n + lbs - 1) / lbs * lbs, memory.byteSize() - dst);
+                long got = p.device().directHandle().preadFully(memory.asSlice(dst, len), p.deviceOffset() + off);
+                if (got < n) {
+                    throw new IOException(p.device().devNode() + ": short read at " + (p.deviceOffset() + off)
+                            + " (" + got + " of " + n + " bytes); the device ended early");
+                }
+            }
+            case Target.HostPages h -> {
+                try {
+                    MemorySegment.copy(h.pages(), off, memory, dst, n);
+                } catch (InternalError fault) {
+                    // SIGBUS on a mapped page: the file was truncated under the mapping.
+                    throw new IOException("page fault at " + off + " of a mapping: the file shrank while mapped", fault);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        workers.shutdownNow();
+    }
+}

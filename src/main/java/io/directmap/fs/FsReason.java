@@ -1,0 +1,50 @@
+package io.directmap.fs;
+
+import io.directmap.block.Layer;
+import io.directmap.block.Reason;
+import java.util.Locale;
+
+/**
+ * The file system's refusals, one per check, like fs/iomap/swapfile.c. ALL_OR_NOTHING is the
+ * importer's own: it asked for the whole range or nothing, and some other part was refused.
+ */
+public enum FsReason implements Reason {
+    PAGE_CACHED("pages are in the page cache (policy: use the cache)"),
+    PAGE_DIRTY("pages are dirty or under writeback: the blocks on disk are stale"),
+    CACHE_STATE_UNKNOWN("the page-cache state cannot be read, so the blocks may be stale"),
+    DELALLOC("delayed allocation: the data has no blocks yet"),
+    UNWRITTEN("unwritten (preallocated) extent: the file reads zeros, the blocks hold garbage"),
+    HOLE("hole: no blocks, the file reads zeros"),
+    INLINE("inline data: stored in the inode or metadata, not in data blocks"),
+    ENCODED("encoded extent (compressed): the blocks do not hold the bytes as read"),
+    ENCRYPTED("encrypted data: the blocks hold ciphertext"),
+    UNKNOWN_LOCATION("the file system does not say where this extent is"),
+    SHARED_FOR_WRITE("shared (reflinked) extent: writing it would change another file"),
+    JOURNALED_DATA("data journaling: the current bytes may be in the journal"),
+    VERITY("fs-verity file: reading blocks directly would skip verification"),
+    REALTIME_DEVICE("xfs realtime file: its blocks are on the realtime device"),
+    MULTI_DEVICE("btrfs over several devices: not mapped to one device range"),
+    STRIPED("striped btrfs profile (RAID0/10/5/6): not one contiguous device range"),
+    CHUNK_MAP_UNREADABLE("the btrfs chunk tree cannot be read to find the device offset"),
+    NO_BLOCK_MAPPING("this file system has no block device behind its files"),
+    NO_BLOCK_DEVICE("the file system's block device cannot be found"),
+    NO_FIEMAP("the file system does not report extents (FIEMAP)"),
+    STACKING_TOO_DEEP("too many loop devices stacked"),
+    WRITE_NOT_SUPPORTED("writable mappings are not supported yet"),
+    PIN_NOT_SUPPORTED("pinned mappings (dma_buf) are not supported yet"),
+    ALL_OR_NOTHING(Layer.IMPORTER, "the importer asked for all or nothing, and part of the range was refused");
+
+    private final Layer layer;
+    private final String summary;
+
+    FsReason(String summary) { this(Layer.FILESYSTEM, summary); }
+
+    FsReason(Layer layer, String summary) {
+        this.layer = layer;
+        this.summary = summary;
+    }
+
+    @Override public Layer layer() { return layer; }
+    @Override public String code() { return name().toLowerCase(Locale.ROOT); }
+    @Override public String summary() { return summary; }
+}

@@ -1,0 +1,96 @@
+package io.directmap.fs;
+
+import io.directmap.sys.Errno;
+import io.directmap.sys.FileHandle;
+import io.directmap.sys.MountInfo;
+import io.directmap.sys.StatFs;
+import io.directmap.sys.Statx;
+import io.directmap.sys.SysException;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Optional;
+
+/**
+ * A file opened for device mapping: its descriptor (kept open, so a file deleted while mapped
+ * keeps its blocks), what statx said at open, its file system and adapter.
+ */
+public final class OpenFile implements AutoCloseable {
+    private final Path path;
+    private final FileHandle handle;
+    private final Statx.Info stat;
+    private final FsAdapter adapter;
+    private final Optional<MountInfo.Mount> mount;
+
+    private OpenFile(Path path, FileHandle handle, Statx.Info stat, FsAdapter adapter, Optional<MountInfo.Mount> mount) {
+        this.path = path;
+        this.handle = handle;
+        this.stat = stat;
+        this.adapter = adapter;
+        this.mount = mount;
+    }
+
+    /** Opens a regular, non-empty file; anything else is refused with a message that says what to do. */
+    public static OpenFile open(Path path) throws IOException {
+        Path abs = path.toAbsolutePath().normalize();
+        Statx.Info st;
+        try {
+            st = Statx.of(abs);
+        } catch (SysException e) {
+            if (e.errno() == Errno.ENOENT || e.errno() == Errno.ENOTDIR) {
+                throw new InvalidRequestException(path + ": no such file; check the path");
+            }
+            if (e.errno() == Errno.EACCES) throw new InvalidRequestException(path + ": permission denied; check its permissions");
+            throw e;
+        }
+        switch (st.type()) {
+            case DIRECTORY -> throw new InvalidRequestException(path + " is a directory; give a regular file");
+            case REGULAR -> { }
+            default -> throw new InvalidRequestException(path + " is not a regular file (" + st.type().name().toLowerCase()
+                    + "); DirectMap maps regular files");
+        }
+        if (st.size() == 0) throw new InvalidRequestException(path + " is empty: there is nothing to map");
+        FileHandle h;
+        try {
+            h = FileHandle.openRead(abs);
+        } catch (SysException e) {
+            if (e.errno() == Errno.EACCES) throw new InvalidRequestException(path + ": permission denied; check its permissions");
+            if (e.errno() == Errno.ENOENT) throw new InvalidRequestException(path + ": no such file (deleted just now?)");
+            throw e;
+        }
+        try {
+            Statx.Info now = Statx.of(h);
+            Optional<MountInfo.Mount> mount = MountInfo.of(now.devMajor(), now.devMinor(), abs);
+            FsAdapter adapter = Adapters.forType(StatFs.type(h), mount.map(MountInfo.Mount::fsType).orElse(""));
+            return new OpenFile(abs, h, now, adapter, mount);
+        } catch (IOException | RuntimeException e) {
+            try {
+                h.close();
+            } catch (SysException c) {
+                e.addSuppressed(c);
+            }
+            throw e;
+        }
+    }
+
+    public Path path() { return path; }
+    public FileHandle handle() { return handle; }
+    public Statx.Info stat() { return stat; }
+    /** The size now (it can change after open). */
+    public long size() throws SysException { return Statx.of(handle).size(); }
+    public FsAdapter adapter() { return adapter; }
+    public String fsType() { return adapter.name(); }
+    public String mountPoint() { return mount.map(m -> m.mountPoint().toString()).orElse("?"); }
+    public String mountSource() { return mount.map(MountInfo.Mount::source).orElse(""); }
+    String mountOptions() { return mount.map(MountInfo.Mount::options).orElse(""); }
+
+    /** Identity of the inode: st_dev and st_ino. */
+    public String key() { return stat.dev() + "/" + stat.inode(); }
+
+    @Override
+    public void close() throws SysException {
+        handle.close();
+    }
+
+    @Override
+    public String toString() { return path.toString(); }
+}

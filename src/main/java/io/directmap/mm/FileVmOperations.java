@@ -1,0 +1,55 @@
+package io.directmap.mm;
+
+import io.directmap.fs.DeviceMapping;
+import io.directmap.fs.FsLayer;
+import io.directmap.fs.InvalidRequestException;
+import io.directmap.fs.MapRequest;
+import io.directmap.pci.Topology.Endpoint;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.util.Set;
+
+/** The vm operations of a regular file: fault through the mapping, device_map through the file system. */
+final class FileVmOperations implements VmOperations {
+    private final FsLayer fs;
+
+    FileVmOperations(FsLayer fs) {
+        this.fs = fs;
+    }
+
+    @Override
+    public MemorySegment fault(Vma vma, long offset, long length) throws IOException {
+        check(vma, offset, offset + length);
+        return vma.pages().asSlice(offset, length);
+    }
+
+    @Override
+    public DeviceMapping deviceMap(Vma vma, Endpoint importer, long start, long end, Set<MapFlag> flags,
+                                   boolean allOrNothing) throws IOException {
+        if (vma.isClosed()) throw new IllegalStateException(vma + " is unmapped");
+        check(vma, start, end);
+        var request = new MapRequest(importer, start, end, flags.contains(MapFlag.WRITE),
+                flags.contains(MapFlag.SUPPORT_ATOMIC_OP), flags.contains(MapFlag.PIN), allOrNothing);
+        DeviceMapping m = fs.deviceMap(vma.file(), request);
+        vma.onUnmap(m, () -> fs.deviceUnmap(m));
+        return m;
+    }
+
+    @Override
+    public void deviceUnmap(Vma vma, Endpoint importer, DeviceMapping mapping) {
+        if (!mapping.importer().equals(importer)) {
+            throw new IllegalArgumentException(mapping + " belongs to " + mapping.importer().name() + ", not " + importer.name());
+        }
+        vma.forget(mapping);
+        fs.deviceUnmap(mapping);
+    }
+
+    private static void check(Vma vma, long start, long end) throws InvalidRequestException {
+        long page = io.directmap.sys.Process.PAGE_SIZE;
+        long pageEnd = (vma.length() + page - 1) / page * page;
+        if (start < 0 || end < start || end > pageEnd) {
+            throw new InvalidRequestException(vma.file().path() + ": range [" + start + ", " + end
+                    + ") is outside the mapping [0, " + vma.length() + ")");
+        }
+    }
+}

@@ -1,0 +1,27 @@
+package io.directmap.mm;
+
+import io.directmap.fs.DeviceMapping;
+import io.directmap.pci.Topology.Endpoint;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.util.Set;
+
+/**
+ * vm_operations_struct with the proposal's two callbacks. A file's vma gets them from its file
+ * system; a device file's vma gets them from the exporting driver.
+ */
+public interface VmOperations {
+    /** The page-cache bytes of [offset, offset+length) of the vma, faulted in as a CPU access would. */
+    MemorySegment fault(Vma vma, long offset, long length) throws IOException;
+
+    /**
+     * device_map: may importer access [start, end) of the vma directly? Returns a typed answer
+     * for every part of the range (direct, or fallback with who refused and why). Refusal is a
+     * normal outcome; exceptions are for bad input and broken systems.
+     */
+    DeviceMapping deviceMap(Vma vma, Endpoint importer, long start, long end, Set<MapFlag> flags,
+                            boolean allOrNothing) throws IOException;
+
+    /** device_unmap: releases exactly what deviceMap handed out. Idempotent. */
+    void deviceUnmap(Vma vma, Endpoint importer, DeviceMapping mapping);
+}

@@ -1,0 +1,82 @@
+package io.directmap.mm;
+
+import io.directmap.fs.DeviceMapping;
+import io.directmap.fs.OpenFile;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * A shared, read-only mapping of a whole file into this process, and the operations its owner
+ * supplies. Closing it (munmap) releases every device mapping still made through it, as the
+ * kernel's mmu notifier release does.
+ */
+public final class Vma implements AutoCloseable {
+    private final OpenFile file;
+    private final Arena arena;
+    private final MemorySegment pages;
+    private final VmOperations ops;
+    private final Map<DeviceMapping, Runnable> live = new IdentityHashMap<>();
+    private final Consumer<Vma> onClose;
+    private boolean closed;
+
+    Vma(OpenFile file, Arena arena, MemorySegment pages, VmOperations ops, Consumer<Vma> onClose) {
+        this.file = file;
+        this.arena = arena;
+        this.pages = pages;
+        this.ops = ops;
+        this.onClose = onClose;
+    }
+
+    public OpenFile file() { return file; }
+    public VmOperations ops() { return ops; }
+    /** The length of the mapping (the file's size at mmap). */
+    public long length() { return pages.byteSize(); }
+    /** The virtual address where the mapping starts, as a device mirroring it sees it. */
+    public long address() { return pages.address(); }
+
+    /** The mapped bytes; touching them faults pages in through the page cache. */
+    MemorySegment pages() { return pages; }
+
+    /** Runs release when the vma is unmapped, unless the device mapping was released first. */
+    public synchronized void onUnmap(DeviceMapping mapping, Runnable release) {
+        if (closed) throw new IllegalStateException(this + " is unmapped");
+        live.put(mapping, release);
+    }
+
+    /** The device mapping was released: nothing to do for it at munmap. */
+    public synchronized void forget(DeviceMapping mapping) {
+        live.remove(mapping);
+    }
+
+    /** Device mappings made through this vma and not yet released. */
+    public synchronized int liveDeviceMappings() {
+        return live.size();
+    }
+
+    public synchronized boolean isClosed() { return closed; }
+
+    @Override
+    public void close() throws java.io.IOException {
+        List<Runnable> releases;
+        synchronized (this) {
+            if (closed) return;
+            closed = true;
+            releases = new ArrayList<>(live.values());
+            live.clear();
+        }
+        releases.forEach(Runnable::run);
+        onClose.accept(this);
+        arena.close();
+        file.close();
+    }
+
+    @Override
+    public String toString() {
+        return String.format("vma 0x%x+%d of %s", address(), length(), file.path());
+    }
+}

@@ -1,0 +1,144 @@
+package io.directmap.pci;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * Where devices sit and what the bus between them allows: which pairs can do peer-to-peer, which
+ * paths carry PCIe atomics, how much BAR aperture each device exposes. Real devices take their PCI
+ * address from sysfs; software devices exist only here.
+ *
+ * <p>The default topology makes every block device and every software device peers on one
+ * switch, with no atomics on any path (a block device never executes atomics on its data) and a
+ * 1 TiB aperture per block device, so the direct path works out of the box. A topology file says
+ * otherwise, one rule a line:
+ *
+ * <pre>
+ * bar     loop0 64M     # loop0 exposes 64 MiB of aperture for direct mappings
+ * no-p2p  gpu0  loop0   # no peer-to-peer path between them ("*" matches any endpoint)
+ * atomics gpu0  nvme0n1 # the path between them carries PCIe atomics
+ * </pre>
+ */
+public final class Topology {
+    public static final long DEFAULT_BLOCK_APERTURE = 1L << 40;
+    private static final long WINDOW = 1L << 44;
+
+    public enum Kind { BLOCK_DEVICE, IMPORTER, EXPORTER }
+
+    /**
+     * One device on the bus. busBase is where its aperture starts in the bus address space, so
+     * that a DMA address says which device it reaches.
+     */
+    public record Endpoint(String name, Kind kind, long busBase, long apertureBytes, Optional<String> pciSlot) {
+        public long busAddress(long offset) { return busBase + offset; }
+    }
+
+    private final Map<String, Endpoint> endpoints = new LinkedHashMap<>();
+    private final Map<String, Long> apertures;
+    private final Set<List<String>> noP2p;
+    private final Set<List<String>> atomics;
+    private final String source;
+
+    private Topology(Map<String, Long> apertures, Set<List<String>> noP2p, Set<List<String>> atomics, String source) {
+        this.apertures = apertures;
+        this.noP2p = noP2p;
+        this.atomics = atomics;
+        this.source = source;
+    }
+
+    public static Topology defaults() {
+        return new Topology(Map.of(), Set.of(), Set.of(), "default topology");
+    }
+
+    /** Reads a topology file; a bad line fails with the file, the line number and the rule's form. */
+    public static Topology load(Path file) throws IOException {
+        if (!Files.isRegularFile(file)) throw new IOException("topology file " + file + " does not exist or is not a file");
+        Map<String, Long> bar = new LinkedHashMap<>();
+        Set<List<String>> noP2p = new HashSet<>(), atomics = new HashSet<>();
+        List<String> lines = Files.readAllLines(file);
+        for (int i = 0; i < lines.size(); i++) {
+            String line = lines.get(i).replaceFirst("#.*", "").trim();
+            if (line.isEmpty()) continue;
+            String[] w = line.split("\\s+");
+            String where = file + ":" + (i + 1) + ": ";
+            if (w.length != 3) throw new IOException(where + "expected 'bar NAME SIZE', 'no-p2p A B' or 'atomics A B', got '" + line + "'");
+            switch (w[0]) {
+                case "bar" -> bar.put(w[1], parseSize(w[2], where));
+                case "no-p2p" -> noP2p.add(List.of(w[1], w[2]));
+                case "atomics" -> atomics.add(List.of(w[1], w[2]));
+                default -> throw new IOException(where + "unknown rule '" + w[0] + "'; rules are bar, no-p2p, atomics");
+            }
+        }
+        return new Topology(bar, noP2p, atomics, file.toString());
+    }
+
+    /** "64M", "1G", "4096": bytes. */
+    public static long parseSize(String s, String where) throws IOException {
+        String t = s.trim().toUpperCase(Locale.ROOT).replaceFirst("I?B$", "");
+        long unit = 1;
+        if (!t.isEmpty()) {
+            switch (t.charAt(t.length() - 1)) {
+                case 'K' -> unit = 1L << 10;
+                case 'M' -> unit = 1L << 20;
+                case 'G' -> unit = 1L << 30;
+                case 'T' -> unit = 1L << 40;
+                default -> unit = 1;
+            }
+        }
+        String digits = unit == 1 ? t : t.substring(0, t.length() - 1);
+        try {
+            long v = Long.parseLong(digits);
+            if (v < 0) throw new NumberFormatException();
+            return Math.multiplyExact(v, unit);
+        } catch (NumberFormatException | ArithmeticException e) {
+            throw new IOException(where + "'" + s + "' is not a size (examples: 4096, 64M, 2G)");
+        }
+    }
+
+    /** The endpoint with this name, registered on first sight. */
+    public synchronized Endpoint endpoint(String name, Kind kind, Optional<String> pciSlot, long defaultAperture) {
+        return endpoints.computeIfAbsent(name, n -> new Endpoint(n, kind, WINDOW * (endpoints.size() + 1),
+                apertures.getOrDefault(n, defaultAperture), pciSlot));
+    }
+
+    /** Which endpoint a bus address falls in, as the bus routes a DMA. */
+    public synchronized Optional<Endpoint> route(long busAddress) {
+        return endpoints.values().stream()
+                .filter(e -> busAddress >= e.busBase() && busAddress < e.busBase() + WINDOW).findFirst();
+    }
+
+    public boolean peerToPeer(Endpoint a, Endpoint b) {
+        return !matches(noP2p, a.name(), b.name());
+    }
+
+    public boolean atomics(Endpoint a, Endpoint b) {
+        return matches(atomics, a.name(), b.name());
+    }
+
+    private static boolean matches(Set<List<String>> rules, String a, String b) {
+        for (List<String> r : rules) {
+            if ((m(r.get(0), a) && m(r.get(1), b)) || (m(r.get(0), b) && m(r.get(1), a))) return true;
+        }
+        return false;
+    }
+
+    private static boolean m(String pattern, String name) {
+        return pattern.equals("*") || pattern.equals(name);
+    }
+
+    public synchronized List<Endpoint> endpoints() {
+        return new ArrayList<>(endpoints.values());
+    }
+
+    /** Where the rules came from: "default topology" or the file. */
+    public String source() { return source; }
+}

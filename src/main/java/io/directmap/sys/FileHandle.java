@@ -1,0 +1,246 @@
+package io.directmap.sys;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * An open file descriptor (open(2), pread(2), pwrite(2), posix_fadvise(2), mmap(2), close(2)).
+ * Closing is idempotent; a closed handle fails with EBADF rather than touching a recycled number.
+ */
+public final class FileHandle implements AutoCloseable {
+    // open(2) flags, <asm-generic/fcntl.h> on x86-64
+    private static final int O_RDONLY = 0, O_RDWR = 2, O_CREAT = 0100, O_DIRECT = 040000, O_CLOEXEC = 02000000;
+    private static final int POSIX_FADV_DONTNEED = 4, POSIX_FADV_WILLNEED = 3;
+    private static final int PROT_READ = 1, MAP_SHARED = 1;
+
+    // (MemorySegment state, const char*, int, ...int)int
+    private static final MethodHandle OPEN = Libc.errnoHandle("open",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), Linker.Option.firstVariadicArg(2));
+    // (state, int, void*, size_t, off_t)ssize_t
+    private static final MethodHandle PREAD = Libc.errnoHandle("pread",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
+    private static final MethodHandle PWRITE = Libc.errnoHandle("pwrite",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
+    private static final MethodHandle CLOSE = Libc.errnoHandle("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    private static final MethodHandle FSYNC = Libc.errnoHandle("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    // posix_fadvise returns the error number instead of setting errno: (int, off_t, off_t, int)int
+    private static final MethodHandle FADVISE = Libc.plainHandle("posix_fadvise",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
+    // (state, void*, size_t, int, int, int, off_t)void*
+    private static final MethodHandle MMAP = Libc.errnoHandle("mmap",
+            FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
+    private static final MethodHandle MUNMAP = Libc.plainHandle("munmap",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+
+    private static final AtomicInteger OPEN_COUNT = new AtomicInteger();
+
+    private final String path;
+    private final boolean direct;
+    private volatile int fd;
+
+    private FileHandle(String path, int fd, boolean direct) {
+        this.path = path;
+        this.fd = fd;
+        this.direct = direct;
+        OPEN_COUNT.incrementAndGet();
+    }
+
+    /** Opens for reading, through the page cache. */
+    public static FileHandle openRead(Path path) throws SysException {
+        return open(path.toString(), O_RDONLY, false);
+    }
+
+    /** Opens for reading with O_DIRECT: bypasses the page cache; offsets, lengths and buffers must be aligned. */
+    public static FileHandle openDirect(Path path) throws SysException {
+        return open(path.toString(), O_RDONLY | O_DIRECT, true);
+    }
+
+    /** Opens for reading and writing, creating the file if needed (tests, demo). */
+    public static FileHandle openReadWrite(Path path) throws SysException {
+        return open(path.toString(), O_RDWR | O_CREAT, false);
+    }
+
+    private static FileHandle open(String path, int flags, boolean direct) throws SysException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = Libc.state();
+            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path), flags | O_CLOEXEC, 0644);
+            if (fd < 0) {
+                int errno = Libc.errno(state);
+                throw new SysException(direct ? "open O_DIRECT" : "open", path, errno, openHint(errno));
+            }
+            return new FileHandle(path, fd, direct);
+        } catch (SysException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    private static String openHint(int errno) {
+        return switch (errno) {
+            case Errno.EACCES -> "check the permissions, or run as root";
+            case Errno.EPERM -> "the kernel forbids this open even to root (a protected or in-use device)";
+            case Errno.ENOENT -> "check the path";
+            case Errno.EINVAL -> "this file system does not support O_DIRECT";
+            default -> "";
+        };
+    }
+
+    /** The number of FileHandles open in this JVM, for leak checks. */
+    public static int openCount() {
+        return OPEN_COUNT.get();
+    }
+
+    public String path() { return path; }
+    public boolean isDirect() { return direct; }
+
+    int fd() throws SysException {
+        int f = fd;
+        if (f < 0) throw new SysException("use", path, Errno.EBADF, "the handle was closed");
+        return f;
+    }
+
+    /**
+     * Reads up to dst.byteSize() bytes at offset; returns the count (short at end of file).
+     * Allocates nothing: it is the DMA engine's per-request call.
+     */
+    public long pread(MemorySegment dst, long offset) throws SysException {
+        try {
+            MemorySegment state = Libc.state();
+            long n = (long) PREAD.invokeExact(state, fd(), dst, dst.byteSize(), offset);
+            if (n < 0) {
+                int errno = Libc.errno(state);
+                throw new SysException(direct ? "pread O_DIRECT" : "pread",
+                        path + " @" + offset + "+" + dst.byteSize(), errno,
+                        errno == Errno.EINVAL && direct ? "offset, length or buffer not aligned to the logical block size" : "");
+            }
+            return n;
+        } catch (SysException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** Reads exactly dst.byteSize() bytes unless end of file comes first; returns the count. */
+    public long preadFully(MemorySegment dst, long offset) throws SysException {
+        long done = 0;
+        while (done < dst.byteSize()) {
+            long n = pread(dst.asSlice(done), offset + done);
+            if (n == 0) break;
+            done += n;
+        }
+        return done;
+    }
+
+    public void pwriteFully(MemorySegment src, long offset) throws SysException {
+        long done = 0;
+        while (done < src.byteSize()) {
+            try {
+                MemorySegment state = Libc.state();
+                MemorySegment slice = src.asSlice(done);
+                long n = (long) PWRITE.invokeExact(state, fd(), slice, slice.byteSize(), offset + done);
+                if (n < 0) throw new SysException("pwrite", path + " @" + (offset + done), Libc.errno(state), "");
+                done += n;
+            } catch (SysException e) {
+                throw e;
+            } catch (Throwable t) {
+                throw new AssertionError(t);
+            }
+        }
+    }
+
+    public void fsync() throws SysException {
+        try {
+            MemorySegment state = Libc.state();
+            if ((int) FSYNC.invokeExact(state, fd()) != 0) throw new SysException("fsync", path, Libc.errno(state), "");
+        } catch (SysException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** posix_fadvise(DONTNEED): drops clean cached pages of the range (no root needed). */
+    public void dropCache(long offset, long length) throws SysException {
+        fadvise(offset, length, POSIX_FADV_DONTNEED, "posix_fadvise DONTNEED");
+    }
+
+    /** posix_fadvise(WILLNEED): starts reading the range into the page cache. */
+    public void prefetch(long offset, long length) throws SysException {
+        fadvise(offset, length, POSIX_FADV_WILLNEED, "posix_fadvise WILLNEED");
+    }
+
+    private void fadvise(long offset, long length, int advice, String call) throws SysException {
+        try {
+            int err = (int) FADVISE.invokeExact(fd(), offset, length, advice);
+            if (err != 0) throw new SysException(call, path, err, "");
+        } catch (SysException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /**
+     * mmap(PROT_READ, MAP_SHARED) of the first length bytes. The mapping lives until the arena
+     * closes; touching it faults pages in through the page cache, as a CPU access would.
+     */
+    public MemorySegment mapShared(long length, Arena arena) throws SysException {
+        try {
+            MemorySegment state = Libc.state();
+            MemorySegment addr = (MemorySegment) MMAP.invokeExact(state, MemorySegment.NULL, length,
+                    PROT_READ, MAP_SHARED, fd(), 0L);
+            if (addr.address() == -1L) {
+                throw new SysException("mmap", path + " 0+" + length, Libc.errno(state), "");
+            }
+            return addr.reinterpret(length, arena, FileHandle::unmap);
+        } catch (SysException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    private static void unmap(MemorySegment s) {
+        try {
+            int rc = (int) MUNMAP.invokeExact(s, s.byteSize());
+            assert rc == 0;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    @Override
+    public void close() throws SysException {
+        int f;
+        synchronized (this) {
+            f = fd;
+            if (f < 0) return;
+            fd = -1;
+        }
+        OPEN_COUNT.decrementAndGet();
+        try {
+            MemorySegment state = Libc.state();
+            if ((int) CLOSE.invokeExact(state, f) != 0) throw new SysException("close", path, Libc.errno(state), "");
+        } catch (SysException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return path + (direct ? " (O_DIRECT)" : "");
+    }
+}

@@ -1,0 +1,84 @@
+package io.directmap.sys;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Optional;
+
+/**
+ * /sys/dev/block/MAJ:MIN (Documentation/ABI/stable/sysfs-block): what a device number is —
+ * a whole disk, a partition of one (start in 512-byte sectors), a loop device over a backing file,
+ * a device-mapper target.
+ */
+public final class SysfsBlock {
+    private static final Path SYS_DEV_BLOCK = Path.of("/sys/dev/block");
+
+    /** What sysfs knows of one block device. Optional parts are empty where they do not apply. */
+    public record Info(String name, int major, int minor, Path devNode,
+                       Optional<Partition> partition, Optional<Loop> loop, Optional<String> deviceMapper,
+                       Optional<String> pciSlot) {
+        public String number() { return major + ":" + minor; }
+    }
+
+    /** A partition starts startBytes into its parent disk. */
+    public record Partition(String parentName, int parentMajor, int parentMinor, long startBytes) {}
+
+    /** A loop device reads backingFile from offsetBytes; directIo is the loop's dio setting. */
+    public record Loop(Path backingFile, long offsetBytes, boolean directIo) {}
+
+    private SysfsBlock() {}
+
+    /** Empty where the number is no block device (tmpfs, btrfs's anonymous devices, ...). */
+    public static Optional<Info> lookup(int major, int minor) {
+        Path link = SYS_DEV_BLOCK.resolve(major + ":" + minor);
+        if (!Files.exists(link)) return Optional.empty();
+        try {
+            Path dir = link.toRealPath();
+            String name = dir.getFileName().toString();
+            Optional<Partition> partition = Optional.empty();
+            if (Files.exists(dir.resolve("partition"))) {
+                Path parent = dir.getParent();
+                int[] pn = number(read(parent.resolve("dev")));
+                partition = Optional.of(new Partition(parent.getFileName().toString(), pn[0], pn[1],
+                        Long.parseLong(read(dir.resolve("start"))) * 512));
+            }
+            Optional<Loop> loop = Optional.empty();
+            Path backing = dir.resolve("loop/backing_file");
+            if (Files.exists(backing)) {
+                Path dio = dir.resolve("loop/dio");
+                loop = Optional.of(new Loop(Path.of(read(backing)), Long.parseLong(read(dir.resolve("loop/offset"))),
+                        Files.exists(dio) && read(dio).equals("1")));
+            }
+            Optional<String> dm = Files.exists(dir.resolve("dm/name"))
+                    ? Optional.of(read(dir.resolve("dm/name"))) : Optional.empty();
+            Optional<String> pci = pciSlot(partition.isPresent() ? dir.getParent() : dir);
+            return Optional.of(new Info(name, major, minor, Path.of("/dev", name), partition, loop, dm, pci));
+        } catch (IOException | RuntimeException e) {
+            return Optional.empty();
+        }
+    }
+
+    /** The PCI address (0000:01:00.0) of the controller behind a disk, if it sits on PCI. */
+    private static Optional<String> pciSlot(Path diskDir) {
+        try {
+            Path device = diskDir.resolve("device");
+            if (!Files.exists(device)) return Optional.empty();
+            for (Path p = device.toRealPath(); p != null; p = p.getParent()) {
+                String n = p.getFileName() == null ? "" : p.getFileName().toString();
+                if (n.matches("[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\\.[0-7]")) return Optional.of(n);
+            }
+        } catch (IOException e) {
+            // no PCI path: a virtual device
+        }
+        return Optional.empty();
+    }
+
+    private static int[] number(String majMin) {
+        String[] p = majMin.split(":");
+        return new int[] {Integer.parseInt(p[0]), Integer.parseInt(p[1])};
+    }
+
+    private static String read(Path p) throws IOException {
+        return Files.readString(p).trim();
+    }
+}
