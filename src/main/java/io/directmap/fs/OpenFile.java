@@ -59,7 +59,7 @@ public final class OpenFile implements AutoCloseable {
         }
         try {
             Statx.Info now = Statx.of(h);
-            Optional<MountInfo.Mount> mount = MountInfo.of(now.devMajor(), now.devMinor(), abs);
+            Optional<MountInfo.Mount> mount = MountInfo.of(now.mountId());
             FsAdapter adapter = Adapters.forType(StatFs.type(h), mount.map(MountInfo.Mount::fsType).orElse(""));
             return new OpenFile(abs, h, now, adapter, mount);
         } catch (IOException | RuntimeException e) {

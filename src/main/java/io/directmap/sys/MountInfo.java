@@ -14,29 +14,26 @@ public final class MountInfo {
 
     private MountInfo() {}
 
-    /** The mount with this st_dev whose mount point holds file (the longest such mount point). */
-    public static Optional<Mount> of(int major, int minor, Path file) {
-        Mount best = null;
+    /**
+     * The mount with this mount id (statx's stx_mnt_id, mountinfo's first field). Matching by
+     * st_dev would miss btrfs, whose inodes carry a per-subvolume anonymous device number.
+     */
+    public static Optional<Mount> of(long mountId) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
                 // 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
                 String[] f = line.split(" ");
                 int dash = line.indexOf(" - ");
-                if (f.length < 5 || dash < 0) continue;
+                if (f.length < 5 || dash < 0 || Long.parseLong(f[0]) != mountId) continue;
                 String[] tail = line.substring(dash + 3).split(" ");
                 String[] mm = f[2].split(":");
-                if (Integer.parseInt(mm[0]) != major || Integer.parseInt(mm[1]) != minor) continue;
-                Path point = Path.of(unescape(f[4]));
-                if (!file.toAbsolutePath().startsWith(point)) continue;
-                if (best == null || point.getNameCount() >= best.mountPoint().getNameCount()) {
-                    best = new Mount(major, minor, point, tail[0], tail.length > 1 ? unescape(tail[1]) : "",
-                            tail.length > 2 ? tail[2] : "");
-                }
+                return Optional.of(new Mount(Integer.parseInt(mm[0]), Integer.parseInt(mm[1]), Path.of(unescape(f[4])),
+                        tail[0], tail.length > 1 ? unescape(tail[1]) : "", tail.length > 2 ? tail[2] : ""));
             }
         } catch (IOException | RuntimeException e) {
             return Optional.empty();
         }
-        return Optional.ofNullable(best);
+        return Optional.empty();
     }
 
     private static String unescape(String s) {

@@ -14,7 +14,7 @@ import java.nio.file.Path;
 /** statx(2), <linux/stat.h>: file type, size, device, inode and direct-I/O alignment. */
 public final class Statx {
     private static final int AT_FDCWD = -100, AT_EMPTY_PATH = 0x1000;
-    private static final int STATX_BASIC_STATS = 0x7ff, STATX_DIOALIGN = 0x2000;
+    private static final int STATX_BASIC_STATS = 0x7ff, STATX_DIOALIGN = 0x2000, STATX_MNT_ID = 0x1000;
     private static final int S_IFMT = 0170000, S_IFREG = 0100000, S_IFDIR = 0040000, S_IFBLK = 0060000;
     private static final int SIZE = 256;
 
@@ -26,7 +26,7 @@ public final class Statx {
 
     /** What statx says of a file. dioOffsetAlign is 0 where the fs does not support O_DIRECT. */
     public record Info(Type type, long size, long inode, int devMajor, int devMinor, int rdevMajor, int rdevMinor,
-                       int uid, int nlink, int blockSize, int dioMemAlign, int dioOffsetAlign) {
+                       int uid, int nlink, int blockSize, int dioMemAlign, int dioOffsetAlign, long mountId) {
         public boolean isRegular() { return type == Type.REGULAR; }
         public String dev() { return devMajor + ":" + devMinor; }
     }
@@ -46,14 +46,14 @@ public final class Statx {
             MemorySegment buf = arena.allocate(SIZE, 8);
             MemorySegment state = Libc.state();
             int rc = (int) STATX.invokeExact(state, dirfd, arena.allocateFrom(path), flags,
-                    STATX_BASIC_STATS | STATX_DIOALIGN, buf);
+                    STATX_BASIC_STATS | STATX_DIOALIGN | STATX_MNT_ID, buf);
             if (rc != 0) {
                 int errno = Libc.errno(state);
                 throw new SysException("statx", what, errno, errno == Errno.ENOENT ? "no such file: check the path" : "");
             }
             // struct statx offsets: stx_blksize@4 stx_nlink@16 stx_uid@20 stx_mode@28 (u16) stx_ino@32 stx_size@40
             // stx_rdev_major@128 stx_rdev_minor@132 stx_dev_major@136 stx_dev_minor@140
-            // stx_dio_mem_align@152 stx_dio_offset_align@156
+            // stx_mnt_id@144 stx_dio_mem_align@152 stx_dio_offset_align@156
             int mode = Short.toUnsignedInt(buf.get(JAVA_SHORT, 28));
             Type type = switch (mode & S_IFMT) {
                 case S_IFREG -> Type.REGULAR;
@@ -64,7 +64,7 @@ public final class Statx {
             return new Info(type, buf.get(JAVA_LONG, 40), buf.get(JAVA_LONG, 32),
                     buf.get(JAVA_INT, 136), buf.get(JAVA_INT, 140), buf.get(JAVA_INT, 128), buf.get(JAVA_INT, 132),
                     buf.get(JAVA_INT, 20), buf.get(JAVA_INT, 16), buf.get(JAVA_INT, 4),
-                    buf.get(JAVA_INT, 152), buf.get(JAVA_INT, 156));
+                    buf.get(JAVA_INT, 152), buf.get(JAVA_INT, 156), buf.get(JAVA_LONG, 144));
         } catch (SysException e) {
             throw e;
         } catch (Throwable t) {

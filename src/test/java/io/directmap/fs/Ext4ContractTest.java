@@ -1,0 +1,13 @@
+package io.directmap.fs;
+
+import io.directmap.sys.ScratchFilesystem;
+import io.directmap.testing.ScratchFs;
+import org.junit.jupiter.api.extension.RegisterExtension;
+
+class Ext4ContractTest extends FsContractTest {
+    @RegisterExtension
+    static final ScratchFs EXT4 = new ScratchFs(ScratchFilesystem.Type.EXT4);
+
+    @Override
+    ScratchFs scratch() { return EXT4; }
+}
