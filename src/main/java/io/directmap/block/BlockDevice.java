@@ -65,10 +65,12 @@ public final class BlockDevice implements AutoCloseable {
         return handle;
     }
 
-    synchronized boolean reserve(long bytes) {
-        if (bytes > endpoint.apertureBytes() - apertureUsed) return false;
-        apertureUsed += bytes;
-        return true;
+    /** Reserves up to bytes of aperture, in whole units; returns what was reserved (0 when full). */
+    synchronized long reserveUpTo(long bytes, long unit) {
+        long n = Math.min(bytes, (endpoint.apertureBytes() - apertureUsed) / unit * unit);
+        if (n <= 0) return 0;
+        apertureUsed += n;
+        return n;
     }
 
     synchronized void release(long bytes) {

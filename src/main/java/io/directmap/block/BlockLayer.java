@@ -38,7 +38,7 @@ public final class BlockLayer implements AutoCloseable {
                         Topology.DEFAULT_BLOCK_APERTURE))));
     }
 
-    /** The decision for [offset, offset+length) of dev: a loop device redirects, others decide here. */
+    /** The decision for [offset, offset+length) of dev: a loop device redirects, others decide here (a grant may be partial). */
     public BlockDecision decide(BlockDevice dev, long offset, long length, Access access) {
         if (dev.info().loop().isPresent()) {
             SysfsBlock.Loop loop = dev.info().loop().get();
@@ -47,7 +47,10 @@ public final class BlockLayer implements AutoCloseable {
         return decideHere(dev, offset, length, access);
     }
 
-    /** The decision of dev itself, without following a loop device to its backing file. */
+    /**
+     * The decision of dev itself, without following a loop device to its backing file. A grant may
+     * cover less than asked (the aperture is nearly full); the caller asks again for the rest.
+     */
     public BlockDecision decideHere(BlockDevice dev, long offset, long length, Access access) {
         if (dev.info().deviceMapper().isPresent()) {
             return refuse(BlockReason.STACKING_UNSUPPORTED, dev.name() + " is device-mapper target '"
@@ -90,12 +93,14 @@ public final class BlockLayer implements AutoCloseable {
             return refuse(BlockReason.NO_ATOMICS_ON_PATH, "the path " + access.importer().name() + " - " + dev.name()
                     + " does not carry PCIe atomics (" + topology.source() + ")");
         }
-        if (!dev.reserve(length)) {
+        // Grant what the aperture can hold, in whole logical blocks; the caller asks again for the rest.
+        long granted = dev.reserveUpTo(length, g.logicalBlockSize());
+        if (granted == 0) {
             return refuse(BlockReason.APERTURE_EXHAUSTED, dev.name() + "'s aperture of " + dev.endpoint().apertureBytes()
                     + " bytes has " + (dev.endpoint().apertureBytes() - dev.apertureUsed()) + " free; "
                     + length + " asked");
         }
-        return new BlockDecision.Granted(dev, offset, length, dev.endpoint().busAddress(offset));
+        return new BlockDecision.Granted(dev, offset, granted, dev.endpoint().busAddress(offset));
     }
 
     /** Gives back what a grant reserved (device_unmap, or an all-or-nothing request that failed elsewhere). */

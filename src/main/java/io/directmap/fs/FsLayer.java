@@ -1,6 +1,7 @@
 package io.directmap.fs;
 
 import io.directmap.block.BlockDecision;
+import io.directmap.block.BlockDevice;
 import io.directmap.block.BlockLayer;
 import io.directmap.block.Refusal;
 import io.directmap.sys.Errno;
@@ -130,17 +131,50 @@ public final class FsLayer {
                     out.add(new Segment.Fallback(s, s + u.length(), u.refusal()));
                     done += u.length();
                 }
-                case Location.Placed p -> {
-                    var access = new io.directmap.block.Access(r.importer(), r.write(), r.atomic());
-                    switch (blocks.decide(p.device(), p.offset(), p.length(), access)) {
-                        case BlockDecision.Granted g -> out.add(new Segment.Direct(s, s + p.length(), g, g.device().name()));
-                        case BlockDecision.Refused f -> out.add(new Segment.Fallback(s, s + p.length(), f.refusal()));
-                        case BlockDecision.Redirect rd -> followLoop(rd, s, p.length(), r, depth, out);
-                    }
-                    done += p.length();
-                }
+                case Location.Placed p -> done += decideOnce(p, s, r, depth, out);
             }
         }
+    }
+
+    /** One block-device decision for the start of a placed run; returns how many bytes it covered. */
+    private long decideOnce(Location.Placed p, long fileStart, MapRequest r, int depth, List<Segment> out) throws IOException {
+        switch (blocks.decide(p.device(), p.offset(), p.length(), access(r))) {
+            case BlockDecision.Granted g -> {
+                out.add(new Segment.Direct(fileStart, fileStart + g.length(), g, g.device().name()));
+                return g.length();
+            }
+            case BlockDecision.Refused f -> {
+                out.add(new Segment.Fallback(fileStart, fileStart + p.length(), f.refusal()));
+                return p.length();
+            }
+            case BlockDecision.Redirect rd -> {
+                followLoop(rd, fileStart, p.length(), r, depth, out);
+                return p.length();
+            }
+        }
+    }
+
+    /** Asks dev itself for [devOffset, +length), as often as partial grants need. */
+    private void decideHere(BlockDevice dev, long devOffset, long fileStart, long length, MapRequest r, String route,
+                            List<Segment> out) {
+        long done = 0;
+        while (done < length) {
+            switch (blocks.decideHere(dev, devOffset + done, length - done, access(r))) {
+                case BlockDecision.Granted g -> {
+                    out.add(new Segment.Direct(fileStart + done, fileStart + done + g.length(), g, route));
+                    done += g.length();
+                }
+                case BlockDecision.Refused no -> {
+                    out.add(new Segment.Fallback(fileStart + done, fileStart + length, no.refusal()));
+                    done = length;
+                }
+                case BlockDecision.Redirect again -> throw new IllegalStateException("decideHere redirected: " + again);
+            }
+        }
+    }
+
+    private static io.directmap.block.Access access(MapRequest r) {
+        return new io.directmap.block.Access(r.importer(), r.write(), r.atomic());
     }
 
     /**
@@ -149,7 +183,6 @@ public final class FsLayer {
      */
     private void followLoop(BlockDecision.Redirect rd, long fileStart, long length, MapRequest r, int depth,
                             List<Segment> out) throws IOException {
-        var access = new io.directmap.block.Access(r.importer(), r.write(), r.atomic());
         String loop = rd.through().name();
         List<Segment> below;
         if (depth + 1 >= MAX_STACKING) {
@@ -168,15 +201,8 @@ public final class FsLayer {
             long s = fileStart + (b.start() - rd.backingOffset());
             switch (b) {
                 case Segment.Direct d -> out.add(new Segment.Direct(s, s + d.length(), d.grant(), loop + " > " + d.route()));
-                case Segment.Fallback f -> {
-                    long devOffset = rd.offset() + (b.start() - rd.backingOffset());
-                    switch (blocks.decideHere(rd.through(), devOffset, b.length(), access)) {
-                        case BlockDecision.Granted g -> out.add(new Segment.Direct(s, s + b.length(), g,
-                                loop + " (its backing file: " + f.refusal().reason().code() + ")"));
-                        case BlockDecision.Refused no -> out.add(new Segment.Fallback(s, s + b.length(), no.refusal()));
-                        case BlockDecision.Redirect again -> throw new IllegalStateException("decideHere redirected: " + again);
-                    }
-                }
+                case Segment.Fallback f -> decideHere(rd.through(), rd.offset() + (b.start() - rd.backingOffset()), s,
+                        b.length(), r, loop + " (its backing file: " + f.refusal().reason().code() + ")", out);
             }
         }
     }
