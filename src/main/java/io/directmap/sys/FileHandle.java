@@ -38,6 +38,9 @@ public final class FileHandle implements AutoCloseable {
     // (state, void*, size_t, int, int, int, off_t)void*
     private static final MethodHandle MMAP = Libc.errnoHandle("mmap",
             FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
+    private static final int MADV_DONTNEED = 4;
+    private static final MethodHandle MADVISE = Libc.errnoHandle("madvise",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
     private static final MethodHandle MUNMAP = Libc.plainHandle("munmap",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
 
@@ -204,6 +207,21 @@ public final class FileHandle implements AutoCloseable {
                 throw new SysException("mmap", path + " 0+" + length, Libc.errno(state), "");
             }
             return addr.reinterpret(length, arena, FileHandle::unmap);
+        } catch (SysException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /**
+     * madvise(MADV_DONTNEED) on pages of a shared file mapping: drops this process's page-table
+     * entries, not the data; the page cache keeps the pages, and posix_fadvise can evict them after.
+     */
+    public static void dropMappedPages(MemorySegment mapped) throws SysException {
+        try {
+            int rc = (int) MADVISE.invokeExact(Libc.state(), mapped, mapped.byteSize(), MADV_DONTNEED);
+            if (rc < 0) throw new SysException("madvise MADV_DONTNEED", mapped.toString(), Libc.errno(Libc.state()), "");
         } catch (SysException e) {
             throw e;
         } catch (Throwable t) {

@@ -140,6 +140,7 @@ public final class ScratchFilesystem implements AutoCloseable {
                 }
             }
         }
+        if (loopDevice != null && !mounted && !stillAttached()) loopDevice = null; // autoclear already detached it
         if (loopDevice != null && !mounted) {
             try {
                 Commands.run("losetup", "-d", loopDevice);
@@ -158,6 +159,19 @@ public final class ScratchFilesystem implements AutoCloseable {
         LIVE.remove(this);
         if (failure != null) throw failure;
     }
+
+    /** True while our loop device still reads our image (losetup -d on a busy device detaches at the last close). */
+    private boolean stillAttached() {
+        Path backing = Path.of("/sys/block", Path.of(loopDevice).getFileName().toString(), "loop/backing_file");
+        try {
+            return Files.exists(backing) && Path.of(Files.readString(backing).trim()).equals(image.toAbsolutePath());
+        } catch (IOException e) {
+            return true;
+        }
+    }
+
+    /** The image file behind the loop device. */
+    public Path image() { return image; }
 
     private void closeQuietly() {
         try {

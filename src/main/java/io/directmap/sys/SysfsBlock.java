@@ -26,7 +26,29 @@ public final class SysfsBlock {
     /** A loop device reads backingFile from offsetBytes; directIo is the loop's dio setting. */
     public record Loop(Path backingFile, long offsetBytes, boolean directIo) {}
 
+    /**
+     * What can change while a device is in use: whether it is still there, its size, and for a loop
+     * device its backing file, offset and autoclear flag (set by losetup -d while the device is busy).
+     */
+    public record State(boolean present, long sizeBytes, Optional<Path> backingFile, long loopOffset, boolean autoclear) {
+        public static final State GONE = new State(false, 0, Optional.empty(), 0, false);
+    }
+
     private SysfsBlock() {}
+
+    /** The device's state now; {@link State#GONE} when sysfs no longer has it. */
+    public static State state(int major, int minor) {
+        try {
+            Path dir = SYS_DEV_BLOCK.resolve(major + ":" + minor).toRealPath();
+            long size = Long.parseLong(read(dir.resolve("size"))) * 512;
+            Path backing = dir.resolve("loop/backing_file");
+            if (!Files.exists(backing)) return new State(true, size, Optional.empty(), 0, false);
+            return new State(true, size, Optional.of(Path.of(read(backing))), Long.parseLong(read(dir.resolve("loop/offset"))),
+                    read(dir.resolve("loop/autoclear")).equals("1"));
+        } catch (IOException | RuntimeException e) {
+            return State.GONE;
+        }
+    }
 
     /** Empty where the number is no block device (tmpfs, btrfs's anonymous devices, ...). */
     public static Optional<Info> lookup(int major, int minor) {
