@@ -19,6 +19,9 @@ public final class BlockDevice implements AutoCloseable {
     private final SysException openFailure;   // null when it can
     private final BlockIoctl.Geometry geometry;
     private long apertureUsed;
+    private volatile long sizeBytes;             // follows resizes; the geometry keeps the size at open
+    private volatile String goingAway;           // why, once the device takes its mappings back for good
+    private volatile SysfsBlock.State lastState;
 
     BlockDevice(SysfsBlock.Info info, Endpoint endpoint) {
         this.info = info;
@@ -43,7 +46,23 @@ public final class BlockDevice implements AutoCloseable {
         this.handle = h;
         this.openFailure = failure;
         this.geometry = g;
+        this.sizeBytes = g == null ? 0 : g.sizeBytes();
+        this.lastState = SysfsBlock.state(info.major(), info.minor());
     }
+
+    /** The size now, as last seen (it follows resizes). */
+    public long sizeBytes() { return sizeBytes; }
+
+    /** Why the device is going away, or empty while it serves. */
+    public Optional<String> goingAway() { return Optional.ofNullable(goingAway); }
+
+    void markGoingAway(String why) { goingAway = why; }
+
+    void resized(long bytes) { sizeBytes = bytes; }
+
+    SysfsBlock.State lastState() { return lastState; }
+
+    void lastState(SysfsBlock.State s) { lastState = s; }
 
     public String name() { return info.name(); }
     public Path devNode() { return info.devNode(); }

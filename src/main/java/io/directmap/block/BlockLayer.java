@@ -4,6 +4,7 @@ import io.directmap.pci.Topology;
 import io.directmap.sys.Errno;
 import io.directmap.sys.SysException;
 import io.directmap.sys.SysfsBlock;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -19,6 +20,8 @@ import java.util.concurrent.ConcurrentHashMap;
 public final class BlockLayer implements AutoCloseable {
     private final Topology topology;
     private final Map<String, BlockDevice> devices = new ConcurrentHashMap<>();
+    private final PeerMappings peers = new PeerMappings();
+    private final BlockWatcher watcher = new BlockWatcher(this);
 
     public BlockLayer(Topology topology) {
         this.topology = topology;
@@ -73,9 +76,12 @@ public final class BlockLayer implements AutoCloseable {
             return refuse(BlockReason.UNREADABLE, dev.devNode() + ": open O_DIRECT failed with " + e.shortReason()
                     + (hint.isEmpty() ? "" : "; " + hint) + below);
         }
+        if (dev.goingAway().isPresent()) {
+            return refuse(BlockReason.GOING_AWAY, dev.name() + ": " + dev.goingAway().get());
+        }
         var g = dev.geometry();
-        if (offset < 0 || length <= 0 || offset + length > roundUp(g.sizeBytes(), g.logicalBlockSize())) {
-            return refuse(BlockReason.BEYOND_DEVICE, dev.name() + " is " + g.sizeBytes() + " bytes; asked for "
+        if (offset < 0 || length <= 0 || offset + length > roundUp(dev.sizeBytes(), g.logicalBlockSize())) {
+            return refuse(BlockReason.BEYOND_DEVICE, dev.name() + " is " + dev.sizeBytes() + " bytes; asked for "
                     + offset + "+" + length);
         }
         if (offset % g.logicalBlockSize() != 0) {
@@ -103,6 +109,64 @@ public final class BlockLayer implements AutoCloseable {
         return new BlockDecision.Granted(dev, offset, granted, dev.endpoint().busAddress(offset));
     }
 
+    /** The reverse map: which device ranges are handed out, to whom. */
+    public PeerMappings peers() { return peers; }
+
+    /** Records that owner holds g, so the device can take it back; the watcher starts with the first one. */
+    public PeerMappings.Entry track(BlockDecision.Granted g, PeerMappings.Owner owner) {
+        PeerMappings.Entry e = peers.register(g, owner);
+        watcher.start();
+        return e;
+    }
+
+    /**
+     * Looks at dev now (size, detach, backing file) and takes back the peer mappings a change
+     * affects: past the new end when it shrank, all of them when it is going away. Returns the
+     * number of owners asked. The watcher calls this every interval; a failed direct read calls
+     * it at once.
+     */
+    public int check(BlockDevice dev) {
+        Takeback t;
+        synchronized (dev) {
+            SysfsBlock.State was = dev.lastState();
+            SysfsBlock.State now = SysfsBlock.state(dev.info().major(), dev.info().minor());
+            if (now.equals(was)) return 0;
+            dev.lastState(now);
+            t = takeback(dev, was, now);
+        }
+        return t == null ? 0 : peers.invalidate(dev, t.start(), Long.MAX_VALUE, t.change(), t.detail());
+    }
+
+    private record Takeback(long start, BlockChange change, String detail) {}
+
+    private static Takeback takeback(BlockDevice dev, SysfsBlock.State was, SysfsBlock.State now) {
+        String name = dev.name();
+        if (!now.present()) {
+            dev.markGoingAway(name + " is gone from /sys/block");
+            return new Takeback(0, BlockChange.REMOVED, dev.goingAway().get());
+        }
+        if (was.backingFile().isPresent() && now.backingFile().isEmpty()) {
+            dev.markGoingAway(name + " was detached from " + was.backingFile().get());
+            return new Takeback(0, BlockChange.REMOVED, dev.goingAway().get());
+        }
+        if (now.autoclear() && !was.autoclear()) {
+            dev.markGoingAway(name + " is being detached (losetup -d): it goes when its last user closes it");
+            return new Takeback(0, BlockChange.DETACHING, dev.goingAway().get());
+        }
+        if (!now.backingFile().equals(was.backingFile()) || now.loopOffset() != was.loopOffset()) {
+            dev.markGoingAway(name + " now reads " + now.backingFile().map(Path::toString).orElse("nothing")
+                    + " at offset " + now.loopOffset() + " (was " + was.backingFile().map(Path::toString).orElse("nothing")
+                    + " at " + was.loopOffset() + ")");
+            return new Takeback(0, BlockChange.BACKING_CHANGED, dev.goingAway().get());
+        }
+        long old = dev.sizeBytes();
+        dev.resized(now.sizeBytes());
+        if (now.sizeBytes() < old) {
+            return new Takeback(now.sizeBytes(), BlockChange.SHRUNK, name + " shrank from " + old + " to " + now.sizeBytes() + " bytes");
+        }
+        return null; // grown: every mapping handed out is still right
+    }
+
     /** Gives back what a grant reserved (device_unmap, or an all-or-nothing request that failed elsewhere). */
     public void release(BlockDecision.Granted granted) {
         granted.device().release(granted.length());
@@ -118,6 +182,7 @@ public final class BlockLayer implements AutoCloseable {
 
     @Override
     public void close() throws SysException {
+        watcher.close();
         SysException failure = null;
         for (BlockDevice d : new ArrayList<>(devices.values())) {
             try {

@@ -11,7 +11,8 @@ public enum BlockReason implements Reason {
     APERTURE_EXHAUSTED("the device's BAR aperture has no room left"),
     NO_P2P_PATH("no peer-to-peer path between the device and the importer"),
     NO_ATOMICS_ON_PATH("the path to the importer does not carry PCIe atomics"),
-    STACKING_UNSUPPORTED("the device is stacked in a way that cannot be seen through");
+    STACKING_UNSUPPORTED("the device is stacked in a way that cannot be seen through"),
+    GOING_AWAY("the device is being detached (losetup -d) or went away; it takes its mappings back");
 
     private final String summary;
 

@@ -2,53 +2,59 @@ package io.directmap.device;
 
 import io.directmap.fs.DeviceMapping;
 import io.directmap.fs.Segment;
-import io.directmap.mm.Vma;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 
 /**
- * What one access left in the device: the mapping device_map returned, the table entries
- * programmed from it, and device memory holding the bytes. close() drops the entries,
- * calls device_unmap and frees the memory.
+ * What one access left in the device: a binding of the range (one window), the mapping
+ * device_map returned for it, the table entries programmed from it, and device memory holding the
+ * bytes. close() lets go of the mapping (drops the entries, calls device_unmap) and frees the memory.
  */
 public final class DeviceAccess implements AutoCloseable {
     private final SoftwareDevice device;
-    private final Vma vma;
-    private final DeviceMapping mapping;
-    private final List<IommuTable.Entry> entries;
+    private final Binding binding;
     private final DeviceMemory.Buffer buffer;
     private final long start, end;
+    private final Binding.Read read;
     private final long dmaNanos;
+    private final DeviceMapping mapping;
+    private final List<IommuTable.Entry> entries;
     private boolean closed;
 
-    DeviceAccess(SoftwareDevice device, Vma vma, DeviceMapping mapping, List<IommuTable.Entry> entries,
-                 DeviceMemory.Buffer buffer, long start, long end, long dmaNanos) {
+    DeviceAccess(SoftwareDevice device, Binding binding, DeviceMemory.Buffer buffer, long start, long end,
+                 Binding.Read read, long dmaNanos) {
         this.device = device;
-        this.vma = vma;
-        this.mapping = mapping;
-        this.entries = entries;
+        this.binding = binding;
         this.buffer = buffer;
         this.start = start;
         this.end = end;
+        this.read = read;
         this.dmaNanos = dmaNanos;
+        List<DeviceMapping> live = binding.liveMappings();
+        this.mapping = live.isEmpty() ? null : live.getFirst();
+        this.entries = mapping == null ? List.of() : device.table().entriesOf(binding.vma().address() + binding.start(),
+                binding.vma().address() + binding.end());
     }
 
     /** Device memory holding bytes [start, end) of the file, read-only. */
     public MemorySegment memory() {
-        long mapStart = mapping.start();
-        return buffer.segment().asSlice(start - mapStart, end - start).asReadOnly();
+        return buffer.segment().asSlice(start - binding.start(), end - start).asReadOnly();
     }
 
+    /** The mapping the bytes were read through (null if it was already taken back). */
     public DeviceMapping mapping() { return mapping; }
-    public List<Segment> segments() { return mapping.segments(); }
+    public List<Segment> segments() { return mapping == null ? List.of() : mapping.segments(); }
     public List<IommuTable.Entry> entries() { return entries; }
+    public Binding binding() { return binding; }
     public long start() { return start; }
     public long end() { return end; }
     public String deviceName() { return device.name(); }
 
     /** Bytes moved by the DMA engine from peer block devices and from the page cache. */
-    public long directBytes() { return mapping.directBytes(); }
-    public long fallbackBytes() { return mapping.fallbackBytes(); }
+    public long directBytes() { return read.directBytes(); }
+    public long fallbackBytes() { return read.fallbackBytes(); }
+    /** False when another process had the file open for writing while it was read. */
+    public boolean coherent() { return read.coherent(); }
     public long dmaNanos() { return dmaNanos; }
 
     @Override
@@ -57,6 +63,7 @@ public final class DeviceAccess implements AutoCloseable {
             if (closed) return;
             closed = true;
         }
-        device.release(this, vma, mapping, entries, buffer);
+        binding.close();
+        buffer.close();
     }
 }

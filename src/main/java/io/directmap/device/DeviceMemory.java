@@ -7,7 +7,7 @@ import java.lang.foreign.MemorySegment;
  * A software device's own memory: off the Java heap, page aligned (so O_DIRECT can land in it),
  * taken from a fixed budget, given back on close.
  */
-final class DeviceMemory {
+public final class DeviceMemory {
     private final String device;
     private final long capacity;
     private long used;
@@ -37,7 +37,7 @@ final class DeviceMemory {
     private synchronized void giveBack(long bytes) { used -= bytes; }
 
     /** One allocation; close() gives it back. */
-    final class Buffer implements AutoCloseable {
+    public final class Buffer implements AutoCloseable {
         private final Arena arena;
         private final MemorySegment segment;
         private final long bytes;
@@ -49,7 +49,8 @@ final class DeviceMemory {
             this.bytes = bytes;
         }
 
-        MemorySegment segment() { return segment; }
+        /** The device memory itself. */
+        public MemorySegment segment() { return segment; }
 
         @Override
         public void close() {

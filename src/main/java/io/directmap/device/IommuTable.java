@@ -26,12 +26,36 @@ public final class IommuTable {
 
     private final TreeMap<Long, Entry> entries = new TreeMap<>();
 
+    /**
+     * The parts of entries inside [vaStart, vaEnd), each with its target narrowed to the part and
+     * its memory offset counted from vaStart: what a DMA of that range moves.
+     */
+    static List<Entry> window(List<Entry> entries, long vaStart, long vaEnd) {
+        List<Entry> out = new java.util.ArrayList<>();
+        for (Entry e : entries) {
+            long a = Math.max(vaStart, e.virtualAddress()), b = Math.min(vaEnd, e.virtualAddress() + e.length());
+            if (a >= b) continue;
+            long skip = a - e.virtualAddress();
+            Target t = switch (e.target()) {
+                case Target.Peer p -> new Target.Peer(p.device(), p.deviceOffset() + skip, p.busAddress() + skip);
+                case Target.HostPages h -> new Target.HostPages(h.pages().asSlice(skip, b - a));
+            };
+            out.add(new Entry(a, b - a, t, a - vaStart));
+        }
+        return out;
+    }
+
     synchronized void program(List<Entry> batch) {
         for (Entry e : batch) entries.put(e.virtualAddress(), e);
     }
 
     synchronized void drop(List<Entry> batch) {
         for (Entry e : batch) entries.remove(e.virtualAddress(), e);
+    }
+
+    /** The entries programmed for [vaStart, vaEnd), in address order. */
+    synchronized List<Entry> entriesOf(long vaStart, long vaEnd) {
+        return List.copyOf(entries.subMap(vaStart, true, vaEnd, false).values());
     }
 
     /** The entry that translates va, or null. */

@@ -64,38 +64,67 @@ public final class SoftwareDevice implements Importer {
                 + " is empty or reversed; give START:END with START < END");
         if (end > vma.length()) throw new InvalidRequestException(file + ": range " + start + ":" + end
                 + " ends past the end of the file (" + vma.length() + " bytes); give END <= " + vma.length());
-        if (flags.contains(MapFlag.SUPPORT_ATOMIC_OP) && !profile.atomics()) {
-            throw new InvalidRequestException(name + " (" + profile.prefix() + ") cannot do atomic operations; drop the flag or use a gpu or fpga");
-        }
         long page = Process.PAGE_SIZE;
         long mapStart = start / page * page;
         long mapEnd = (end + page - 1) / page * page;
-        DeviceMemory.Buffer buffer = memory.allocate(mapEnd - mapStart);
-        if (buffer == null) {
-            throw new InvalidRequestException(file + ": " + Units.bytes(mapEnd - mapStart) + " does not fit in " + name
-                    + "'s free memory (" + Units.bytes(memory.free()) + " of " + Units.bytes(memory.capacity())
-                    + "); map a smaller range");
-        }
-        DeviceMapping mapping = null;
-        List<IommuTable.Entry> entries = List.of();
+        Binding binding = bind(vma, mapStart, mapEnd, mapEnd - mapStart, flags, mode);
+        DeviceMemory.Buffer buffer;
         try {
-            mapping = vma.ops().deviceMap(vma, endpoint, mapStart, mapEnd, flags, mode == Mode.ALL_OR_NOTHING);
-            entries = program(vma, mapping, mapStart);
+            buffer = allocate(file, mapEnd - mapStart);
+        } catch (InvalidRequestException e) {
+            binding.close();
+            throw e;
+        }
+        try {
             long t0 = System.nanoTime();
-            engine.transfer(entries, buffer.segment(), progress);
+            long readEnd = Math.min(mapEnd, vma.length());
+            Binding.Read r = binding.read(mapStart, readEnd - mapStart, buffer.segment(), progress);
             long tail = vma.length() - mapStart;
             if (tail < buffer.segment().byteSize()) buffer.segment().asSlice(tail).fill((byte) 0);
-            return new DeviceAccess(this, vma, mapping, entries, buffer, start, end, System.nanoTime() - t0);
+            return new DeviceAccess(this, binding, buffer, start, end, r, System.nanoTime() - t0);
         } catch (IOException | RuntimeException e) {
-            table.drop(entries);
-            if (mapping != null) vma.ops().deviceUnmap(vma, endpoint, mapping);
+            binding.close();
             buffer.close();
             throw e;
         }
     }
 
+    /**
+     * Binds [start, end) of the vma (page-aligned) for repeated reads: the range is cut into windows
+     * of windowBytes, each faulted through device_map on first access and let go on invalidation.
+     */
+    public Binding bind(Vma vma, long start, long end, long windowBytes, Set<MapFlag> flags, Mode mode)
+            throws InvalidRequestException {
+        long page = Process.PAGE_SIZE;
+        String file = vma.file().path().toString();
+        if (start < 0 || start % page != 0 || end <= start || end > (vma.length() + page - 1) / page * page) {
+            throw new InvalidRequestException(file + ": cannot bind [" + start + ", " + end + "); give a page-aligned range inside [0, "
+                    + vma.length() + ")");
+        }
+        if (windowBytes <= 0 || windowBytes % page != 0) {
+            throw new InvalidRequestException("window of " + windowBytes + " bytes: give a positive multiple of " + page);
+        }
+        if (flags.contains(MapFlag.SUPPORT_ATOMIC_OP) && !profile.atomics()) {
+            throw new InvalidRequestException(name + " (" + profile.prefix() + ") cannot do atomic operations; drop the flag or use a gpu or fpga");
+        }
+        return new Binding(this, vma, start, end, windowBytes, flags, mode);
+    }
+
+    /** Device memory for bytes, or a message that says what fits. */
+    public DeviceMemory.Buffer allocate(String file, long bytes) throws InvalidRequestException {
+        DeviceMemory.Buffer buffer = memory.allocate(bytes);
+        if (buffer == null) {
+            throw new InvalidRequestException(file + ": " + Units.bytes(bytes) + " does not fit in " + name
+                    + "'s free memory (" + Units.bytes(memory.free()) + " of " + Units.bytes(memory.capacity())
+                    + "); map a smaller range");
+        }
+        return buffer;
+    }
+
+    DmaEngine engine() { return engine; }
+
     /** Steps 4a and 4b: a peer entry for each direct segment, page-cache pages for each fallback. */
-    private List<IommuTable.Entry> program(Vma vma, DeviceMapping mapping, long mapStart) throws IOException {
+    List<IommuTable.Entry> program(Vma vma, DeviceMapping mapping, long mapStart) throws IOException {
         List<IommuTable.Entry> entries = new ArrayList<>();
         for (Segment s : mapping.segments()) {
             long memoryOffset = s.start() - mapStart;
@@ -113,13 +142,6 @@ public final class SoftwareDevice implements Importer {
         }
         table.program(entries);
         return entries;
-    }
-
-    void release(DeviceAccess access, Vma vma, DeviceMapping mapping, List<IommuTable.Entry> entries,
-                 DeviceMemory.Buffer buffer) {
-        table.drop(entries);
-        if (!vma.isClosed()) vma.ops().deviceUnmap(vma, endpoint, mapping);
-        buffer.close();
     }
 
     @Override

@@ -13,15 +13,40 @@ public final class DeviceMapping {
     private final MapRequest request;
     private final List<Segment> segments;
     private final long decisionNanos;
+    private final MappingOwner owner;
+    private final boolean coherent;
+    private final List<Extent> placement;
+    private volatile List<io.directmap.block.PeerMappings.Entry> peerEntries = List.of();
     private volatile boolean live = true;
 
-    DeviceMapping(long id, OpenFile file, MapRequest request, List<Segment> segments, long decisionNanos) {
+    DeviceMapping(long id, OpenFile file, MapRequest request, List<Segment> segments, long decisionNanos,
+                  MappingOwner owner, boolean coherent, List<Extent> placement) {
         this.id = id;
         this.file = file;
         this.request = request;
         this.segments = List.copyOf(segments);
         this.decisionNanos = decisionNanos;
+        this.owner = owner;
+        this.coherent = coherent;
+        this.placement = List.copyOf(placement);
     }
+
+    /** Who to tell when the mapping is taken back. */
+    MappingOwner owner() { return owner; }
+
+    /**
+     * True when the file system held writers back (a read lease) when it decided: until an
+     * invalidation arrives, no other process can change the bytes. False when another process had
+     * the file open for writing: page-cache reads through this mapping may interleave with its writes.
+     */
+    public boolean coherent() { return coherent; }
+
+    /** The file's extents over the mapping when it was decided: what the read_retry check compares. */
+    List<Extent> placement() { return placement; }
+
+    List<io.directmap.block.PeerMappings.Entry> peerEntries() { return peerEntries; }
+
+    void peerEntries(List<io.directmap.block.PeerMappings.Entry> e) { peerEntries = e; }
 
     public long id() { return id; }
     public OpenFile file() { return file; }

@@ -9,8 +9,15 @@ import io.directmap.sys.Fiemap;
 import io.directmap.sys.SysException;
 import io.directmap.sys.Units;
 import java.io.IOException;
+import io.directmap.block.BlockChange;
+import io.directmap.block.PeerMappings;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Consumer;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -26,6 +33,8 @@ public final class FsLayer {
     private final Policy policy;
     private final MappingTracker tracker = new MappingTracker();
     private final AtomicLong ids = new AtomicLong();
+    private final AtomicLong invalidations = new AtomicLong();
+    private final List<Consumer<InvalidationReport>> listeners = new CopyOnWriteArrayList<>();
 
     public FsLayer(BlockLayer blocks, Policy policy) {
         this.blocks = blocks;
@@ -36,31 +45,266 @@ public final class FsLayer {
     public Policy policy() { return policy; }
     public MappingTracker tracker() { return tracker; }
 
-    /** The file system's and block device's answer for request.start..request.end of file. */
+    /** device_map for a caller with no one to tell on invalidation (explain, tests of this layer). */
     public DeviceMapping deviceMap(OpenFile file, MapRequest request) throws IOException {
+        return deviceMap(file, request, MappingOwner.NOBODY);
+    }
+
+    /**
+     * The file system's and block device's answer for request.start..request.end of file. First
+     * the file system holds writers back (a read lease); then it decides; if a lease break raced
+     * with the decision, it decides again. owner is told when the mapping is taken back.
+     */
+    public DeviceMapping deviceMap(OpenFile file, MapRequest request, MappingOwner owner) throws IOException {
         long t0 = System.nanoTime();
         long size = file.size();
         if (request.end() > roundUpPage(size)) {
             throw new InvalidRequestException(file.path() + ": range [" + request.start() + ", " + request.end()
                     + ") ends past the end of the file (" + size + " bytes)");
         }
-        List<Segment> segments = plan(file, request, 0);
-        if (request.allOrNothing() && segments.stream().anyMatch(s -> s instanceof Segment.Fallback)) {
-            segments = refuseAll(segments);
+        while (true) {
+            long seq;
+            synchronized (file.coherence) {
+                seq = file.coherence.seq;
+            }
+            Optional<Refusal> noLease = holdWriters(file);
+            List<Extent> placement = new ArrayList<>();
+            List<Segment> segments = plan(file, request, 0, placement);
+            if (noLease.isPresent()) segments = refuseDirect(segments, noLease.get());
+            if (request.allOrNothing() && segments.stream().anyMatch(s -> s instanceof Segment.Fallback)) {
+                segments = refuseAll(segments);
+            }
+            DeviceMapping m;
+            synchronized (file.coherence) {
+                if (file.coherence.seq != seq) {
+                    // A lease broke (or was given back) while deciding: what was seen may be stale.
+                    releaseGrants(segments);
+                    continue;
+                }
+                m = new DeviceMapping(ids.incrementAndGet(), file, request, segments, System.nanoTime() - t0, owner,
+                        noLease.isEmpty(), placement);
+                tracker.add(m);
+                file.coherence.liveMappings++;
+            }
+            List<PeerMappings.Entry> peers = new ArrayList<>();
+            for (Segment s : segments) {
+                if (s instanceof Segment.Direct d) peers.add(blocks.track(d.grant(), new PeerOwner(m, d)));
+            }
+            m.peerEntries(peers);
+            emitEvents(m);
+            return m;
         }
-        DeviceMapping m = new DeviceMapping(ids.incrementAndGet(), file, request, segments, System.nanoTime() - t0);
-        if (m.directBytes() > 0) tracker.add(m);
-        emitEvents(m);
-        return m;
     }
 
     /** Releases what deviceMap handed out: the block devices' apertures and the tracking entry. */
     public void deviceUnmap(DeviceMapping m) {
         if (!m.retire()) return;
+        for (PeerMappings.Entry e : m.peerEntries()) blocks.peers().unregister(e);
+        releaseGrants(m.segments());
+        tracker.remove(m);
+        OpenFile file = m.file();
+        synchronized (file.coherence) {
+            if (--file.coherence.liveMappings == 0 && file.coherence.leaseHeld) {
+                // Nothing mapped through this file any more: let writers go freely.
+                leases().release(file.handle());
+                file.coherence.leaseHeld = false;
+                file.coherence.seq++;
+            }
+        }
+    }
+
+    /** Called for every invalidation, after the owners acknowledged (dmap watch, counters). */
+    public void addInvalidationListener(Consumer<InvalidationReport> l) {
+        listeners.add(l);
+    }
+
+    public void removeInvalidationListener(Consumer<InvalidationReport> l) {
+        listeners.remove(l);
+    }
+
+    /**
+     * Takes back every live mapping of the inode of file that overlaps [start, end): each owner is
+     * told once and returns when its importers have let go; then the mappings are released. Mappings
+     * of other ranges and other files are not touched. Returns what happened.
+     */
+    public InvalidationReport invalidate(OpenFile file, long start, long end, Invalidation.Cause cause, String detail) {
+        return invalidate(file.path(), tracker.overlapping(file, start, end), Invalidation.of(start, end, cause, detail, false));
+    }
+
+    private InvalidationReport invalidate(java.nio.file.Path path, List<DeviceMapping> mappings, Invalidation inv) {
+        Map<MappingOwner, Boolean> owners = new IdentityHashMap<>();
+        int n = 0;
+        for (DeviceMapping m : mappings) {
+            if (!m.isLive()) continue;
+            n++;
+            owners.put(m.owner(), true);
+        }
+        for (MappingOwner o : owners.keySet()) o.invalidate(inv);
+        for (DeviceMapping m : mappings) deviceUnmap(m);
+        long ack = System.nanoTime() - inv.raisedNanos();
+        InvalidationReport report = new InvalidationReport(path, inv, n, owners.size(), ack);
+        invalidations.incrementAndGet();
+        InvalidationEvent ev = new InvalidationEvent();
+        if (ev.isEnabled()) {
+            ev.file = path.toString();
+            ev.start = inv.start();
+            ev.end = inv.end();
+            ev.cause = inv.cause().code();
+            ev.detail = inv.detail();
+            ev.heldBack = inv.heldBack();
+            ev.mappings = n;
+            ev.ackNanos = ack;
+            ev.commit();
+        }
+        for (Consumer<InvalidationReport> l : listeners) l.accept(report);
+        return report;
+    }
+
+    /** How many invalidations this file system has made. */
+    public long invalidations() { return invalidations.get(); }
+
+    /**
+     * The read_retry check for what a lease cannot hold back (blocks moved by defragment, balance or
+     * dedupe, which need no write access): is [start, end) of m still placed where it was when
+     * decided? If not, every mapping overlapping the range is taken back and this returns false;
+     * the caller drops what it read and faults again.
+     */
+    public boolean verify(DeviceMapping m, long start, long end) throws SysException {
+        if (!m.isLive()) return false;
+        List<Extent> now = typedExtents(m.file(), start, end);
+        String moved = null;
         for (Segment s : m.segments()) {
+            if (!(s instanceof Segment.Direct)) continue;
+            long a = Math.max(s.start(), start), b = Math.min(s.end(), end);
+            if (a >= b) continue;
+            moved = firstDifference(m.placement(), now, a, b);
+            if (moved != null) break;
+        }
+        if (moved == null) return m.isLive();
+        invalidate(m.file().path(), tracker.overlapping(m.file(), start, end),
+                Invalidation.of(start, end, Invalidation.Cause.EXTENT_MOVED, moved, false));
+        return false;
+    }
+
+    /** Where the extents of was and now over [a, b) first disagree, or null where they agree. */
+    private static String firstDifference(List<Extent> was, List<Extent> now, long a, long b) {
+        long at = a;
+        while (at < b) {
+            Extent x = covering(was, at), y = covering(now, at);
+            if (x == null || y == null) return "no extent at " + at;
+            if (x.kind() != y.kind() || x.physical() + (at - x.start()) != y.physical() + (at - y.start())) {
+                return "offset " + at + " was " + x.kind().name().toLowerCase(java.util.Locale.ROOT) + " at " + (x.physical() + (at - x.start()))
+                        + ", now " + y.kind().name().toLowerCase(java.util.Locale.ROOT) + " at " + (y.physical() + (at - y.start()));
+            }
+            at = Math.min(x.end(), y.end());
+        }
+        return null;
+    }
+
+    private static Extent covering(List<Extent> xs, long at) {
+        for (Extent x : xs) if (x.start() <= at && at < x.end()) return x;
+        return null;
+    }
+
+    /**
+     * Holds other processes' writes back for as long as mappings of file live: a read lease on its
+     * descriptor. When one cannot be taken (someone has the file open for writing, or the caller
+     * may not), the refusal says so and the range is not mapped directly.
+     */
+    private Optional<Refusal> holdWriters(OpenFile file) {
+        // Lease calls happen under the file's lock, so the flag and the kernel's lease never disagree.
+        synchronized (file.coherence) {
+            if (file.coherence.leaseHeld) return Optional.empty();
+            if (file.coherence.breaking) {
+                return Optional.of(new Refusal(FsReason.OPEN_FOR_WRITE, file.path()
+                        + " is being opened for writing elsewhere; the devices are letting go"));
+            }
+            try {
+                leases().take(file.handle(), h -> leaseBroken(file));
+            } catch (SysException e) {
+                if (e.errno() == Errno.EAGAIN) {
+                    return Optional.of(new Refusal(FsReason.OPEN_FOR_WRITE, file.path()
+                            + " is open for writing elsewhere (fuser -v shows by whom); no lease can be taken"));
+                }
+                return Optional.of(new Refusal(FsReason.NO_LEASE, "read lease on " + file.path() + ": " + e.shortReason()));
+            }
+            file.coherence.leaseHeld = true;
+            return Optional.empty();
+        }
+    }
+
+    /** On the lease thread: another process is waiting in open() or truncate() until the devices let go. */
+    private void leaseBroken(OpenFile file) {
+        synchronized (file.coherence) {
+            file.coherence.seq++;
+            file.coherence.leaseHeld = false;
+            file.coherence.breaking = true;
+        }
+        try {
+            invalidate(file.path(), tracker.overlapping(file, 0, Long.MAX_VALUE).stream().filter(m -> m.file() == file).toList(),
+                    Invalidation.of(0, Long.MAX_VALUE, Invalidation.Cause.WRITE_OPEN,
+                            "another process opened it for writing or truncated it (lease break); it waited for the devices", true));
+        } finally {
+            synchronized (file.coherence) {
+                leases().release(file.handle());
+                file.coherence.breaking = false;
+            }
+        }
+    }
+
+    private static io.directmap.sys.Leases leases() {
+        try {
+            return io.directmap.sys.Leases.shared();
+        } catch (SysException e) {
+            throw new IllegalStateException("the lease thread did not start: " + e.getMessage(), e);
+        }
+    }
+
+    /** A block device takes back a peer mapping: the file range behind it is invalidated. */
+    private final class PeerOwner implements PeerMappings.Owner {
+        private final DeviceMapping m;
+        private final Segment.Direct d;
+
+        PeerOwner(DeviceMapping m, Segment.Direct d) {
+            this.m = m;
+            this.d = d;
+        }
+
+        @Override
+        public void invalidate(io.directmap.block.BlockDevice device, long deviceStart, long deviceEnd, BlockChange change,
+                               String detail) {
+            if (!m.isLive()) return;
+            long from = d.start() + Math.max(0, deviceStart - d.deviceOffset());
+            long to = deviceEnd == Long.MAX_VALUE ? d.end() : Math.min(d.end(), d.start() + (deviceEnd - d.deviceOffset()));
+            FsLayer.this.invalidate(m.file().path(), tracker.overlapping(m.file(), from, Math.max(to, from + 1)),
+                    Invalidation.of(from, Math.max(to, from + 1), Invalidation.Cause.BLOCK_DEVICE,
+                            change.code() + ": " + detail, false));
+        }
+
+        @Override
+        public String describe() {
+            return m.file().path() + " " + Units.range(d.start(), d.end()) + " for " + m.importer().name();
+        }
+    }
+
+    private void releaseGrants(List<Segment> segments) {
+        for (Segment s : segments) {
             if (s instanceof Segment.Direct d) blocks.release(d.grant());
         }
-        tracker.remove(m);
+    }
+
+    /** Direct segments become fallbacks for refusal (no lease: the blocks could change unseen). */
+    private List<Segment> refuseDirect(List<Segment> segments, Refusal refusal) {
+        List<Segment> out = new ArrayList<>();
+        for (Segment s : segments) {
+            if (s instanceof Segment.Direct d) {
+                blocks.release(d.grant());
+                out.add(new Segment.Fallback(d.start(), d.end(), refusal));
+            } else {
+                out.add(s);
+            }
+        }
+        return merge(out);
     }
 
     /** The typed extents of [start, end) as the adapter converts them, holes included (for explain). */
@@ -68,7 +312,7 @@ public final class FsLayer {
         return typedExtents(file, start, end);
     }
 
-    private List<Segment> plan(OpenFile file, MapRequest r, int depth) throws IOException {
+    private List<Segment> plan(OpenFile file, MapRequest r, int depth, List<Extent> placement) throws IOException {
         long start = r.start(), end = r.end();
         List<Segment> out = new ArrayList<>();
         if (r.pin()) return List.of(fallback(start, end, FsReason.PIN_NOT_SUPPORTED, "DEVICE_MAP_FLAG_PIN asked"));
@@ -79,6 +323,7 @@ public final class FsLayer {
         List<Extent> extents;
         try {
             extents = typedExtents(file, start, end);
+            placement.addAll(extents);
         } catch (SysException e) {
             if (e.errno() == Errno.EOPNOTSUPP || e.errno() == Errno.ENOTTY) {
                 return List.of(fallback(start, end, FsReason.NO_FIEMAP, file.fsType() + ": " + e.shortReason()));
@@ -191,7 +436,7 @@ public final class FsLayer {
         } else {
             try (OpenFile backing = OpenFile.open(rd.backingFile())) {
                 below = plan(backing, new MapRequest(r.importer(), rd.backingOffset(), rd.backingOffset() + length,
-                        r.write(), r.atomic(), false, false), depth + 1);
+                        r.write(), r.atomic(), false, false), depth + 1, new ArrayList<>());
             } catch (IOException e) {
                 below = List.of(fallback(rd.backingOffset(), rd.backingOffset() + length, FsReason.NO_BLOCK_DEVICE,
                         "backing file " + rd.backingFile() + ": " + e.getMessage()));

@@ -20,6 +20,18 @@ public final class OpenFile implements AutoCloseable {
     private final Statx.Info stat;
     private final FsAdapter adapter;
     private final Optional<MountInfo.Mount> mount;
+    /** Coherence state, guarded by itself: see {@link FsLayer}. */
+    final Coherence coherence = new Coherence();
+
+    /** The lease and change sequence of one open file (one struct file, as leases are in Linux). */
+    static final class Coherence {
+        /** Bumped on every lease break or release; a decision that saw it change is made again. */
+        long seq;
+        boolean leaseHeld;
+        /** A lease break is being handled: the devices are letting go; no new lease until it is given back. */
+        boolean breaking;
+        int liveMappings;
+    }
 
     private OpenFile(Path path, FileHandle handle, Statx.Info stat, FsAdapter adapter, Optional<MountInfo.Mount> mount) {
         this.path = path;
@@ -88,6 +100,10 @@ public final class OpenFile implements AutoCloseable {
 
     @Override
     public void close() throws SysException {
+        synchronized (coherence) {
+            if (coherence.leaseHeld) io.directmap.sys.Leases.shared().release(handle);
+            coherence.leaseHeld = false;
+        }
         handle.close();
     }
 

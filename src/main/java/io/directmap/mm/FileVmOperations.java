@@ -30,9 +30,21 @@ final class FileVmOperations implements VmOperations {
         check(vma, start, end);
         var request = new MapRequest(importer, start, end, flags.contains(MapFlag.WRITE),
                 flags.contains(MapFlag.SUPPORT_ATOMIC_OP), flags.contains(MapFlag.PIN), allOrNothing);
-        DeviceMapping m = fs.deviceMap(vma.file(), request);
+        DeviceMapping m = fs.deviceMap(vma.file(), request, vma.owner());
         vma.onUnmap(m, () -> fs.deviceUnmap(m));
         return m;
+    }
+
+    @Override
+    public boolean verify(Vma vma, DeviceMapping mapping, long start, long end, boolean readFailed) throws IOException {
+        if (mapping.directBytes() == 0) return mapping.isLive();
+        if (readFailed) {
+            // Ask the block devices what changed; one that shrank or went away takes its mappings back now.
+            for (io.directmap.fs.Segment s : mapping.segments()) {
+                if (s instanceof io.directmap.fs.Segment.Direct d && d.start() < end && start < d.end()) fs.blocks().check(d.device());
+            }
+        }
+        return fs.verify(mapping, start, end);
     }
 
     @Override

@@ -22,6 +22,14 @@ public interface VmOperations {
     DeviceMapping deviceMap(Vma vma, Endpoint importer, long start, long end, Set<MapFlag> flags,
                             boolean allOrNothing) throws IOException;
 
+    /**
+     * The read_retry check for changes nothing held back: is [start, end) of mapping still what
+     * was decided (same blocks; after a failed read, the block device unchanged)? If not, the
+     * mapping is taken back (its notifiers run) and this returns false; the importer faults and
+     * reads again.
+     */
+    boolean verify(Vma vma, DeviceMapping mapping, long start, long end, boolean readFailed) throws IOException;
+
     /** device_unmap: releases exactly what deviceMap handed out. Idempotent. */
     void deviceUnmap(Vma vma, Endpoint importer, DeviceMapping mapping);
 }

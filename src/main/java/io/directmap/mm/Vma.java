@@ -1,6 +1,8 @@
 package io.directmap.mm;
 
 import io.directmap.fs.DeviceMapping;
+import io.directmap.fs.Invalidation;
+import io.directmap.fs.MappingOwner;
 import io.directmap.fs.OpenFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -8,6 +10,7 @@ import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Consumer;
 
 /**
@@ -22,6 +25,8 @@ public final class Vma implements AutoCloseable {
     private final VmOperations ops;
     private final Map<DeviceMapping, Runnable> live = new IdentityHashMap<>();
     private final Consumer<Vma> onClose;
+    private final List<IntervalNotifier> notifiers = new CopyOnWriteArrayList<>();
+    private final MappingOwner owner = this::invalidate;
     private boolean closed;
 
     Vma(OpenFile file, Arena arena, MemorySegment pages, VmOperations ops, Consumer<Vma> onClose) {
@@ -41,6 +46,44 @@ public final class Vma implements AutoCloseable {
 
     /** The mapped bytes; touching them faults pages in through the page cache. */
     MemorySegment pages() { return pages; }
+
+    /**
+     * mmu_interval_notifier_insert: ops is called when any part of [start, end) of the vma (file
+     * offsets: the vma maps the whole file from 0) is invalidated.
+     */
+    public IntervalNotifier insertNotifier(long start, long end, IntervalNotifier.Ops ops) {
+        synchronized (this) {
+            if (closed) throw new IllegalStateException(this + " is unmapped");
+        }
+        IntervalNotifier n = new IntervalNotifier(this, start, end, ops);
+        notifiers.add(n);
+        return n;
+    }
+
+    void removeNotifier(IntervalNotifier n) {
+        notifiers.remove(n);
+    }
+
+    /** What the file system tells when it takes mappings made through this vma back. */
+    MappingOwner owner() { return owner; }
+
+    /** Passes an invalidation on to every notifier that overlaps it, and returns when all have let go. */
+    private void invalidate(Invalidation inv) {
+        for (IntervalNotifier n : notifiers) {
+            if (n.overlaps(inv.start(), inv.end())) n.invalidate(inv);
+        }
+    }
+
+    /**
+     * Drops this process's page-table entries for the whole mapping (madvise MADV_DONTNEED), as a
+     * driver unpins the pages it faulted for a device; the page cache keeps them until evicted.
+     */
+    public void dropPageMappings() throws io.directmap.sys.SysException {
+        synchronized (this) {
+            if (closed) return;
+        }
+        io.directmap.sys.FileHandle.dropMappedPages(pages);
+    }
 
     /** Runs release when the vma is unmapped, unless the device mapping was released first. */
     public synchronized void onUnmap(DeviceMapping mapping, Runnable release) {
@@ -69,6 +112,9 @@ public final class Vma implements AutoCloseable {
             releases = new ArrayList<>(live.values());
             live.clear();
         }
+        // munmap: every subscriber lets go first (mmu notifier release), then what is left is released.
+        invalidate(Invalidation.of(0, Long.MAX_VALUE, Invalidation.Cause.UNMAPPED, "munmap of " + file.path(), true));
+        notifiers.clear();
         releases.forEach(Runnable::run);
         onClose.accept(this);
         arena.close();

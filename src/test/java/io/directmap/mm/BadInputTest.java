@@ -29,6 +29,8 @@ class BadInputTest {
 
     @BeforeEach
     void open() throws IOException {
+        // The lease thread's signalfd and eventfd live as long as the process: start it before counting.
+        io.directmap.sys.Leases.shared();
         handlesBefore = FileHandle.openCount();
         fdsBefore = openFds();
         mm = AddressSpace.create();

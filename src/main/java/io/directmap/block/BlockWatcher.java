@@ -1,0 +1,46 @@
+package io.directmap.block;
+
+/**
+ * Looks at the block devices that hold peer mappings every {@link #INTERVAL_MS} ms, so that a
+ * device that shrinks or goes away takes its mappings back even when nothing reads from it.
+ * Started with the first peer mapping; a daemon thread.
+ */
+final class BlockWatcher implements AutoCloseable {
+    static final long INTERVAL_MS = 20;
+
+    private final BlockLayer layer;
+    private Thread thread;
+    private volatile boolean closed;
+
+    BlockWatcher(BlockLayer layer) {
+        this.layer = layer;
+    }
+
+    synchronized void start() {
+        if (thread != null || closed) return;
+        thread = Thread.ofPlatform().daemon().name("dmap-block-watch").start(this::loop);
+    }
+
+    private void loop() {
+        while (!closed) {
+            for (BlockDevice d : layer.peers().devices()) {
+                try {
+                    layer.check(d);
+                } catch (RuntimeException e) {
+                    System.getLogger("io.directmap").log(System.Logger.Level.WARNING, "checking " + d.name() + " failed", e);
+                }
+            }
+            try {
+                Thread.sleep(INTERVAL_MS);
+            } catch (InterruptedException e) {
+                return;
+            }
+        }
+    }
+
+    @Override
+    public synchronized void close() {
+        closed = true;
+        if (thread != null) thread.interrupt();
+    }
+}

@@ -1,0 +1,73 @@
+package io.directmap.block;
+
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * The block device side's reverse map (the proposal's open question 3: "helpers that let block
+ * devices track the files behind their peer mappings"): for each device, which device ranges are
+ * handed out, and to whom. When the device changes on its own, it finds the owners of the ranges
+ * concerned and asks each, once, to take its mappings back.
+ */
+public final class PeerMappings {
+    /** Who holds a peer mapping: the file system, on behalf of a file range and an importer. */
+    public interface Owner {
+        /** Take back what overlaps [deviceStart, deviceEnd) of the device; returns when the importers let go. */
+        void invalidate(BlockDevice device, long deviceStart, long deviceEnd, BlockChange change, String detail);
+
+        /** "file [start, end) for importer", for reports. */
+        String describe();
+    }
+
+    /** One peer mapping: [start, end) of device, held by owner. */
+    public record Entry(BlockDevice device, long start, long end, Owner owner) {}
+
+    private final Map<BlockDevice, TreeMap<Long, List<Entry>>> byDevice = new IdentityHashMap<>();
+
+    public synchronized Entry register(BlockDecision.Granted g, Owner owner) {
+        Entry e = new Entry(g.device(), g.offset(), g.offset() + g.length(), owner);
+        byDevice.computeIfAbsent(g.device(), d -> new TreeMap<>()).computeIfAbsent(e.start(), s -> new ArrayList<>()).add(e);
+        return e;
+    }
+
+    public synchronized void unregister(Entry e) {
+        TreeMap<Long, List<Entry>> ranges = byDevice.get(e.device());
+        if (ranges == null) return;
+        List<Entry> at = ranges.get(e.start());
+        if (at == null) return;
+        at.remove(e);
+        if (at.isEmpty()) ranges.remove(e.start());
+        if (ranges.isEmpty()) byDevice.remove(e.device());
+    }
+
+    /** The entries of device that overlap [start, end). */
+    public synchronized List<Entry> overlapping(BlockDevice device, long start, long end) {
+        TreeMap<Long, List<Entry>> ranges = byDevice.get(device);
+        if (ranges == null) return List.of();
+        List<Entry> out = new ArrayList<>();
+        for (List<Entry> at : ranges.headMap(end, false).values()) {
+            for (Entry e : at) if (e.end() > start) out.add(e);
+        }
+        return out;
+    }
+
+    /** Devices that have peer mappings now. */
+    public synchronized List<BlockDevice> devices() {
+        return List.copyOf(byDevice.keySet());
+    }
+
+    public synchronized int size() {
+        return byDevice.values().stream().mapToInt(m -> m.values().stream().mapToInt(List::size).sum()).sum();
+    }
+
+    /** Asks every owner of an overlapping range, once each, to take it back; returns how many owners were asked. */
+    public int invalidate(BlockDevice device, long start, long end, BlockChange change, String detail) {
+        Map<Owner, Boolean> owners = new IdentityHashMap<>();
+        for (Entry e : overlapping(device, start, end)) owners.put(e.owner(), true);
+        for (Owner o : owners.keySet()) o.invalidate(device, start, end, change, detail);
+        return owners.size();
+    }
+}

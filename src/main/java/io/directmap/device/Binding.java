@@ -1,0 +1,305 @@
+package io.directmap.device;
+
+import io.directmap.fs.DeviceMapping;
+import io.directmap.fs.InvalidRequestException;
+import io.directmap.fs.Invalidation;
+import io.directmap.fs.Segment;
+import io.directmap.mm.IntervalNotifier;
+import io.directmap.mm.MapFlag;
+import io.directmap.mm.Vma;
+import io.directmap.sys.Process;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
+import java.util.function.LongConsumer;
+
+/**
+ * A device's live view of [start, end) of a vma, as a GPU driver mirrors a range with HMM: the
+ * range is cut into windows; each window has an interval notifier and faults through device_map
+ * on first access. Reads follow the read_begin / read_retry protocol: a read that overlapped an
+ * invalidation, or whose blocks moved meanwhile, is read again, never delivered. On invalidation
+ * a window stops new DMA, waits for what is in flight, drops its table entries, calls
+ * device_unmap, and only then acknowledges.
+ */
+public final class Binding implements AutoCloseable {
+    /** What one read saw. */
+    public record Read(long directBytes, long fallbackBytes, int retries, boolean coherent) {}
+
+    /** An invalidation as the device lived it: what the file system said, and how long letting go took. */
+    public record LetGo(Invalidation invalidation, long windowStart, long windowEnd, long letGoNanos) {}
+
+    private final SoftwareDevice device;
+    private final Vma vma;
+    private final Set<MapFlag> flags;
+    private final Importer.Mode mode;
+    private final long start, end;
+    private final List<Window> windows = new ArrayList<>();
+    private final long windowBytes;
+    private volatile Duration coherentWait = Duration.ZERO;
+    private volatile Consumer<LetGo> onLetGo = l -> { };
+    private volatile boolean closed;
+
+    final AtomicLong faults = new AtomicLong(), refaults = new AtomicLong(), invalidations = new AtomicLong(),
+            retries = new AtomicLong(), reads = new AtomicLong(), incoherentReads = new AtomicLong(),
+            directBytes = new AtomicLong(), fallbackBytes = new AtomicLong();
+
+    Binding(SoftwareDevice device, Vma vma, long start, long end, long windowBytes, Set<MapFlag> flags, Importer.Mode mode) {
+        this.device = device;
+        this.vma = vma;
+        this.flags = Set.copyOf(flags);
+        this.mode = mode;
+        this.start = start;
+        this.end = end;
+        this.windowBytes = windowBytes;
+        for (long s = start; s < end; s += windowBytes) {
+            Window w = new Window(s, Math.min(end, s + windowBytes));
+            w.notifier = vma.insertNotifier(w.start, w.end, w);
+            windows.add(w);
+        }
+    }
+
+    public Vma vma() { return vma; }
+    public long start() { return start; }
+    public long end() { return end; }
+    public SoftwareDevice device() { return device; }
+
+    /**
+     * How long a read may wait for the file to become coherent (no other process holding it open
+     * for writing) before it reads through the page cache anyway and reports {@code coherent=false}.
+     */
+    public Binding coherentWait(Duration d) {
+        this.coherentWait = d;
+        return this;
+    }
+
+    /** Called after the device let go of a window, with the time it took. */
+    public Binding onLetGo(Consumer<LetGo> c) {
+        this.onLetGo = c;
+        return this;
+    }
+
+    public long faults() { return faults.get(); }
+    public long refaults() { return refaults.get(); }
+    public long invalidations() { return invalidations.get(); }
+    public long retries() { return retries.get(); }
+    public long reads() { return reads.get(); }
+    public long incoherentReads() { return incoherentReads.get(); }
+    public long directBytes() { return directBytes.get(); }
+    public long fallbackBytes() { return fallbackBytes.get(); }
+
+    /** The mappings live now, one per faulted window. */
+    public List<DeviceMapping> liveMappings() {
+        List<DeviceMapping> out = new ArrayList<>();
+        for (Window w : windows) {
+            synchronized (w) {
+                if (w.mapping != null) out.add(w.mapping);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Reads [offset, offset + length) of the file into dst (device memory, at least the length
+     * rounded up to a page). offset must be page-aligned, and so must length unless the read ends at
+     * the end of the mapping.
+     */
+    public Read read(long offset, long length, MemorySegment dst, LongConsumer progress) throws IOException {
+        long page = Process.PAGE_SIZE;
+        long readEnd = offset + length;
+        if (offset < start || readEnd > end || length <= 0) {
+            throw new InvalidRequestException(vma.file().path() + ": read [" + offset + ", " + readEnd + ") is outside the binding ["
+                    + start + ", " + end + ")");
+        }
+        if (offset % page != 0 || (length % page != 0 && readEnd != end && readEnd != vma.length())) {
+            throw new InvalidRequestException(vma.file().path() + ": read [" + offset + ", " + readEnd
+                    + ") is not page-aligned; device reads move whole pages");
+        }
+        if (closed) throw new IllegalStateException("binding of " + vma + " is closed");
+        long direct = 0, fallback = 0;
+        int retried = 0;
+        boolean coherent = true;
+        AtomicLong done = new AtomicLong();
+        for (int i = (int) ((offset - start) / windowBytes); i < windows.size() && windows.get(i).start < readEnd; i++) {
+            Window w = windows.get(i);
+            long s = Math.max(offset, w.start), e = Math.min(readEnd, w.end);
+            long before = done.get();
+            Read r = w.read(s, e, dst.asSlice(s - offset), n -> progress.accept(before + n));
+            done.set(before + (e - s));
+            direct += r.directBytes();
+            fallback += r.fallbackBytes();
+            retried += r.retries();
+            coherent &= r.coherent();
+        }
+        reads.incrementAndGet();
+        directBytes.addAndGet(direct);
+        fallbackBytes.addAndGet(fallback);
+        if (!coherent) incoherentReads.incrementAndGet();
+        return new Read(direct, fallback, retried, coherent);
+    }
+
+    /** Lets go of every window and removes the notifiers. */
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        for (Window w : windows) {
+            w.notifier.remove();
+            w.letGo(null);
+        }
+    }
+
+    /** One window: its notifier, its mapping and table entries while faulted, its DMA in flight. */
+    private final class Window implements IntervalNotifier.Ops {
+        final long start, end;
+        IntervalNotifier notifier;
+        DeviceMapping mapping;                     // guarded by this
+        List<IommuTable.Entry> entries = List.of(); // guarded by this
+        int inFlight;                              // guarded by this
+        boolean faultedBefore;
+
+        Window(long start, long end) {
+            this.start = start;
+            this.end = end;
+        }
+
+        Read read(long s, long e, MemorySegment dst, LongConsumer progress) throws IOException {
+            long deadline = System.nanoTime() + coherentWait.toNanos();
+            int retried = 0;
+            while (true) {
+                long seq = notifier.readBegin();
+                DeviceMapping m;
+                List<IommuTable.Entry> es;
+                synchronized (this) {
+                    if (mapping == null) {
+                        try {
+                            fault();
+                        } catch (InvalidRequestException bad) {
+                            // The file is shorter than the window just now (truncated, being extended): wait for it.
+                            if (System.nanoTime() > deadline) throw bad;
+                            retried++;
+                            pause();
+                            continue;
+                        }
+                    }
+                    m = mapping;
+                    es = entries;
+                    if (!m.coherent() && System.nanoTime() < deadline) {
+                        m = null;
+                    } else {
+                        inFlight++;
+                    }
+                }
+                if (m == null) {
+                    // Another process has the file open for writing: wait for it to close, then fault again.
+                    letGo(null);
+                    retried++;
+                    pause();
+                    continue;
+                }
+                IOException failure = null;
+                try {
+                    device.engine().transfer(IommuTable.window(es, vma.address() + s, vma.address() + e), dst, progress);
+                } catch (IOException x) {
+                    failure = x;
+                } finally {
+                    synchronized (this) {
+                        inFlight--;
+                        notifyAll();
+                    }
+                }
+                if (notifier.readRetry(seq)) {
+                    retries.incrementAndGet();
+                    retried++;
+                    continue;
+                }
+                boolean valid = vma.ops().verify(vma, m, s, e, failure != null);
+                if (!valid || notifier.readRetry(seq)) {
+                    retries.incrementAndGet();
+                    retried++;
+                    continue;
+                }
+                if (failure != null) {
+                    // Nothing below changed that we can see: the fault is real (a page-cache read of a truncated file).
+                    if (retried > 8) throw failure;
+                    letGo(null);
+                    retried++;
+                    pause();
+                    continue;
+                }
+                long direct = 0;
+                for (Segment seg : m.segments()) {
+                    if (seg instanceof Segment.Direct) direct += Math.max(0, Math.min(e, seg.end()) - Math.max(s, seg.start()));
+                }
+                return new Read(direct, (e - s) - direct, retried, m.coherent());
+            }
+        }
+
+        /** device_map for the window and the table entries for its answer; called holding this. */
+        private void fault() throws IOException {
+            DeviceMapping m = vma.ops().deviceMap(vma, device.endpoint(), start, roundUpPage(end), flags,
+                    mode == Importer.Mode.ALL_OR_NOTHING);
+            try {
+                entries = device.program(vma, m, start);
+            } catch (IOException | RuntimeException x) {
+                vma.ops().deviceUnmap(vma, device.endpoint(), m);
+                throw x;
+            }
+            mapping = m;
+            faults.incrementAndGet();
+            if (faultedBefore) refaults.incrementAndGet();
+            faultedBefore = true;
+        }
+
+        @Override
+        public void invalidate(IntervalNotifier n, Invalidation inv) {
+            long t0 = System.nanoTime();
+            if (letGo(inv)) {
+                invalidations.incrementAndGet();
+                onLetGo.accept(new LetGo(inv, start, end, System.nanoTime() - t0));
+            }
+        }
+
+        /** Stops new DMA, waits for DMA in flight, drops the entries, unmaps. Returns whether anything was mapped. */
+        boolean letGo(Invalidation inv) {
+            DeviceMapping m;
+            List<IommuTable.Entry> es;
+            synchronized (this) {
+                m = mapping;
+                es = entries;
+                mapping = null;
+                entries = List.of();
+                boolean interrupted = false;
+                while (inFlight > 0) {
+                    try {
+                        wait();
+                    } catch (InterruptedException x) {
+                        interrupted = true;
+                    }
+                }
+                if (interrupted) Thread.currentThread().interrupt();
+            }
+            device.table().drop(es);
+            if (m == null) return false;
+            if (!vma.isClosed() || inv != null) vma.ops().deviceUnmap(vma, device.endpoint(), m);
+            return true;
+        }
+    }
+
+    private static void pause() {
+        try {
+            Thread.sleep(1);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private static long roundUpPage(long v) {
+        long p = Process.PAGE_SIZE;
+        return (v + p - 1) / p * p;
+    }
+}

@@ -1,0 +1,45 @@
+package io.directmap.fs;
+
+import io.directmap.sys.Units;
+import java.util.Locale;
+
+/**
+ * The file system takes device mappings of [start, end) of a file back. heldBack says whether the
+ * change waited for the devices (a lease break holds the writer's open until they let go) or was
+ * found after the fact (the read_retry check saw the extent map move, a block device changed).
+ */
+public record Invalidation(long start, long end, Cause cause, String detail, boolean heldBack, long raisedNanos) {
+    /** What changed. */
+    public enum Cause {
+        /** Another process opened the file for writing, or truncated it: a read lease broke. */
+        WRITE_OPEN("another process opened it for writing or truncated it"),
+        /** The file's blocks moved (defragment, balance, dedupe): the extent map changed under a mapping. */
+        EXTENT_MOVED("its blocks moved"),
+        /** The block device below changed on its own (shrank, detaching, gone). */
+        BLOCK_DEVICE("the block device changed"),
+        /** The vma was unmapped (munmap): its subscribers let go of everything. */
+        UNMAPPED("the mapping was unmapped"),
+        /** A change announced through the API ({@link FsLayer#invalidate}). */
+        CHANGED("the file changed");
+
+        private final String summary;
+
+        Cause(String summary) { this.summary = summary; }
+
+        public String summary() { return summary; }
+        public String code() { return name().toLowerCase(Locale.ROOT); }
+    }
+
+    public static Invalidation of(long start, long end, Cause cause, String detail, boolean heldBack) {
+        return new Invalidation(start, end, cause, detail, heldBack, System.nanoTime());
+    }
+
+    public boolean overlaps(long s, long e) {
+        return start < e && s < end;
+    }
+
+    @Override
+    public String toString() {
+        return cause.code() + " " + (end == Long.MAX_VALUE ? "[" + start + ", EOF)" : Units.range(start, end)) + ": " + detail;
+    }
+}

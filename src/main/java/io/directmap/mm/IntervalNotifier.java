@@ -1,0 +1,90 @@
+package io.directmap.mm;
+
+import io.directmap.fs.Invalidation;
+
+/**
+ * An importer's subscription to [start, end) of a vma, in the shape of Linux's
+ * mmu_interval_notifier. When the range is invalidated, {@link Ops#invalidate} runs and must not
+ * return until the importer has let go of it: no new DMA started, the DMA in flight finished, the
+ * table entries dropped. A reader brackets each access with {@link #readBegin} and
+ * {@link #readRetry}: if an invalidation ran in between, what it read may be stale and must be
+ * read again, never delivered.
+ */
+public final class IntervalNotifier {
+    /** The importer's callback. */
+    @FunctionalInterface
+    public interface Ops {
+        void invalidate(IntervalNotifier notifier, Invalidation invalidation);
+    }
+
+    private final Vma vma;
+    private final long start, end;
+    private final Ops ops;
+    private long seq;        // bumped at the start and the end of every invalidation
+    private int active;      // invalidations running now
+    private long invalidations;
+
+    IntervalNotifier(Vma vma, long start, long end, Ops ops) {
+        this.vma = vma;
+        this.start = start;
+        this.end = end;
+        this.ops = ops;
+    }
+
+    public Vma vma() { return vma; }
+    public long start() { return start; }
+    public long end() { return end; }
+
+    /** mmu_interval_read_begin: waits while an invalidation of the range runs; returns the sequence to check. */
+    public synchronized long readBegin() {
+        boolean interrupted = false;
+        while (active > 0) {
+            try {
+                wait();
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) Thread.currentThread().interrupt();
+        return seq;
+    }
+
+    /** mmu_interval_read_retry: true if an invalidation began since readBegin returned seq. */
+    public synchronized boolean readRetry(long seq) {
+        return this.seq != seq;
+    }
+
+    /** How many invalidations reached this notifier. */
+    public synchronized long invalidations() { return invalidations; }
+
+    /** Removes the subscription; no callback runs after this returns (except one already running). */
+    public void remove() {
+        vma.removeNotifier(this);
+    }
+
+    boolean overlaps(long s, long e) {
+        return start < e && s < end;
+    }
+
+    void invalidate(Invalidation inv) {
+        synchronized (this) {
+            seq++;
+            active++;
+            invalidations++;
+        }
+        try {
+            ops.invalidate(this, inv);
+        } finally {
+            synchronized (this) {
+                seq++;
+                active--;
+                notifyAll();
+            }
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "notifier [" + start + ", " + end + ") of " + vma;
+    }
+}
