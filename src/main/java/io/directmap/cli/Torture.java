@@ -1,0 +1,343 @@
+package io.directmap.cli;
+
+import io.directmap.device.Binding;
+import io.directmap.device.DeviceMemory;
+import io.directmap.device.Importer;
+import io.directmap.device.SoftwareDevice;
+import io.directmap.fs.Invalidation;
+import io.directmap.fs.InvalidationReport;
+import io.directmap.mm.AddressSpace;
+import io.directmap.mm.Vma;
+import io.directmap.sys.Commands;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
+
+/**
+ * The coherence torture: software devices read a mapped file over and over while other
+ * processes (dd, xfs_io, fallocate, e4defrag, xfs_fsr, btrfs) write, punch, truncate, extend and
+ * relocate it. Every write stamps its blocks with a version; every block a device reads is checked
+ * against the history: its version must be one the file held at some moment during the read
+ * (not stale), and the block must be one whole version (not torn). A zero block is version 0.
+ */
+public final class Torture {
+    public static final int BLOCK = 4096;
+    /** Every kind of change runs at least this many times, however fast the reads are. */
+    static final int MIN_ROUNDS = 3;
+    static final Duration TIME_LIMIT = Duration.ofMinutes(2);
+    private static final long MAGIC = 0x5352455650414d44L; // "DMAPVERS"
+
+    /** What other processes do to the file. */
+    public enum Op {
+        DD_BUFFERED, DD_DIRECT, XFS_IO_PWRITE, PUNCH, ZERO_RANGE, TRUNCATE_EXTEND, RELOCATE, EVICT
+    }
+
+    /** The outcome, for the test to assert and for people to read. */
+    public record Summary(String fsType, long reads, long blocksChecked, long stale, long torn, long directBytes,
+                          long fallbackBytes, Map<Op, Integer> ops, long invalidations, long refaults, long retries,
+                          long incoherentReads, List<Long> ackNanos, List<String> problems, double seconds) {
+        public String render() {
+            List<Long> acks = new ArrayList<>(ackNanos);
+            Collections.sort(acks);
+            String ack = acks.isEmpty() ? "none" : String.format("p50 %.0f µs, p99 %.0f µs, max %.0f µs (%d)",
+                    acks.get(acks.size() / 2) / 1e3, acks.get(Math.min(acks.size() - 1, acks.size() * 99 / 100)) / 1e3,
+                    acks.getLast() / 1e3, acks.size());
+            return String.format("""
+                    %s: %d device reads in %.1f s, %d blocks checked: %d stale, %d torn
+                      read direct %s, through the page cache %s
+                      changes by other processes: %s
+                      invalidations %d, re-faults %d, reads retried %d, reads while a writer held the file %d
+                      change -> devices let go (lease break to last ack): %s
+                    """, fsType, reads, seconds, blocksChecked, stale, torn, io.directmap.sys.Units.bytes(directBytes),
+                    io.directmap.sys.Units.bytes(fallbackBytes), ops, invalidations, refaults, retries, incoherentReads, ack);
+        }
+    }
+
+    private record Version(long version, long startNanos, long endNanos) {}
+
+    private final Path file;
+    private final int blocks;
+    private final String fsType;
+    private final List<List<Version>> history = new ArrayList<>();
+    private final AtomicLong nextVersion = new AtomicLong(1);
+    private final Path stampDir;
+
+    public Torture(Path file, int blocks, String fsType) throws IOException {
+        this.file = file;
+        this.blocks = blocks;
+        this.fsType = fsType;
+        this.stampDir = Files.createTempDirectory("dmap-torture");
+        for (int b = 0; b < blocks; b++) history.add(new ArrayList<>());
+    }
+
+    /**
+     * Writes version 1 of every block and evicts it; then runs readers on the devices until each
+     * has made readsPerDevice reads, while one thread runs other processes against the file.
+     */
+    public Summary run(AddressSpace mm, List<SoftwareDevice> devices, long readsPerDevice, long seed,
+                       Consumer<String> progress) throws IOException, InterruptedException {
+        long t0 = System.nanoTime();
+        writeInitial();
+        List<Long> acks = Collections.synchronizedList(new ArrayList<>());
+        Consumer<InvalidationReport> listener = r -> {
+            if (r.invalidation().cause() == Invalidation.Cause.WRITE_OPEN && r.mappings() > 0) acks.add(r.ackNanos());
+        };
+        mm.fs().addInvalidationListener(listener);
+        Map<Op, Integer> ops = Collections.synchronizedMap(new EnumMap<>(Op.class));
+        ConcurrentLinkedQueue<String> problems = new ConcurrentLinkedQueue<>();
+        AtomicLong checked = new AtomicLong(), stale = new AtomicLong(), torn = new AtomicLong();
+        AtomicBoolean stop = new AtomicBoolean();
+        List<Binding> bindings = new ArrayList<>();
+        try (Vma vma = mm.mmap(file)) {
+            for (SoftwareDevice d : devices) {
+                bindings.add(d.bind(vma, 0, (long) blocks * BLOCK, 1L << 20, Set.of(), Importer.Mode.MIXED)
+                        .coherentWait(Duration.ofSeconds(30)));
+            }
+            AtomicLong rounds = new AtomicLong();
+            Thread writer = Thread.ofPlatform().name("torture-writer").start(() -> {
+                SplittableRandom rnd = new SplittableRandom(seed);
+                List<Op> round = new ArrayList<>(List.of(Op.values()));
+                round.remove(Op.EVICT);
+                while (!stop.get()) {
+                    Collections.shuffle(round, new java.util.Random(rnd.nextLong()));
+                    for (Op op : round) {
+                        if (stop.get()) return;
+                        try {
+                            if (rnd.nextBoolean()) {
+                                // Evict often (dropping our own page-table entries first), so the devices keep
+                                // finding cold ranges to read directly.
+                                vma.dropPageMappings();
+                                change(Op.EVICT, rnd);
+                                ops.merge(Op.EVICT, 1, Integer::sum);
+                            }
+                            long c0 = System.nanoTime();
+                            change(op, rnd);
+                            ops.merge(op, 1, Integer::sum);
+                            long took = (System.nanoTime() - c0) / 1_000_000;
+                            if (took > 1000) progress.accept(op + " took " + took + " ms");
+                            Thread.sleep(2 + rnd.nextInt(10));
+                        } catch (IOException | RuntimeException e) {
+                            problems.add("writer: " + op + ": " + e.getMessage());
+                            if (problems.size() > 20) stop.set(true);
+                        } catch (InterruptedException e) {
+                            return;
+                        }
+                    }
+                    rounds.incrementAndGet();
+                }
+            });
+            List<Thread> readers = new ArrayList<>();
+            for (int i = 0; i < bindings.size(); i++) {
+                Binding b = bindings.get(i);
+                long readerSeed = seed * 31 + i;
+                readers.add(Thread.ofPlatform().name("torture-reader-" + i).start(() -> {
+                    SplittableRandom rnd = new SplittableRandom(readerSeed);
+                    try (DeviceMemory.Buffer buf = b.device().allocate(file.toString(), 32L * BLOCK)) {
+                        long deadline = System.nanoTime() + TIME_LIMIT.toNanos();
+                        for (long n = 0; (n < readsPerDevice || rounds.get() < MIN_ROUNDS) && !stop.get(); n++) {
+                            if (System.nanoTime() > deadline) {
+                                problems.add(b.device().name() + ": not done after " + TIME_LIMIT + " (" + n + " reads, "
+                                        + rounds.get() + " rounds of changes)");
+                                break;
+                            }
+                            int count = 1 + rnd.nextInt(32);
+                            int first = rnd.nextInt(blocks - count + 1);
+                            long r0 = System.nanoTime();
+                            b.read((long) first * BLOCK, (long) count * BLOCK, buf.segment(), x -> { });
+                            long r1 = System.nanoTime();
+                            for (int k = 0; k < count; k++) {
+                                String bad = check(buf.segment().asSlice((long) k * BLOCK, BLOCK), first + k, r0, r1);
+                                checked.incrementAndGet();
+                                if (bad == null) continue;
+                                (bad.startsWith("torn") ? torn : stale).incrementAndGet();
+                                if (problems.size() < 20) problems.add(b.device().name() + ": " + bad);
+                            }
+                            if (n % 1000 == 0) progress.accept(b.device().name() + ": " + n + " reads");
+                        }
+                    } catch (IOException | RuntimeException e) {
+                        problems.add(b.device().name() + ": " + e);
+                    }
+                }));
+            }
+            for (Thread r : readers) r.join();
+            stop.set(true);
+            writer.join();
+        } finally {
+            mm.fs().removeInvalidationListener(listener);
+            for (Binding b : bindings) b.close();
+            deleteStamps();
+        }
+        long reads = 0, direct = 0, fallback = 0, inval = 0, refaults = 0, retries = 0, incoherent = 0;
+        for (Binding b : bindings) {
+            reads += b.reads();
+            direct += b.directBytes();
+            fallback += b.fallbackBytes();
+            inval += b.invalidations();
+            refaults += b.refaults();
+            retries += b.retries();
+            incoherent += b.incoherentReads();
+        }
+        return new Summary(fsType, reads, checked.get(), stale.get(), torn.get(), direct, fallback, Map.copyOf(ops), inval,
+                refaults, retries, incoherent, List.copyOf(acks), List.copyOf(problems), (System.nanoTime() - t0) / 1e9);
+    }
+
+    private void writeInitial() throws IOException {
+        long v = nextVersion.getAndIncrement();
+        ByteBuffer buf = ByteBuffer.allocateDirect(BLOCK).order(ByteOrder.LITTLE_ENDIAN);
+        long now = System.nanoTime();
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                StandardOpenOption.TRUNCATE_EXISTING)) {
+            for (int b = 0; b < blocks; b++) {
+                stamp(buf, b, v);
+                while (buf.hasRemaining()) ch.write(buf, (long) b * BLOCK + buf.position());
+                history.get(b).add(new Version(v, now, now));
+            }
+        }
+        Workloads.syncAndEvict(file);
+    }
+
+    /** One change by another process; the history records the versions it may have left. */
+    private Op change(Op op, SplittableRandom rnd) throws IOException {
+        if (op == Op.XFS_IO_PWRITE && !Commands.available("xfs_io")) op = Op.DD_BUFFERED;
+        int count = 1 + rnd.nextInt(16);
+        int first = rnd.nextInt(blocks - count + 1);
+        String f = file.toString();
+        String off = Long.toString((long) first * BLOCK), len = Long.toString((long) count * BLOCK);
+        switch (op) {
+            case DD_BUFFERED, DD_DIRECT, XFS_IO_PWRITE -> {
+                long v = nextVersion.getAndIncrement();
+                Path stamp = stampFile(first, count, v);
+                List<String> cmd = switch (op) {
+                    case DD_BUFFERED -> List.of("dd", "if=" + stamp, "of=" + f, "bs=" + BLOCK, "seek=" + first, "count=" + count,
+                            "conv=notrunc" + (rnd.nextBoolean() ? ",fsync" : ""), "status=none");
+                    case DD_DIRECT -> List.of("dd", "if=" + stamp, "of=" + f, "bs=" + BLOCK, "seek=" + first, "count=" + count,
+                            "conv=notrunc", "oflag=direct", "status=none");
+                    default -> List.of("xfs_io", "-c", "pwrite -q -i " + stamp + " -s 0 " + off + " " + len, f);
+                };
+                runRecorded(cmd, first, count, v);
+                Files.delete(stamp);
+            }
+            case PUNCH -> runRecorded(List.of("fallocate", "-p", "-o", off, "-l", len, f), first, count, 0);
+            case ZERO_RANGE -> runRecorded(List.of("fallocate", "-z", "-o", off, "-l", len, f), first, count, 0);
+            case TRUNCATE_EXTEND -> {
+                // Cut the last count blocks off and grow back: they read as zeros (a hole).
+                long size = (long) blocks * BLOCK;
+                long cut = size - (long) count * BLOCK;
+                runRecorded(List.of("xfs_io", "-c", "truncate " + cut, "-c", "truncate " + size, f), blocks - count, count, 0);
+            }
+            case RELOCATE -> Commands.run(relocateCommand(f));
+            case EVICT -> Workloads.syncAndEvict(file);
+        }
+        return op;
+    }
+
+    private List<String> relocateCommand(String f) {
+        return switch (fsType) {
+            case "ext4" -> List.of("sh", "-c", "e4defrag " + f + " >/dev/null 2>&1; true");
+            case "xfs" -> List.of("sh", "-c", "xfs_fsr " + f + " >/dev/null 2>&1; true");
+            case "btrfs" -> List.of("btrfs", "filesystem", "defragment", "-f", f);
+            default -> List.of("true");
+        };
+    }
+
+    /** Runs cmd; blocks [first, first+count) hold version v from the start of the process, for sure from its end. */
+    private void runRecorded(List<String> cmd, int first, int count, long v) throws IOException {
+        long start = System.nanoTime();
+        synchronized (history) {
+            // Pending until the process ends: the new version may show from its start, the old one until its end.
+            for (int b = first; b < first + count; b++) history.get(b).add(new Version(v, start, Long.MAX_VALUE));
+        }
+        try {
+            Commands.run(cmd);
+        } finally {
+            long end = System.nanoTime();
+            synchronized (history) {
+                for (int b = first; b < first + count; b++) history.get(b).set(history.get(b).size() - 1, new Version(v, start, end));
+            }
+        }
+    }
+
+    /** null if the block is one whole version the file held at some moment in [r0, r1]; else what is wrong. */
+    private String check(MemorySegment block, int index, long r0, long r1) {
+        long magic = block.get(ValueLayout.JAVA_LONG_UNALIGNED, 0);
+        long v;
+        if (magic == 0) {
+            if (block.asSlice(0, BLOCK).elements(ValueLayout.JAVA_LONG).anyMatch(s -> s.get(ValueLayout.JAVA_LONG, 0) != 0)) {
+                return "torn block " + index + ": part zeros, part data";
+            }
+            v = 0;
+        } else {
+            if (magic != MAGIC) return "torn block " + index + ": no version header";
+            long at = block.get(ValueLayout.JAVA_LONG_UNALIGNED, 8);
+            v = block.get(ValueLayout.JAVA_LONG_UNALIGNED, 16);
+            if (at != index) return "stale block " + index + ": holds block " + at + "'s data (version " + v + ")";
+            long x = fillSeed(index, v);
+            for (int i = 24; i < BLOCK; i += 8) {
+                x ^= x << 13; x ^= x >>> 7; x ^= x << 17;
+                if (block.get(ValueLayout.JAVA_LONG_UNALIGNED, i) != x) return "torn block " + index + ": version " + v + " differs at byte " + i;
+            }
+        }
+        synchronized (history) {
+            List<Version> h = history.get(index);
+            for (int i = 0; i < h.size(); i++) {
+                Version e = h.get(i);
+                if (e.version() != v || e.startNanos() > r1) continue;
+                Version next = i + 1 < h.size() ? h.get(i + 1) : null;
+                if (next == null || next.endNanos() >= r0) return null;
+            }
+            return "stale block " + index + ": version " + v + " read in [" + r0 + ", " + r1 + "], history " + h;
+        }
+    }
+
+    private Path stampFile(int first, int count, long v) throws IOException {
+        Path p = stampDir.resolve("v" + v);
+        ByteBuffer buf = ByteBuffer.allocate(BLOCK).order(ByteOrder.LITTLE_ENDIAN);
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+            for (int b = first; b < first + count; b++) {
+                stamp(buf, b, v);
+                while (buf.hasRemaining()) ch.write(buf);
+            }
+        }
+        return p;
+    }
+
+    private static void stamp(ByteBuffer buf, int index, long v) {
+        buf.clear();
+        buf.putLong(MAGIC).putLong(index).putLong(v);
+        long x = fillSeed(index, v);
+        while (buf.hasRemaining()) {
+            x ^= x << 13; x ^= x >>> 7; x ^= x << 17;
+            buf.putLong(x);
+        }
+        buf.flip();
+    }
+
+    private static long fillSeed(long index, long v) {
+        return (index * 0x9E3779B97F4A7C15L) ^ (v * 0xC2B2AE3D27D4EB4FL) | 1;
+    }
+
+    private void deleteStamps() throws IOException {
+        try (var s = Files.list(stampDir)) {
+            for (Path p : s.toList()) Files.deleteIfExists(p);
+        }
+        Files.deleteIfExists(stampDir);
+    }
+}

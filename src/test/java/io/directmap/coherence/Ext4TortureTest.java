@@ -1,0 +1,13 @@
+package io.directmap.coherence;
+
+import io.directmap.sys.ScratchFilesystem;
+import io.directmap.testing.ScratchFs;
+import org.junit.jupiter.api.extension.RegisterExtension;
+
+class Ext4TortureTest extends TortureTest {
+    @RegisterExtension
+    static final ScratchFs FS = new ScratchFs(ScratchFilesystem.Type.EXT4);
+
+    @Override
+    ScratchFs scratch() { return FS; }
+}

@@ -1,0 +1,52 @@
+package io.directmap.coherence;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.directmap.cli.Torture;
+import io.directmap.device.SoftwareDevice;
+import io.directmap.mm.AddressSpace;
+import io.directmap.testing.ScratchFs;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Two software devices read a mapped file 10,000 times between them while other processes write,
+ * punch, zero, truncate and extend, relocate it and evict its pages. Not one block may be stale
+ * or torn, and every kind of change must have happened and been survived.
+ */
+abstract class TortureTest {
+    static final int READS_PER_DEVICE = 5_000;
+
+    abstract ScratchFs scratch();
+
+    @Test
+    void noDeviceEverReadsAStaleOrTornBlock() throws IOException, InterruptedException {
+        Path file = scratch().file("torture.bin");
+        Torture.Summary s;
+        try (AddressSpace mm = AddressSpace.create();
+             SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+             SoftwareDevice nic = SoftwareDevice.create("nic0", mm.topology())) {
+            s = new Torture(file, 4096, scratch().type().name().toLowerCase()).run(mm, List.of(gpu, nic), READS_PER_DEVICE, 42,
+                    System.out::println);
+            assertEquals(List.of(), mm.fs().tracker().all(), "every mapping is released at the end");
+        } finally {
+            Files.deleteIfExists(file);
+        }
+        String report = s.render();
+        System.out.println(report);
+        Files.writeString(Path.of("target", "torture-" + s.fsType() + ".txt"), report + "problems: " + s.problems() + "\n");
+        assertEquals(List.of(), s.problems(), report);
+        assertEquals(0, s.stale(), report);
+        assertEquals(0, s.torn(), report);
+        assertTrue(s.reads() >= 2 * READS_PER_DEVICE, report);
+        for (Torture.Op op : Torture.Op.values()) assertTrue(s.ops().getOrDefault(op, 0) > 0, op + " never ran: " + report);
+        assertTrue(s.directBytes() > 0, "some reads went direct: " + report);
+        assertTrue(s.fallbackBytes() > 0, "some reads went through the page cache: " + report);
+        assertTrue(s.invalidations() > 0 && s.refaults() > 0, "changes took mappings back and devices faulted again: " + report);
+        assertEquals(0, s.incoherentReads(), "no read was delivered while a writer held the file: " + report);
+    }
+}
