@@ -199,6 +199,83 @@ public final class Torture {
                 refaults, retries, incoherent, List.copyOf(acks), List.copyOf(problems), (System.nanoTime() - t0) / 1e9);
     }
 
+    /** How fast a device reads while nobody writes, and while another process writes 1% of the file per second. */
+    public record Throughput(long fileBytes, double quietGiBs, double writtenGiBs, long writes, long invalidations,
+                             List<Long> ackNanos) {
+        public String render() {
+            List<Long> acks = new ArrayList<>(ackNanos);
+            Collections.sort(acks);
+            return String.format("""
+                    reading %s over and over, 4 MiB reads, 8 MiB windows:
+                      alone:                                 %.2f GiB/s
+                      while dd writes 1%% of the file per second: %.2f GiB/s (%.0f%% kept; %d writes, %d invalidations, let go in p50 %.2f ms)
+                    """, io.directmap.sys.Units.bytes(fileBytes), quietGiBs, writtenGiBs, 100 * writtenGiBs / quietGiBs, writes,
+                    invalidations, acks.isEmpty() ? 0.0 : acks.get(acks.size() / 2) / 1e6);
+        }
+    }
+
+    /**
+     * Reads the whole file sequentially with one device for seconds, twice: alone, then while a
+     * writer process (dd, buffered) writes 0.1% of the file at a random place every 100 ms.
+     */
+    public static Throughput throughput(AddressSpace mm, SoftwareDevice dev, Path file, double seconds, long seed)
+            throws IOException, InterruptedException {
+        long size = Files.size(file) / (4L << 20) * (4L << 20);
+        if (size == 0) throw new io.directmap.fs.InvalidRequestException(file + ": needs at least 4 MiB to measure throughput");
+        List<Long> acks = Collections.synchronizedList(new ArrayList<>());
+        Consumer<InvalidationReport> listener = r -> {
+            if (r.invalidation().cause() == Invalidation.Cause.WRITE_OPEN && r.mappings() > 0) acks.add(r.ackNanos());
+        };
+        try (Vma vma = mm.mmap(file);
+             Binding b = dev.bind(vma, 0, size, 8L << 20, Set.of(), Importer.Mode.MIXED).coherentWait(Duration.ofSeconds(30));
+             DeviceMemory.Buffer buf = dev.allocate(file.toString(), 4L << 20)) {
+            vma.dropPageMappings();
+            Workloads.syncAndEvict(file);
+            double quiet = readFor(b, buf, size, seconds);
+            vma.dropPageMappings();
+            Workloads.syncAndEvict(file);
+            mm.fs().addInvalidationListener(listener);
+            AtomicBoolean stop = new AtomicBoolean();
+            AtomicLong writes = new AtomicLong();
+            long invalBefore = b.invalidations();
+            Thread writer = Thread.ofPlatform().name("one-percent-writer").start(() -> {
+                SplittableRandom rnd = new SplittableRandom(seed);
+                long blocks = Math.max(1, size / 1000 / BLOCK);
+                while (!stop.get()) {
+                    long at = rnd.nextLong(size / BLOCK - blocks + 1);
+                    try {
+                        Commands.run("dd", "if=/dev/urandom", "of=" + file, "bs=" + BLOCK, "seek=" + at, "count=" + blocks,
+                                "conv=notrunc", "status=none");
+                        writes.incrementAndGet();
+                        Thread.sleep(100);
+                    } catch (IOException e) {
+                        return;
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                }
+            });
+            double written;
+            try {
+                written = readFor(b, buf, size, seconds);
+            } finally {
+                stop.set(true);
+                writer.join();
+                mm.fs().removeInvalidationListener(listener);
+            }
+            return new Throughput(size, quiet, written, writes.get(), b.invalidations() - invalBefore, List.copyOf(acks));
+        }
+    }
+
+    private static double readFor(Binding b, DeviceMemory.Buffer buf, long size, double seconds) throws IOException {
+        long chunk = 4L << 20, bytes = 0, t0 = System.nanoTime(), until = t0 + (long) (seconds * 1e9);
+        for (long at = 0; System.nanoTime() < until; at = (at + chunk) % size) {
+            b.read(at, chunk, buf.segment(), n -> { });
+            bytes += chunk;
+        }
+        return bytes / ((System.nanoTime() - t0) / 1e9) / (1L << 30);
+    }
+
     private void writeInitial() throws IOException {
         long v = nextVersion.getAndIncrement();
         ByteBuffer buf = ByteBuffer.allocateDirect(BLOCK).order(ByteOrder.LITTLE_ENDIAN);

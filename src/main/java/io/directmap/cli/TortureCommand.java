@@ -1,0 +1,75 @@
+package io.directmap.cli;
+
+import io.directmap.device.SoftwareDevice;
+import io.directmap.fs.InvalidRequestException;
+import io.directmap.mm.AddressSpace;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+@Command(name = "torture", description = {
+        "Prove coherence on the file system holding DIR: devices read a file there over and over while other",
+        "processes (dd, xfs_io, fallocate, the defragmenter) write, punch, truncate and relocate it; every block",
+        "read is checked against the versions the file held. Then measure what a reading device keeps while",
+        "another process writes 1% of a file per second. The files are deleted afterwards."})
+final class TortureCommand implements Callable<Integer> {
+    @Spec picocli.CommandLine.Model.CommandSpec spec;
+    @Mixin Common common;
+
+    @Parameters(paramLabel = "DIR", description = "A directory on the file system to test (a scratch one: files are written there).")
+    Path dir;
+
+    @Option(names = "--reads", paramLabel = "N", defaultValue = "5000", description = "Reads per device (default: ${DEFAULT-VALUE}).")
+    long reads;
+
+    @Option(names = "--devices", paramLabel = "NAMES", split = ",", defaultValue = "gpu0,nic0",
+            description = "The reading devices (default: ${DEFAULT-VALUE}).")
+    List<String> devices;
+
+    @Option(names = "--throughput-size", paramLabel = "SIZE", defaultValue = "256M",
+            description = "Size of the file for the throughput part, 0 to skip it (default: ${DEFAULT-VALUE}).")
+    String throughputSize;
+
+    @Option(names = "--seconds", defaultValue = "3", description = "Seconds per throughput phase (default: ${DEFAULT-VALUE}).")
+    double seconds;
+
+    @Override
+    public Integer call() throws Exception {
+        PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
+        if (!Files.isDirectory(dir)) throw new InvalidRequestException(dir + " is not a directory; give a directory on the file system to test");
+        String fs = io.directmap.sys.MountInfo.of(io.directmap.sys.Statx.of(dir.toAbsolutePath()).mountId())
+                .map(io.directmap.sys.MountInfo.Mount::fsType).orElse("?");
+        long tsize = io.directmap.pci.Topology.parseSize(throughputSize, "--throughput-size");
+        Path file = Files.createTempFile(dir, "dmap-torture", ".bin");
+        Path big = tsize > 0 ? Files.createTempFile(dir, "dmap-throughput", ".bin") : null;
+        try (AddressSpace mm = common.addressSpace()) {
+            List<SoftwareDevice> devs = new ArrayList<>();
+            try {
+                for (String d : devices) devs.add(SoftwareDevice.create(d, mm.topology()));
+                Torture.Summary s = new Torture(file, 4096, fs).run(mm, devs, reads, System.nanoTime(), line -> err.println("  " + line));
+                out.print(s.render());
+                if (!s.problems().isEmpty()) out.println("problems: " + String.join("; ", s.problems()));
+                out.flush();
+                if (big != null) {
+                    Workloads.write(big, 0, tsize, 7);
+                    out.print(Torture.throughput(mm, devs.getFirst(), big, seconds, 7).render());
+                    out.flush();
+                }
+                return s.stale() == 0 && s.torn() == 0 && s.problems().isEmpty() ? Dmap.OK : Dmap.FAILED;
+            } finally {
+                for (SoftwareDevice d : devs) d.close();
+            }
+        } finally {
+            Files.deleteIfExists(file);
+            if (big != null) Files.deleteIfExists(big);
+        }
+    }
+}
