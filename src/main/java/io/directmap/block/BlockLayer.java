@@ -41,6 +41,11 @@ public final class BlockLayer implements AutoCloseable {
                         Topology.DEFAULT_BLOCK_APERTURE))));
     }
 
+    /** The device with this number if it was opened before (no sysfs lookup, no open). */
+    public Optional<BlockDevice> known(int major, int minor) {
+        return Optional.ofNullable(devices.get(major + ":" + minor));
+    }
+
     /** The decision for [offset, offset+length) of dev: a loop device redirects, others decide here (a grant may be partial). */
     public BlockDecision decide(BlockDevice dev, long offset, long length, Access access) {
         if (dev.info().loop().isPresent()) {

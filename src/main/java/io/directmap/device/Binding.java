@@ -123,13 +123,45 @@ public final class Binding implements AutoCloseable {
         long direct = 0, fallback = 0;
         int retried = 0;
         boolean coherent = true;
-        AtomicLong done = new AtomicLong();
-        for (int i = (int) ((offset - start) / windowBytes); i < windows.size() && windows.get(i).start < readEnd; i++) {
+        // Fast path: pin every window the read touches, then one DMA for all of them, so the engine's
+        // queue never drains between windows; then each window's read_retry check.
+        List<Pinned> pinned = new ArrayList<>();
+        List<IommuTable.Entry> all = new ArrayList<>();
+        int first = (int) ((offset - start) / windowBytes);
+        for (int i = first; i < windows.size() && windows.get(i).start < readEnd; i++) {
             Window w = windows.get(i);
             long s = Math.max(offset, w.start), e = Math.min(readEnd, w.end);
-            long before = done.get();
-            Read r = w.read(s, e, dst.asSlice(s - offset), n -> progress.accept(before + n));
-            done.set(before + (e - s));
+            Pinned p = w.tryPin(s, e);
+            if (p == null) break;
+            pinned.add(p);
+            all.addAll(IommuTable.window(p.entries(), vma.address() + s, vma.address() + e, s - offset));
+        }
+        IOException failure = null;
+        DmaEngine.Stats stats = new DmaEngine.Stats();
+        if (!pinned.isEmpty()) {
+            long t0 = System.nanoTime();
+            try {
+                device.engine().transfer(all, dst, progress, stats);
+            } catch (IOException x) {
+                failure = x;
+            } finally {
+                for (Pinned p : pinned) p.window().unpin();
+            }
+            report(stats, System.nanoTime() - t0);
+        }
+        long done = 0;
+        for (int i = first; i < windows.size() && windows.get(i).start < readEnd; i++) {
+            Window w = windows.get(i);
+            long s = Math.max(offset, w.start), e = Math.min(readEnd, w.end);
+            int k = i - first;
+            Read r = k < pinned.size() ? w.finish(pinned.get(k), failure != null) : null;
+            if (r == null) {
+                // Not pinned, or it needs reading again: this window alone, with the whole protocol.
+                long before = done;
+                r = w.read(s, e, dst.asSlice(s - offset), n -> progress.accept(before + n));
+                retried += k < pinned.size() ? 1 : 0;
+            }
+            done += e - s;
             direct += r.directBytes();
             fallback += r.fallbackBytes();
             retried += r.retries();
@@ -140,6 +172,23 @@ public final class Binding implements AutoCloseable {
         fallbackBytes.addAndGet(fallback);
         if (!coherent) incoherentReads.incrementAndGet();
         return new Read(direct, fallback, retried, coherent);
+    }
+
+    /** One window's part of a DMA: the sequence it began at and what it read through. */
+    private record Pinned(Window window, long seq, DeviceMapping mapping, List<IommuTable.Entry> entries, long start, long end) {}
+
+    /**
+     * Tells the policy how fast a DMA that went one way only was, in wall time (per-request times
+     * would flatter the I/O-bound way when copies compete for the CPU). Mixed DMAs teach nothing.
+     */
+    private void report(DmaEngine.Stats stats, long wallNanos) {
+        io.directmap.fs.PathLearner.Way only = null;
+        for (io.directmap.fs.PathLearner.Way w : io.directmap.fs.PathLearner.Way.values()) {
+            if (stats.bytes[w.ordinal()].sum() == 0) continue;
+            if (only != null) return;
+            only = w;
+        }
+        if (only != null) vma.ops().observe(vma, only, stats.bytes[only.ordinal()].sum(), wallNanos);
     }
 
     /** Lets go of every window and removes the notifiers. */
@@ -167,6 +216,50 @@ public final class Binding implements AutoCloseable {
             this.end = end;
         }
 
+        /**
+         * read_begin, fault if unmapped, and count a DMA in flight, if the window is ready for one
+         * now (mapped, coherent); null if it is not (the slow path waits for it).
+         */
+        Pinned tryPin(long s, long e) {
+            long seq = notifier.readBegin();
+            synchronized (this) {
+                if (mapping == null) {
+                    try {
+                        fault();
+                    } catch (IOException x) {
+                        return null;
+                    }
+                }
+                if (!mapping.coherent() && !coherentWait.isZero()) return null;
+                inFlight++;
+                return new Pinned(this, seq, mapping, entries, s, e);
+            }
+        }
+
+        synchronized void unpin() {
+            inFlight--;
+            notifyAll();
+        }
+
+        /** read_retry and the placement check after a DMA; the Read to deliver, or null to read again. */
+        Read finish(Pinned p, boolean failed) throws IOException {
+            if (notifier.readRetry(p.seq())) {
+                retries.incrementAndGet();
+                return null;
+            }
+            boolean valid = vma.ops().verify(vma, p.mapping(), p.start(), p.end(), failed);
+            if (!valid || notifier.readRetry(p.seq()) || failed) {
+                retries.incrementAndGet();
+                return null;
+            }
+            long direct = 0;
+            for (Segment seg : p.mapping().segments()) {
+                if (seg instanceof Segment.Direct) direct += Math.max(0, Math.min(p.end(), seg.end()) - Math.max(p.start(), seg.start()));
+            }
+            return new Read(direct, (p.end() - p.start()) - direct, 0, p.mapping().coherent());
+        }
+
+        /** The whole protocol for one window, waiting where the fast path would not. */
         Read read(long s, long e, MemorySegment dst, LongConsumer progress) throws IOException {
             long deadline = System.nanoTime() + coherentWait.toNanos();
             int retried = 0;
@@ -202,40 +295,27 @@ public final class Binding implements AutoCloseable {
                     continue;
                 }
                 IOException failure = null;
+                DmaEngine.Stats stats = new DmaEngine.Stats();
+                long t0 = System.nanoTime();
                 try {
-                    device.engine().transfer(IommuTable.window(es, vma.address() + s, vma.address() + e), dst, progress);
+                    device.engine().transfer(IommuTable.window(es, vma.address() + s, vma.address() + e), dst, progress, stats);
                 } catch (IOException x) {
                     failure = x;
                 } finally {
-                    synchronized (this) {
-                        inFlight--;
-                        notifyAll();
-                    }
+                    unpin();
                 }
-                if (notifier.readRetry(seq)) {
-                    retries.incrementAndGet();
-                    retried++;
-                    continue;
+                Read r = finish(new Pinned(this, seq, m, es, s, e), failure != null);
+                if (r != null) {
+                    report(stats, System.nanoTime() - t0);
+                    return new Read(r.directBytes(), r.fallbackBytes(), retried, r.coherent());
                 }
-                boolean valid = vma.ops().verify(vma, m, s, e, failure != null);
-                if (!valid || notifier.readRetry(seq)) {
-                    retries.incrementAndGet();
-                    retried++;
-                    continue;
-                }
-                if (failure != null) {
+                retried++;
+                if (failure != null && !notifier.readRetry(seq)) {
                     // Nothing below changed that we can see: the fault is real (a page-cache read of a truncated file).
                     if (retried > 8) throw failure;
                     letGo(null);
-                    retried++;
                     pause();
-                    continue;
                 }
-                long direct = 0;
-                for (Segment seg : m.segments()) {
-                    if (seg instanceof Segment.Direct) direct += Math.max(0, Math.min(e, seg.end()) - Math.max(s, seg.start()));
-                }
-                return new Read(direct, (e - s) - direct, retried, m.coherent());
             }
         }
 

@@ -11,6 +11,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+import io.directmap.fs.PathLearner;
 import java.util.function.LongConsumer;
 
 /**
@@ -32,16 +34,36 @@ final class DmaEngine implements AutoCloseable {
 
     int depth() { return depth; }
 
+    /** Bytes and request time by way (direct, page cache hot or cold): what the learning policy is fed. */
+    static final class Stats {
+        final LongAdder[] bytes = {new LongAdder(), new LongAdder(), new LongAdder()};
+        final LongAdder[] nanos = {new LongAdder(), new LongAdder(), new LongAdder()};
+
+        void add(PathLearner.Way way, long n, long ns) {
+            if (way == null) return;
+            bytes[way.ordinal()].add(n);
+            nanos[way.ordinal()].add(ns);
+        }
+    }
+
     /** Transfers every entry into memory; progress gets the bytes done so far after each request. */
     void transfer(List<Entry> entries, MemorySegment memory, LongConsumer progress) throws IOException {
+        transfer(entries, memory, progress, new Stats());
+    }
+
+    /** As above, adding each request's bytes and time to stats. */
+    void transfer(List<Entry> entries, MemorySegment memory, LongConsumer progress, Stats stats) throws IOException {
         List<Future<?>> inFlight = new ArrayList<>();
         AtomicLong done = new AtomicLong();
         for (Entry e : entries) {
             long request = e.target() instanceof Target.Peer ? PEER_REQUEST : HOST_REQUEST;
             for (long off = 0; off < e.length(); off += request) {
                 long o = off, n = Math.min(request, e.length() - off);
+                PathLearner.Way way = e.target() instanceof Target.HostPages h ? h.way() : PathLearner.Way.DIRECT;
                 inFlight.add(workers.submit(() -> {
+                    long t0 = System.nanoTime();
                     move(e, o, n, memory);
+                    stats.add(way, n, System.nanoTime() - t0);
                     progress.accept(done.addAndGet(n));
                     return null;
                 }));

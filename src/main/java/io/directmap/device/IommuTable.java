@@ -17,8 +17,11 @@ public final class IommuTable {
         /** A peer's aperture: busAddress reaches device at deviceOffset. */
         record Peer(BlockDevice device, long deviceOffset, long busAddress) implements Target {}
 
-        /** Host memory: pages of the page cache, reached through the vma. */
-        record HostPages(MemorySegment pages) implements Target {}
+        /**
+         * Host memory: pages of the page cache, reached through the vma. way says whether the file
+         * system expected them cached or cold (what the learning policy measures), or null.
+         */
+        record HostPages(MemorySegment pages, io.directmap.fs.PathLearner.Way way) implements Target {}
     }
 
     /** virtualAddress..+length is backed by target; memoryOffset is where it lands in device memory. */
@@ -31,6 +34,11 @@ public final class IommuTable {
      * its memory offset counted from vaStart: what a DMA of that range moves.
      */
     static List<Entry> window(List<Entry> entries, long vaStart, long vaEnd) {
+        return window(entries, vaStart, vaEnd, 0);
+    }
+
+    /** As {@link #window(List, long, long)}, with memory offsets counted from memoryBase. */
+    static List<Entry> window(List<Entry> entries, long vaStart, long vaEnd, long memoryBase) {
         List<Entry> out = new java.util.ArrayList<>();
         for (Entry e : entries) {
             long a = Math.max(vaStart, e.virtualAddress()), b = Math.min(vaEnd, e.virtualAddress() + e.length());
@@ -38,9 +46,9 @@ public final class IommuTable {
             long skip = a - e.virtualAddress();
             Target t = switch (e.target()) {
                 case Target.Peer p -> new Target.Peer(p.device(), p.deviceOffset() + skip, p.busAddress() + skip);
-                case Target.HostPages h -> new Target.HostPages(h.pages().asSlice(skip, b - a));
+                case Target.HostPages h -> new Target.HostPages(h.pages().asSlice(skip, b - a), h.way());
             };
-            out.add(new Entry(a, b - a, t, a - vaStart));
+            out.add(new Entry(a, b - a, t, memoryBase + (a - vaStart)));
         }
         return out;
     }

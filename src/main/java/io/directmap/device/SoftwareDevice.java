@@ -23,6 +23,9 @@ import java.util.function.LongConsumer;
  * the end of the file read as zeros, as in the CPU's mapping.
  */
 public final class SoftwareDevice implements Importer {
+    /** The DMA engine's request size for peer (direct) reads. */
+    public static final long PEER_REQUEST = DmaEngine.PEER_REQUEST;
+
     private final String name;
     private final Profile profile;
     private final Endpoint endpoint;
@@ -133,7 +136,10 @@ public final class SoftwareDevice implements Importer {
                 case Segment.Fallback f -> {
                     // Pages past the end of the file exist only in the last page; the mapping reads them as zeros.
                     long n = Math.min(s.end(), vma.length()) - s.start();
-                    yield n <= 0 ? null : new IommuTable.Target.HostPages(vma.ops().fault(vma, s.start(), n));
+                    var reason = f.refusal().reason();
+                    var way = reason == io.directmap.fs.FsReason.PAGE_CACHED ? io.directmap.fs.PathLearner.Way.CACHE_HOT
+                            : reason == io.directmap.fs.FsReason.CACHE_FASTER ? io.directmap.fs.PathLearner.Way.CACHE_COLD : null;
+                    yield n <= 0 ? null : new IommuTable.Target.HostPages(vma.ops().fault(vma, s.start(), n), way);
                 }
             };
             if (target == null) continue;

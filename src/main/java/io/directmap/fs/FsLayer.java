@@ -34,6 +34,8 @@ public final class FsLayer {
     private final MappingTracker tracker = new MappingTracker();
     private final AtomicLong ids = new AtomicLong();
     private final AtomicLong invalidations = new AtomicLong();
+    private final Map<java.nio.file.Path, Below> below = new java.util.concurrent.ConcurrentHashMap<>();
+    private final Map<java.nio.file.Path, OpenFile> backingFiles = new java.util.concurrent.ConcurrentHashMap<>();
     private final List<Consumer<InvalidationReport>> listeners = new CopyOnWriteArrayList<>();
 
     public FsLayer(BlockLayer blocks, Policy policy) {
@@ -158,6 +160,11 @@ public final class FsLayer {
         }
         for (Consumer<InvalidationReport> l : listeners) l.accept(report);
         return report;
+    }
+
+    /** A device moved bytes one way in nanos (request time): what the learning policy learns from. */
+    public void observe(PathLearner.Way way, long bytes, long nanos) {
+        if (policy.learner() != null) policy.learner().observe(way, bytes, nanos);
     }
 
     /** How many invalidations this file system has made. */
@@ -353,6 +360,13 @@ public final class FsLayer {
                     long pages = (run.end() - run.start()) / io.directmap.sys.Process.PAGE_SIZE;
                     if (run.dirty()) {
                         out.add(fallback(s, e, FsReason.PAGE_DIRTY, pages + " dirty pages in " + Units.range(run.start(), run.end())));
+                    } else if (policy.learner() != null && depth == 0) {
+                        PathLearner.Choice c = run.cached() ? policy.learner().chooseCached(e - s) : policy.learner().chooseCold(e - s);
+                        if (c.direct()) {
+                            place(file, r, locator, s, x.physical() + (s - x.start()), e - s, depth, out);
+                        } else {
+                            out.add(fallback(s, e, run.cached() ? FsReason.PAGE_CACHED : FsReason.CACHE_FASTER, c.why()));
+                        }
                     } else if (run.cached() && policy.cachedPages() == Policy.CachedPages.REFUSE) {
                         out.add(fallback(s, e, FsReason.PAGE_CACHED, pages + " cached pages in " + Units.range(run.start(), run.end())));
                     } else {
@@ -434,9 +448,12 @@ public final class FsLayer {
             below = List.of(fallback(rd.backingOffset(), rd.backingOffset() + length, FsReason.STACKING_TOO_DEEP,
                     MAX_STACKING + " levels"));
         } else {
-            try (OpenFile backing = OpenFile.open(rd.backingFile())) {
-                below = plan(backing, new MapRequest(r.importer(), rd.backingOffset(), rd.backingOffset() + length,
-                        r.write(), r.atomic(), false, false), depth + 1, new ArrayList<>());
+            try {
+                Optional<Refusal> dead = unreadableBelow(rd.backingFile());
+                below = dead.isPresent()
+                        ? List.of(new Segment.Fallback(rd.backingOffset(), rd.backingOffset() + length, dead.get()))
+                        : plan(backing(rd.backingFile()), new MapRequest(r.importer(), rd.backingOffset(),
+                                rd.backingOffset() + length, r.write(), r.atomic(), false, false), depth + 1, new ArrayList<>());
             } catch (IOException e) {
                 below = List.of(fallback(rd.backingOffset(), rd.backingOffset() + length, FsReason.NO_BLOCK_DEVICE,
                         "backing file " + rd.backingFile() + ": " + e.getMessage()));
@@ -450,6 +467,65 @@ public final class FsLayer {
                         b.length(), r, loop + " (its backing file: " + f.refusal().reason().code() + ")", out);
             }
         }
+    }
+
+    /**
+     * The refusal every range of a backing file would get when its file system's block device is
+     * already known to be unreadable: the loop device is then asked at once, without opening and
+     * mapping the backing file again on every fault.
+     */
+    private Optional<Refusal> unreadableBelow(java.nio.file.Path backingFile) {
+        // A fault over many extents asks once per extent: remember the answer briefly. Remembering a
+        // refusal too long only refuses longer (the safe side); a device that changes is seen in 100 ms.
+        long now = System.nanoTime();
+        Below b = below.get(backingFile);
+        if (b != null && now - b.at() < 100_000_000L) return b.refusal();
+        Optional<Refusal> r = lookUpUnreadableBelow(backingFile);
+        below.put(backingFile, new Below(r, now));
+        return r;
+    }
+
+    private record Below(Optional<Refusal> refusal, long at) {}
+
+    private Optional<Refusal> lookUpUnreadableBelow(java.nio.file.Path backingFile) {
+        try {
+            var st = io.directmap.sys.Statx.of(backingFile);
+            Optional<io.directmap.block.BlockDevice> dev = blocks.known(st.devMajor(), st.devMinor());
+            if (dev.isPresent() && dev.get().openFailure().isPresent()) {
+                return Optional.of(new Refusal(io.directmap.block.BlockReason.UNREADABLE, dev.get().devNode()
+                        + ": open O_DIRECT failed with " + dev.get().openFailure().get().shortReason()));
+            }
+        } catch (SysException e) {
+            // let the full path say what is wrong
+        }
+        return Optional.empty();
+    }
+
+    /** Backing files of loop devices, kept open while they are the same inode (a fault maps them again). */
+    private OpenFile backing(java.nio.file.Path path) throws IOException {
+        OpenFile f = backingFiles.get(path);
+        if (f != null) {
+            var now = io.directmap.sys.Statx.of(path);
+            if (now.dev().equals(f.stat().dev()) && now.inode() == f.stat().inode()) return f;
+        }
+        OpenFile fresh = OpenFile.open(path);
+        OpenFile old = backingFiles.put(path, fresh);
+        if (old != null) old.close();
+        return fresh;
+    }
+
+    /** Closes the backing files kept open. */
+    public void close() throws SysException {
+        SysException failure = null;
+        for (OpenFile f : backingFiles.values()) {
+            try {
+                f.close();
+            } catch (SysException e) {
+                if (failure == null) failure = e; else failure.addSuppressed(e);
+            }
+        }
+        backingFiles.clear();
+        if (failure != null) throw failure;
     }
 
     private List<Extent> typedExtents(OpenFile file, long start, long end) throws SysException {

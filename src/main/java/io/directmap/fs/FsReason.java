@@ -30,6 +30,7 @@ public enum FsReason implements Reason {
     NO_BLOCK_DEVICE("the file system's block device cannot be found"),
     NO_FIEMAP("the file system does not report extents (FIEMAP)"),
     STACKING_TOO_DEEP("too many loop devices stacked"),
+    CACHE_FASTER("the page cache delivers this range faster than the block device here (the learning policy measured both)"),
     OPEN_FOR_WRITE("another process has the file open for writing: no lease can hold its writes back, so the blocks may be stale"),
     NO_LEASE("the file system cannot hold writers back (no read lease: not the owner and no CAP_LEASE, or unsupported)"),
     WRITE_NOT_SUPPORTED("writable mappings are not supported yet"),

@@ -86,6 +86,11 @@ public final class AddressSpace implements AutoCloseable {
             }
         }
         try {
+            fs.close();
+        } catch (SysException e) {
+            if (failure == null) failure = e; else failure.addSuppressed(e);
+        }
+        try {
             blocks.close();
         } catch (SysException e) {
             if (failure == null) failure = e; else failure.addSuppressed(e);

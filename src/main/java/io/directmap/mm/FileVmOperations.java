@@ -48,6 +48,11 @@ final class FileVmOperations implements VmOperations {
     }
 
     @Override
+    public void observe(Vma vma, io.directmap.fs.PathLearner.Way way, long bytes, long nanos) {
+        fs.observe(way, bytes, nanos);
+    }
+
+    @Override
     public void deviceUnmap(Vma vma, Endpoint importer, DeviceMapping mapping) {
         if (!mapping.importer().equals(importer)) {
             throw new IllegalArgumentException(mapping + " belongs to " + mapping.importer().name() + ", not " + importer.name());

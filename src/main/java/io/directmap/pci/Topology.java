@@ -62,14 +62,19 @@ public final class Topology {
     /** Reads a topology file; a bad line fails with the file, the line number and the rule's form. */
     public static Topology load(Path file) throws IOException {
         if (!Files.isRegularFile(file)) throw new IOException("topology file " + file + " does not exist or is not a file");
+        return parse(Files.readString(file), file.toString());
+    }
+
+    /** Parses topology rules (the file format) from text; source names them in errors and reports. */
+    public static Topology parse(String text, String source) throws IOException {
         Map<String, Long> bar = new LinkedHashMap<>();
         Set<List<String>> noP2p = new HashSet<>(), atomics = new HashSet<>();
-        List<String> lines = Files.readAllLines(file);
+        List<String> lines = text.lines().toList();
         for (int i = 0; i < lines.size(); i++) {
             String line = lines.get(i).replaceFirst("#.*", "").trim();
             if (line.isEmpty()) continue;
             String[] w = line.split("\\s+");
-            String where = file + ":" + (i + 1) + ": ";
+            String where = source + ":" + (i + 1) + ": ";
             if (w.length != 3) throw new IOException(where + "expected 'bar NAME SIZE', 'no-p2p A B' or 'atomics A B', got '" + line + "'");
             switch (w[0]) {
                 case "bar" -> bar.put(w[1], parseSize(w[2], where));
@@ -78,7 +83,7 @@ public final class Topology {
                 default -> throw new IOException(where + "unknown rule '" + w[0] + "'; rules are bar, no-p2p, atomics");
             }
         }
-        return new Topology(bar, noP2p, atomics, file.toString());
+        return new Topology(bar, noP2p, atomics, source);
     }
 
     /** "64M", "1G", "4096": bytes. */
