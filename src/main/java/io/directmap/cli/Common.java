@@ -25,13 +25,26 @@ final class Common {
             description = "What the file system does with ranges in the page cache (default: ${DEFAULT-VALUE}). Dirty pages are always refused.")
     String cachedPages;
 
+    @Option(names = "--policy", paramLabel = "fixed|learn", defaultValue = "fixed",
+            description = "fixed: --cached-pages decides; learn: measure both paths as they are used and send each range the faster way (default: ${DEFAULT-VALUE}).")
+    String policy;
+
+    @Option(names = "--evicted-page-cost", paramLabel = "NS", defaultValue = "1000",
+            description = "With --policy learn: what one evicted page of hot cache costs, in nanoseconds (default: ${DEFAULT-VALUE}).")
+    double evictedPageCost;
+
     AddressSpace addressSpace() throws IOException {
         Policy.CachedPages c = switch (cachedPages) {
             case "refuse" -> Policy.CachedPages.REFUSE;
             case "allow" -> Policy.CachedPages.ALLOW;
             default -> throw new IllegalArgumentException("--cached-pages takes refuse or allow, not '" + cachedPages + "'");
         };
-        return AddressSpace.create(topology == null ? Topology.defaults() : Topology.load(topology), new Policy(c));
+        Policy p = switch (policy) {
+            case "fixed" -> new Policy(c);
+            case "learn" -> new Policy(c, new io.directmap.fs.PathLearner(evictedPageCost));
+            default -> throw new IllegalArgumentException("--policy takes fixed or learn, not '" + policy + "'");
+        };
+        return AddressSpace.create(topology == null ? Topology.defaults() : Topology.load(topology), p);
     }
 
     SoftwareDevice device(AddressSpace mm) {

@@ -13,6 +13,8 @@ import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import io.directmap.fs.PathLearner;
+import io.directmap.sys.IoUring;
+import io.directmap.sys.SysException;
 import java.util.function.LongConsumer;
 
 /**
@@ -26,10 +28,16 @@ final class DmaEngine implements AutoCloseable {
 
     private final ExecutorService workers;
     private final int depth;
+    private final java.util.concurrent.ConcurrentLinkedQueue<IoUring> rings = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private final boolean ringsAvailable;
 
     DmaEngine(String device, int depth) {
         this.depth = depth;
         this.workers = Executors.newFixedThreadPool(depth, Thread.ofPlatform().daemon().name(device + "-dma-", 0).factory());
+        var first = "off".equals(System.getenv("DMAP_IO_URING")) ? java.util.Optional.<IoUring>empty()
+                : IoUring.tryOpen(Integer.highestOneBit(Math.max(1, depth - 1)) * 2);
+        first.ifPresent(rings::add);
+        this.ringsAvailable = first.isPresent();
     }
 
     int depth() { return depth; }
@@ -51,14 +59,23 @@ final class DmaEngine implements AutoCloseable {
         transfer(entries, memory, progress, new Stats());
     }
 
-    /** As above, adding each request's bytes and time to stats. */
+    /**
+     * As above, adding each request's bytes and time to stats. Peer reads go through an io_uring,
+     * depth of them in flight from this thread (as fio does), where the system has io_uring; host
+     * copies, and peer reads where it has none, go to the worker threads.
+     */
     void transfer(List<Entry> entries, MemorySegment memory, LongConsumer progress, Stats stats) throws IOException {
         List<Future<?>> inFlight = new ArrayList<>();
+        List<PeerRead> peer = new ArrayList<>();
         AtomicLong done = new AtomicLong();
         for (Entry e : entries) {
             long request = e.target() instanceof Target.Peer ? PEER_REQUEST : HOST_REQUEST;
             for (long off = 0; off < e.length(); off += request) {
                 long o = off, n = Math.min(request, e.length() - off);
+                if (e.target() instanceof Target.Peer p && ringsAvailable) {
+                    peer.add(PeerRead.of(p, e.memoryOffset() + o, o, n, memory));
+                    continue;
+                }
                 PathLearner.Way way = e.target() instanceof Target.HostPages h ? h.way() : PathLearner.Way.DIRECT;
                 inFlight.add(workers.submit(() -> {
                     long t0 = System.nanoTime();
@@ -70,6 +87,13 @@ final class DmaEngine implements AutoCloseable {
             }
         }
         IOException failure = null;
+        if (!peer.isEmpty()) {
+            try {
+                readThroughRing(peer, progress, done, stats);
+            } catch (IOException e) {
+                failure = e;
+            }
+        }
         for (Future<?> f : inFlight) {
             try {
                 f.get();
@@ -88,6 +112,58 @@ final class DmaEngine implements AutoCloseable {
                 inFlight.forEach(x -> x.cancel(false));
                 throw new IOException("interrupted during DMA", ex);
             }
+        }
+        if (failure != null) throw failure;
+    }
+
+    /** One O_DIRECT read of a peer entry: n bytes wanted, whole logical blocks read into dst. */
+    private record PeerRead(io.directmap.block.BlockDevice device, long deviceOffset, long n, MemorySegment dst) {
+        static PeerRead of(Target.Peer p, long memoryOffset, long off, long n, MemorySegment memory) {
+            int lbs = p.device().geometry().logicalBlockSize();
+            long len = Math.min((n + lbs - 1) / lbs * lbs, memory.byteSize() - memoryOffset);
+            return new PeerRead(p.device(), p.deviceOffset() + off, n, memory.asSlice(memoryOffset, len));
+        }
+    }
+
+    /**
+     * Keeps depth reads in flight through a ring until all are done. On a failure it stops
+     * submitting, waits for what is in flight (it writes into device memory), then throws.
+     */
+    private void readThroughRing(List<PeerRead> reads, LongConsumer progress, AtomicLong done, Stats stats) throws IOException {
+        IoUring ring = rings.poll();
+        if (ring == null) ring = IoUring.open(Integer.highestOneBit(Math.max(1, depth - 1)) * 2);
+        IOException failure = null;
+        try {
+            long[] started = new long[reads.size()];
+            int next = 0, flying = 0;
+            while ((next < reads.size() && failure == null) || flying > 0) {
+                while (failure == null && next < reads.size() && flying < depth) {
+                    PeerRead r = reads.get(next);
+                    if (!ring.prepareRead(r.device().directHandle(), r.dst(), r.deviceOffset(), next)) break;
+                    started[next++] = System.nanoTime();
+                    flying++;
+                }
+                ring.submitAndWait(1);
+                for (IoUring.Completion c; (c = ring.poll()) != null; ) {
+                    flying--;
+                    PeerRead r = reads.get((int) c.userData());
+                    try {
+                        long got = c.result();
+                        if (got < 0) throw new SysException("io_uring read", r.device().devNode() + " at " + r.deviceOffset(), (int) -got, "");
+                        if (got < r.n() && got > 0) got += r.device().directHandle().preadFully(r.dst().asSlice(got), r.deviceOffset() + got);
+                        if (got < r.n()) {
+                            throw new IOException(r.device().devNode() + ": short read at " + r.deviceOffset() + " (" + got + " of "
+                                    + r.n() + " bytes); the device ended early");
+                        }
+                        stats.add(PathLearner.Way.DIRECT, r.n(), System.nanoTime() - started[(int) c.userData()]);
+                        progress.accept(done.addAndGet(r.n()));
+                    } catch (IOException e) {
+                        if (failure == null) failure = e; else failure.addSuppressed(e);
+                    }
+                }
+            }
+        } finally {
+            rings.add(ring);
         }
         if (failure != null) throw failure;
     }
@@ -116,8 +192,12 @@ final class DmaEngine implements AutoCloseable {
         }
     }
 
+    /** True when peer reads go through io_uring (false: worker threads, one blocked pread each). */
+    boolean usesIoUring() { return ringsAvailable; }
+
     @Override
     public void close() {
         workers.shutdownNow();
+        for (IoUring r; (r = rings.poll()) != null; ) r.close();
     }
 }

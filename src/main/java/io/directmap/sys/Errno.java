@@ -9,6 +9,7 @@ import java.lang.invoke.MethodHandle;
 
 /** errno numbers that the layers above test for, and their names and texts from glibc (2.32+). */
 public final class Errno {
+    public static final int EINTR = 4;
     public static final int EPERM = 1, ENOENT = 2, EIO = 5, EBADF = 9, EAGAIN = 11, EACCES = 13,
             EBUSY = 16, ENODEV = 19, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, ENOTTY = 25, EROFS = 30,
             ENOSYS = 38, EOPNOTSUPP = 95;
