@@ -244,6 +244,12 @@ public final class Bench {
                         prepare(cache);
                         for (long at = 0; at < size; at += STRIPE) warm.read(at, Math.min(STRIPE, size - at), buf.segment().asSlice(at), n -> { });
                     }
+                    if (System.getenv("DMAP_DEBUG") != null) {
+                        var l = policy.learner();
+                        status.accept(String.format("learned: direct %.2f, cold cache %.2f, hot cache %.2f GiB/s",
+                                l.gibPerS(io.directmap.fs.PathLearner.Way.DIRECT), l.gibPerS(io.directmap.fs.PathLearner.Way.CACHE_COLD),
+                                l.gibPerS(io.directmap.fs.PathLearner.Way.CACHE_HOT)));
+                    }
                     vma.dropPageMappings(); // the timed pass faults its pages like every other method
                 }
                 long w = method.equals("mixed") ? STRIPE : window;

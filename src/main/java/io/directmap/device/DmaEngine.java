@@ -24,7 +24,7 @@ import java.util.function.LongConsumer;
  * in. Platform threads, because a blocking native read pins a virtual thread's carrier anyway.
  */
 final class DmaEngine implements AutoCloseable {
-    static final long PEER_REQUEST = 4L << 20, HOST_REQUEST = 2L << 20;
+    static final long PEER_REQUEST = 4L << 20, HOST_REQUEST = 2L << 20, MIN_REQUEST = 256L << 10;
 
     private final ExecutorService workers;
     private final int depth;
@@ -68,8 +68,15 @@ final class DmaEngine implements AutoCloseable {
         List<Future<?>> inFlight = new ArrayList<>();
         List<PeerRead> peer = new ArrayList<>();
         AtomicLong done = new AtomicLong();
+        // Large requests for large transfers; for small ones, smaller requests so that depth of them
+        // are still in flight (an 8 MiB read is 8 requests of 1 MiB, not 2 of 4 MiB).
+        long peerBytes = 0, hostBytes = 0;
         for (Entry e : entries) {
-            long request = e.target() instanceof Target.Peer ? PEER_REQUEST : HOST_REQUEST;
+            if (e.target() instanceof Target.Peer) peerBytes += e.length(); else hostBytes += e.length();
+        }
+        long peerRequest = requestSize(peerBytes, PEER_REQUEST), hostRequest = requestSize(hostBytes, HOST_REQUEST);
+        for (Entry e : entries) {
+            long request = e.target() instanceof Target.Peer ? peerRequest : hostRequest;
             for (long off = 0; off < e.length(); off += request) {
                 long o = off, n = Math.min(request, e.length() - off);
                 if (e.target() instanceof Target.Peer p && ringsAvailable) {
@@ -114,6 +121,11 @@ final class DmaEngine implements AutoCloseable {
             }
         }
         if (failure != null) throw failure;
+    }
+
+    private long requestSize(long total, long largest) {
+        long r = Math.min(largest, Math.max(MIN_REQUEST, total / depth));
+        return Long.highestOneBit(r);
     }
 
     /** One O_DIRECT read of a peer entry: n bytes wanted, whole logical blocks read into dst. */
