@@ -252,7 +252,7 @@ public final class Bench {
                     }
                     vma.dropPageMappings(); // the timed pass faults its pages like every other method
                 }
-                long w = method.equals("mixed") ? STRIPE : window;
+                long w = window;
                 return measure(method, cache, io.directmap.device.SoftwareDevice.PEER_REQUEST, dev.queueDepth(), () -> {
                     try (Binding b = dev.bind(vma, 0, roundUp(size, 4096), w, Set.of(), Importer.Mode.MIXED)) {
                         Binding.Read r = b.read(0, size, buf.segment(), progress);

@@ -8,7 +8,8 @@ import java.util.Locale;
  * delivered here, and sends the next range the cheaper way. The page cache's price for a cold
  * range counts the hot pages its new pages would push out: evictedPageNanos per page, what
  * reading such a page back would cost later. Every so often it tries the other way, so that a
- * change in the machine (another tenant, a warmer host cache) is noticed.
+ * change in the machine (another tenant, a warmer host cache) is noticed: every 16th decision,
+ * or every 128th when the other way is more than twice as slow.
  * This is the GDS "compat mode is often faster" case made a decision instead of a setting.
  */
 public final class PathLearner {
@@ -70,7 +71,9 @@ public final class PathLearner {
         if (Double.isNaN(c)) return new Choice(false, "learning: the " + cache.label + " path is not measured yet, trying it");
         double directCost = d * bytes, cacheCost = c * bytes + pollutionNanos;
         boolean direct = directCost <= cacheCost;
-        if (decisions % EXPLORE_EVERY == 0) {
+        // Look at the slower way again now and then; rarely when it is far behind (each look costs).
+        double gap = Math.max(directCost, cacheCost) / Math.max(1e-9, Math.min(directCost, cacheCost));
+        if (decisions % (gap > 2 ? EXPLORE_EVERY * 8 : EXPLORE_EVERY) == 0) {
             return new Choice(!direct, String.format(Locale.ROOT, "learning: checking the slower way again (direct %.2f GiB/s, %s %.2f GiB/s)",
                     gibPerS(Way.DIRECT), cache.label, gibPerS(cache)));
         }
