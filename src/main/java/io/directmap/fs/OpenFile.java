@@ -54,16 +54,22 @@ public final class OpenFile implements AutoCloseable {
             if (e.errno() == Errno.EACCES) throw new InvalidRequestException(path + ": permission denied; check its permissions");
             throw e;
         }
-        switch (st.type()) {
-            case DIRECTORY -> throw new InvalidRequestException(path + " is a directory; give a regular file");
-            case REGULAR -> { }
-            default -> throw new InvalidRequestException(path + " is not a regular file (" + st.type().name().toLowerCase()
-                    + "); DirectMap maps regular files");
-        }
-        if (st.size() == 0) throw new InvalidRequestException(path + " is empty: there is nothing to map");
+        return open(path, st);
+    }
+
+    /**
+     * Opens path, which statx described as seen (before open: the name may have been given to
+     * another file since). The descriptor is opened without blocking and checked with fstat, so a
+     * file swapped for a FIFO, a device or another file between the stat and the open is refused
+     * at once instead of waiting for a writer or mapping the wrong inode.
+     */
+    static OpenFile open(Path path, Statx.Info seen) throws IOException {
+        Path abs = path.toAbsolutePath().normalize();
+        requireRegular(path, seen.type());
+        if (seen.size() == 0) throw new InvalidRequestException(path + " is empty: there is nothing to map");
         FileHandle h;
         try {
-            h = FileHandle.openRead(abs);
+            h = FileHandle.openProbe(abs, false);
         } catch (SysException e) {
             if (e.errno() == Errno.EACCES) throw new InvalidRequestException(path + ": permission denied; check its permissions");
             if (e.errno() == Errno.ENOENT) throw new InvalidRequestException(path + ": no such file (deleted just now?)");
@@ -71,6 +77,15 @@ public final class OpenFile implements AutoCloseable {
         }
         try {
             Statx.Info now = Statx.of(h);
+            if (now.type() != Statx.Type.REGULAR) {
+                throw new InvalidRequestException(path + " was replaced between stat and open: it is now "
+                        + now.type().description() + "; DirectMap maps regular files");
+            }
+            if (!now.sameInode(seen)) {
+                throw new InvalidRequestException(path + " was replaced between stat and open (inode " + seen.dev() + "/"
+                        + seen.inode() + " became " + now.dev() + "/" + now.inode() + "); try again once it stops changing");
+            }
+            h.blocking();
             Optional<MountInfo.Mount> mount = MountInfo.of(now.mountId());
             FsAdapter adapter = Adapters.forType(StatFs.type(h), mount.map(MountInfo.Mount::fsType).orElse(""));
             return new OpenFile(abs, h, now, adapter, mount);
@@ -81,6 +96,15 @@ public final class OpenFile implements AutoCloseable {
                 e.addSuppressed(c);
             }
             throw e;
+        }
+    }
+
+    private static void requireRegular(Path path, Statx.Type type) throws InvalidRequestException {
+        switch (type) {
+            case REGULAR -> { }
+            case DIRECTORY -> throw new InvalidRequestException(path + " is a directory; give a regular file");
+            default -> throw new InvalidRequestException(path + " is " + type.description()
+                    + ", not a regular file; DirectMap maps regular files");
         }
     }
 

@@ -19,6 +19,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 public final class FileHandle implements AutoCloseable {
     // open(2) flags, <asm-generic/fcntl.h> on x86-64
     private static final int O_RDONLY = 0, O_RDWR = 2, O_CREAT = 0100, O_DIRECT = 040000, O_CLOEXEC = 02000000;
+    private static final int O_NOCTTY = 0400, O_NONBLOCK = 04000;
+    private static final int F_GETFL = 3, F_SETFL = 4;
     private static final int POSIX_FADV_DONTNEED = 4, POSIX_FADV_WILLNEED = 3;
     private static final int PROT_READ = 1, MAP_SHARED = 1;
 
@@ -30,6 +32,9 @@ public final class FileHandle implements AutoCloseable {
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
     private static final MethodHandle PWRITE = Libc.errnoHandle("pwrite",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
+    // (state, int fd, int cmd, ...int)int
+    private static final MethodHandle FCNTL = Libc.errnoHandle("fcntl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), Linker.Option.firstVariadicArg(2));
     private static final MethodHandle CLOSE = Libc.errnoHandle("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle FSYNC = Libc.errnoHandle("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     // posix_fadvise returns the error number instead of setting errno: (int, off_t, off_t, int)int
@@ -65,6 +70,35 @@ public final class FileHandle implements AutoCloseable {
     /** Opens for reading with O_DIRECT: bypasses the page cache; offsets, lengths and buffers must be aligned. */
     public static FileHandle openDirect(Path path) throws SysException {
         return open(path.toString(), O_RDONLY | O_DIRECT, true);
+    }
+
+    /**
+     * Opens for reading without waiting on what the name turns out to be: O_NONBLOCK, so a FIFO
+     * (swapped in after a stat) returns at once instead of waiting for a writer, and O_NOCTTY, so a
+     * terminal never becomes ours. The caller checks {@code Statx.of(handle)} (the descriptor, not
+     * the name) and then calls {@link #blocking()} before reading: io_uring fails reads of an
+     * O_NONBLOCK file with EAGAIN instead of waiting.
+     */
+    public static FileHandle openProbe(Path path, boolean direct) throws SysException {
+        return open(path.toString(), O_RDONLY | O_NONBLOCK | O_NOCTTY | (direct ? O_DIRECT : 0), direct);
+    }
+
+    /** Clears O_NONBLOCK (fcntl F_SETFL) once the descriptor is known to be what was meant. */
+    public FileHandle blocking() throws SysException {
+        try {
+            MemorySegment state = Libc.state();
+            int flags = (int) FCNTL.invokeExact(state, fd(), F_GETFL, 0);
+            if (flags < 0) throw new SysException("fcntl F_GETFL", path, Libc.errno(state), "");
+            if ((flags & O_NONBLOCK) == 0) return this;
+            if ((int) FCNTL.invokeExact(state, fd(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
+                throw new SysException("fcntl F_SETFL", path, Libc.errno(state), "");
+            }
+            return this;
+        } catch (SysException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
     }
 
     /** Opens for reading and writing, creating the file if needed (tests, demo). */

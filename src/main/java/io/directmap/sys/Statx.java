@@ -15,20 +15,38 @@ import java.nio.file.Path;
 public final class Statx {
     private static final int AT_FDCWD = -100, AT_EMPTY_PATH = 0x1000;
     private static final int STATX_BASIC_STATS = 0x7ff, STATX_DIOALIGN = 0x2000, STATX_MNT_ID = 0x1000;
-    private static final int S_IFMT = 0170000, S_IFREG = 0100000, S_IFDIR = 0040000, S_IFBLK = 0060000;
+    private static final int S_IFMT = 0170000, S_IFREG = 0100000, S_IFDIR = 0040000, S_IFBLK = 0060000,
+            S_IFCHR = 0020000, S_IFIFO = 0010000, S_IFSOCK = 0140000, S_IFLNK = 0120000;
     private static final int SIZE = 256;
 
     // (state, int dirfd, const char*, int flags, unsigned mask, struct statx*)int
     private static final MethodHandle STATX = Libc.errnoHandle("statx",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS));
 
-    public enum Type { REGULAR, DIRECTORY, BLOCK_DEVICE, OTHER }
+    public enum Type {
+        REGULAR("a regular file"), DIRECTORY("a directory"), BLOCK_DEVICE("a block device"),
+        CHAR_DEVICE("a character device"), FIFO("a FIFO (named pipe)"), SOCKET("a socket"),
+        SYMLINK("a symbolic link"), OTHER("of an unknown file type");
+
+        private final String description;
+
+        Type(String description) { this.description = description; }
+
+        /** "a FIFO (named pipe)", for messages: "x is a FIFO (named pipe)". */
+        public String description() { return description; }
+    }
 
     /** What statx says of a file. dioOffsetAlign is 0 where the fs does not support O_DIRECT. */
     public record Info(Type type, long size, long inode, int devMajor, int devMinor, int rdevMajor, int rdevMinor,
                        int uid, int nlink, int blockSize, int dioMemAlign, int dioOffsetAlign, long mountId) {
         public boolean isRegular() { return type == Type.REGULAR; }
         public String dev() { return devMajor + ":" + devMinor; }
+        public String rdev() { return rdevMajor + ":" + rdevMinor; }
+
+        /** The same inode: st_dev and st_ino agree (a name can be reused; these cannot while it lives). */
+        public boolean sameInode(Info other) {
+            return devMajor == other.devMajor && devMinor == other.devMinor && inode == other.inode;
+        }
     }
 
     private Statx() {}
@@ -59,6 +77,10 @@ public final class Statx {
                 case S_IFREG -> Type.REGULAR;
                 case S_IFDIR -> Type.DIRECTORY;
                 case S_IFBLK -> Type.BLOCK_DEVICE;
+                case S_IFCHR -> Type.CHAR_DEVICE;
+                case S_IFIFO -> Type.FIFO;
+                case S_IFSOCK -> Type.SOCKET;
+                case S_IFLNK -> Type.SYMLINK;
                 default -> Type.OTHER;
             };
             return new Info(type, buf.get(JAVA_LONG, 40), buf.get(JAVA_LONG, 32),
