@@ -3,6 +3,7 @@ package io.directmap.block;
 import io.directmap.pci.Topology.Endpoint;
 import io.directmap.sys.BlockIoctl;
 import io.directmap.sys.FileHandle;
+import io.directmap.sys.Statx;
 import io.directmap.sys.SysException;
 import io.directmap.sys.SysfsBlock;
 import java.nio.file.Path;
@@ -11,14 +12,29 @@ import java.util.Optional;
 /**
  * One block device as DirectMap uses it: opened once with O_DIRECT (or the reason it cannot be),
  * its geometry, its place on the bus, and how much of its aperture live direct mappings hold.
+ *
+ * <p>It is known by identity, not by name: the descriptor opened from /dev/NAME must be a block
+ * device whose st_rdev is the number sysfs gave; the disk sequence number (BLKGETDISKSEQ) tells
+ * a reused number apart; a loop device's backing file is the inode LOOP_GET_STATUS64 names. When
+ * the number comes to mean another device, this object goes away and a new one is made.
  */
 public final class BlockDevice implements AutoCloseable {
+    /** LOOP_MAJOR, <linux/major.h>. */
+    private static final int LOOP_MAJOR = 7;
+
+    /** What a loop device reads: the backing file's name to open, and the inode and window the kernel holds. */
+    public record Backing(Path file, BlockIoctl.LoopStatus status) {}
+
     private final SysfsBlock.Info info;
     private final Endpoint endpoint;
-    private final FileHandle handle;          // null when it cannot be opened
-    private final SysException openFailure;   // null when it can
+    private final FileHandle handle;          // null when it cannot be opened, or is not the device
+    private final SysException openFailure;   // null when it opened
+    private final String notThisDevice;       // why the node is not the device, or null
     private final BlockIoctl.Geometry geometry;
+    private final long diskSeq;               // -1 where the kernel has none
+    private final Optional<Backing> backing;  // a loop device's, from the ioctl
     private long apertureUsed;
+    private boolean closed;                   // guarded by this: the descriptor was given back
     private volatile long sizeBytes;             // follows resizes; the geometry keeps the size at open
     private volatile String goingAway;           // why, once the device takes its mappings back for good
     private volatile SysfsBlock.State lastState;
@@ -26,28 +42,92 @@ public final class BlockDevice implements AutoCloseable {
     BlockDevice(SysfsBlock.Info info, Endpoint endpoint) {
         this.info = info;
         this.endpoint = endpoint;
+        this.lastState = SysfsBlock.state(info.major(), info.minor());
         FileHandle h = null;
         SysException failure = null;
+        String mismatch = null;
         BlockIoctl.Geometry g = null;
+        long seq = lastState.diskSeq();
+        Optional<Backing> loop = Optional.empty();
         try {
-            h = FileHandle.openDirect(info.devNode());
-            g = BlockIoctl.geometry(h);
+            h = FileHandle.openProbe(info.devNode(), true);
+            mismatch = mismatch(info, Statx.of(h));
+            if (mismatch == null) {
+                h.blocking();
+                g = BlockIoctl.geometry(h);
+                seq = BlockIoctl.diskSeq(h).orElse(seq);
+                if (info.loop().isPresent() || info.major() == LOOP_MAJOR) {
+                    Optional<BlockIoctl.LoopStatus> st = BlockIoctl.loopStatus(h);
+                    if (st.isPresent()) {
+                        loop = Optional.of(new Backing(info.loop().map(SysfsBlock.Loop::backingFile)
+                                .orElse(Path.of(st.get().fileName())), st.get()));
+                    } else if (info.loop().isPresent()) {
+                        mismatch = info.name() + " was detached after sysfs said it reads " + info.loop().get().backingFile();
+                    }
+                }
+            }
         } catch (SysException e) {
             failure = e;
-            if (h != null) {
-                try {
-                    h.close();
-                } catch (SysException c) {
-                    e.addSuppressed(c);
-                }
-                h = null;
+        }
+        if (h != null && (failure != null || mismatch != null)) {
+            try {
+                h.close();
+            } catch (SysException c) {
+                if (failure != null) failure.addSuppressed(c);
             }
+            h = null;
+            g = null;
         }
         this.handle = h;
         this.openFailure = failure;
+        this.notThisDevice = mismatch;
         this.geometry = g;
+        this.diskSeq = seq;
+        this.backing = loop;
         this.sizeBytes = g == null ? 0 : g.sizeBytes();
-        this.lastState = SysfsBlock.state(info.major(), info.minor());
+    }
+
+    /** Why the descriptor opened from the node is not info's device, or null when it is. */
+    private static String mismatch(SysfsBlock.Info info, Statx.Info st) {
+        if (st.type() != Statx.Type.BLOCK_DEVICE) {
+            return info.devNode() + " is " + st.type().description() + ", not block device " + info.name() + " ("
+                    + info.number() + "); it is not read";
+        }
+        if (st.rdevMajor() != info.major() || st.rdevMinor() != info.minor()) {
+            return info.devNode() + " is block device " + st.rdev() + ", not " + info.name() + " (" + info.number()
+                    + "): the name means another device here (a stale node, or another mount namespace); it is not read";
+        }
+        return null;
+    }
+
+    /**
+     * Why this object no longer stands for the device its number names now (sysfsDiskSeq is what
+     * sysfs says now, -1 where unknown), or null while it does: a new disk sequence number (a loop
+     * detached and attached again, a disk swapped), or a loop device that reads another inode or
+     * window than when it was opened.
+     */
+    String replacedBy(long sysfsDiskSeq) {
+        if (diskSeq >= 0 && sysfsDiskSeq >= 0 && sysfsDiskSeq != diskSeq) {
+            return name() + " (" + info.number() + ") is another device now: its disk sequence number went from "
+                    + diskSeq + " to " + sysfsDiskSeq + " (a loop device detached and attached again, or a disk replaced)";
+        }
+        if (backing.isEmpty()) return null;
+        Optional<BlockIoctl.LoopStatus> now;
+        synchronized (this) {
+            if (closed || handle == null) return null;
+            try {
+                now = BlockIoctl.loopStatus(handle);
+            } catch (SysException e) {
+                return null; // the caller's sysfs check says what happened
+            }
+        }
+        BlockIoctl.LoopStatus was = backing.get().status();
+        if (now.isEmpty()) return name() + " was detached from " + was.describe();
+        if (!now.get().sameBacking(was)) {
+            return name() + " now reads " + now.get().describe() + " (" + now.get().fileName() + "), not "
+                    + was.describe() + " (" + backing.get().file() + ")";
+        }
+        return null;
     }
 
     /** The size now, as last seen (it follows resizes). */
@@ -56,7 +136,9 @@ public final class BlockDevice implements AutoCloseable {
     /** Why the device is going away, or empty while it serves. */
     public Optional<String> goingAway() { return Optional.ofNullable(goingAway); }
 
-    void markGoingAway(String why) { goingAway = why; }
+    void markGoingAway(String why) {
+        if (goingAway == null) goingAway = why;
+    }
 
     void resized(long bytes) { sizeBytes = bytes; }
 
@@ -69,23 +151,37 @@ public final class BlockDevice implements AutoCloseable {
     public SysfsBlock.Info info() { return info; }
     public Endpoint endpoint() { return endpoint; }
 
+    /** The disk sequence number of the device opened, or -1 where the kernel has none. */
+    public long diskSeq() { return diskSeq; }
+
+    /** A loop device's backing file as the kernel holds it (LOOP_GET_STATUS64); empty for others. */
+    public Optional<Backing> backing() { return backing; }
+
     /** The reason it cannot be read directly, or empty when it can. */
     public Optional<SysException> openFailure() { return Optional.ofNullable(openFailure); }
 
+    /** Why the node /dev/NAME is not this device (another device, not a block device), or empty. */
+    public Optional<String> notThisDevice() { return Optional.ofNullable(notThisDevice); }
+
     /** Geometry; only for a device that opened. */
     public BlockIoctl.Geometry geometry() {
-        if (geometry == null) throw new IllegalStateException(name() + " did not open: " + openFailure.getMessage());
+        if (geometry == null) throw new IllegalStateException(name() + " did not open: " + whyNotOpen());
         return geometry;
     }
 
     /** The O_DIRECT handle the DMA engine reads through; only for a device that opened. */
     public FileHandle directHandle() {
-        if (handle == null) throw new IllegalStateException(name() + " did not open: " + openFailure.getMessage());
+        if (handle == null) throw new IllegalStateException(name() + " did not open: " + whyNotOpen());
         return handle;
     }
 
-    /** Reserves up to bytes of aperture, in whole units; returns what was reserved (0 when full). */
+    private String whyNotOpen() {
+        return openFailure != null ? openFailure.getMessage() : notThisDevice;
+    }
+
+    /** Reserves up to bytes of aperture, in whole units; returns what was reserved (0 when full or given back). */
     synchronized long reserveUpTo(long bytes, long unit) {
+        if (closed) return 0;
         long n = Math.min(bytes, (endpoint.apertureBytes() - apertureUsed) / unit * unit);
         if (n <= 0) return 0;
         apertureUsed += n;
@@ -98,8 +194,24 @@ public final class BlockDevice implements AutoCloseable {
 
     public synchronized long apertureUsed() { return apertureUsed; }
 
+    /**
+     * Gives the descriptor back once the device is going away and nothing holds a grant on it, so
+     * a loop device being detached (losetup -d) can go: the kernel detaches it at its last close.
+     * Returns true when the descriptor is closed (now or before).
+     */
+    synchronized boolean retireIfIdle(boolean peerMappings) throws SysException {
+        if (closed) return true;
+        if (goingAway == null || apertureUsed > 0 || peerMappings) return false;
+        closed = true;
+        if (handle != null) handle.close();
+        return true;
+    }
+
     @Override
     public void close() throws SysException {
+        synchronized (this) {
+            closed = true;
+        }
         if (handle != null) handle.close();
     }
 

@@ -22,6 +22,8 @@ public final class BlockLayer implements AutoCloseable {
     private final Map<String, BlockDevice> devices = new ConcurrentHashMap<>();
     private final PeerMappings peers = new PeerMappings();
     private final BlockWatcher watcher = new BlockWatcher(this);
+    /** Devices that went away (detached, number reused), until their descriptors are closed. */
+    private final java.util.Set<BlockDevice> leaving = ConcurrentHashMap.newKeySet();
 
     public BlockLayer(Topology topology) {
         this.topology = topology;
@@ -29,16 +31,31 @@ public final class BlockLayer implements AutoCloseable {
 
     public Topology topology() { return topology; }
 
-    /** The block device with this number, or empty if there is none (tmpfs, btrfs's anonymous st_dev). */
+    /**
+     * The block device with this number, or empty if there is none (tmpfs, btrfs's anonymous st_dev).
+     * What was learnt of a number is kept only while the number means the same device (disk
+     * sequence number, loop backing inode): a reused number gets a new device, and the old one
+     * goes away (the watcher takes its mappings back and closes it).
+     */
     public Optional<BlockDevice> device(int major, int minor) {
         String key = major + ":" + minor;
         BlockDevice known = devices.get(key);
-        if (known != null) return Optional.of(known);
+        if (known != null) {
+            String replaced = known.replacedBy(SysfsBlock.diskSeq(major, minor));
+            if (replaced == null) return Optional.of(known);
+            known.markGoingAway(replaced);
+            leaving.add(known);
+            devices.remove(key, known);
+            watcher.start();
+        }
         Optional<SysfsBlock.Info> info = SysfsBlock.lookup(major, minor);
         if (info.isEmpty()) return Optional.empty();
-        return Optional.of(devices.computeIfAbsent(key, k -> new BlockDevice(info.get(),
+        BlockDevice d = devices.computeIfAbsent(key, k -> new BlockDevice(info.get(),
                 topology.endpoint(info.get().name(), Topology.Kind.BLOCK_DEVICE, info.get().pciSlot(),
-                        Topology.DEFAULT_BLOCK_APERTURE))));
+                        Topology.DEFAULT_BLOCK_APERTURE)));
+        // Watched from the start, so that a device we hold open lets go when it is detached.
+        watcher.start();
+        return Optional.of(d);
     }
 
     /** The device with this number if it was opened before (no sysfs lookup, no open). */
@@ -48,9 +65,11 @@ public final class BlockLayer implements AutoCloseable {
 
     /** The decision for [offset, offset+length) of dev: a loop device redirects, others decide here (a grant may be partial). */
     public BlockDecision decide(BlockDevice dev, long offset, long length, Access access) {
-        if (dev.info().loop().isPresent()) {
-            SysfsBlock.Loop loop = dev.info().loop().get();
-            return new BlockDecision.Redirect(loop.backingFile(), loop.offsetBytes() + offset, dev, offset);
+        // The backing inode and offset are the kernel's (LOOP_GET_STATUS64 on our descriptor), not
+        // sysfs text; whoever follows the redirect opens the file and checks it is that inode.
+        if (dev.backing().isPresent() && dev.goingAway().isEmpty()) {
+            BlockDevice.Backing b = dev.backing().get();
+            return new BlockDecision.Redirect(b.file(), b.status().offset() + offset, dev, offset);
         }
         return decideHere(dev, offset, length, access);
     }
@@ -74,10 +93,14 @@ public final class BlockLayer implements AutoCloseable {
                 if (whole instanceof BlockDecision.Refused r) below = "; through " + disk.get().name() + ": " + r.refusal().detail();
             }
         }
+        if (dev.notThisDevice().isPresent()) {
+            return refuse(BlockReason.IDENTITY_MISMATCH, dev.notThisDevice().get() + below);
+        }
         if (dev.openFailure().isPresent()) {
             SysException e = dev.openFailure().get();
             String hint = e.errno() == Errno.EACCES ? "run as root or join the device's group"
-                    : e.errno() == Errno.EPERM ? "the kernel protects this device (it is in use or locked down)" : "";
+                    : e.errno() == Errno.EPERM ? "the kernel protects this device (it is in use or locked down)"
+                    : e.errno() == Errno.ENOENT ? "this mount namespace has no such node (a container?); DirectMap creates none" : "";
             return refuse(BlockReason.UNREADABLE, dev.devNode() + ": open O_DIRECT failed with " + e.shortReason()
                     + (hint.isEmpty() ? "" : "; " + hint) + below);
         }
@@ -106,6 +129,9 @@ public final class BlockLayer implements AutoCloseable {
         }
         // Grant what the aperture can hold, in whole logical blocks; the caller asks again for the rest.
         long granted = dev.reserveUpTo(length, g.logicalBlockSize());
+        if (granted == 0 && dev.goingAway().isPresent()) {
+            return refuse(BlockReason.GOING_AWAY, dev.name() + ": " + dev.goingAway().get());
+        }
         if (granted == 0) {
             return refuse(BlockReason.APERTURE_EXHAUSTED, dev.name() + "'s aperture of " + dev.endpoint().apertureBytes()
                     + " bytes has " + (dev.endpoint().apertureBytes() - dev.apertureUsed()) + " free; "
@@ -135,21 +161,59 @@ public final class BlockLayer implements AutoCloseable {
         synchronized (dev) {
             SysfsBlock.State was = dev.lastState();
             SysfsBlock.State now = SysfsBlock.state(dev.info().major(), dev.info().minor());
+            // sysfs shows every change that matters (a new disk sequence number, backing file,
+            // offset, size): ask the kernel through our descriptor only then.
             if (now.equals(was)) return 0;
             dev.lastState(now);
-            t = takeback(dev, was, now);
+            t = takeback(dev, was, now, now.present() ? dev.replacedBy(now.diskSeq()) : null);
         }
-        return t == null ? 0 : peers.invalidate(dev, t.start(), Long.MAX_VALUE, t.change(), t.detail());
+        if (t == null) return 0;
+        if (t.change() != BlockChange.SHRUNK) leaving.add(dev);
+        // A device that is gone or replaced answers for its number no more: the next look-up makes
+        // a new one. One being detached stays known, refusing, until its number is reused.
+        if (t.change() == BlockChange.REMOVED || t.change() == BlockChange.BACKING_CHANGED) {
+            devices.remove(dev.info().number(), dev);
+        }
+        return peers.invalidate(dev, t.start(), Long.MAX_VALUE, t.change(), t.detail());
+    }
+
+    /**
+     * Gives back the descriptors of devices that went away and that nothing holds a grant on any
+     * more, so a loop device being detached can go. The watcher calls this every interval.
+     */
+    void retireIdle() {
+        for (BlockDevice d : List.copyOf(leaving)) {
+            try {
+                if (d.retireIfIdle(!peers.overlapping(d, 0, Long.MAX_VALUE).isEmpty())) leaving.remove(d);
+            } catch (SysException e) {
+                leaving.remove(d);
+                System.getLogger("io.directmap").log(System.Logger.Level.WARNING, "closing " + d.devNode() + " failed: " + e.getMessage());
+            }
+        }
+    }
+
+    /** Every device to look at: those known by number, those with peer mappings, those going away. */
+    List<BlockDevice> watched() {
+        java.util.Set<BlockDevice> all = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        all.addAll(devices.values());
+        all.addAll(peers.devices());
+        all.addAll(leaving);
+        return List.copyOf(all);
     }
 
     private record Takeback(long start, BlockChange change, String detail) {}
 
-    private static Takeback takeback(BlockDevice dev, SysfsBlock.State was, SysfsBlock.State now) {
+    private static Takeback takeback(BlockDevice dev, SysfsBlock.State was, SysfsBlock.State now, String replaced) {
         String name = dev.name();
         if (!now.present()) {
             dev.markGoingAway(name + " is gone from /sys/block");
             return new Takeback(0, BlockChange.REMOVED, dev.goingAway().get());
         }
+        if (replaced != null) {
+            dev.markGoingAway(replaced);
+            return new Takeback(0, BlockChange.BACKING_CHANGED, replaced);
+        }
+
         if (was.backingFile().isPresent() && now.backingFile().isEmpty()) {
             dev.markGoingAway(name + " was detached from " + was.backingFile().get());
             return new Takeback(0, BlockChange.REMOVED, dev.goingAway().get());
@@ -158,7 +222,9 @@ public final class BlockLayer implements AutoCloseable {
             dev.markGoingAway(name + " is being detached (losetup -d): it goes when its last user closes it");
             return new Takeback(0, BlockChange.DETACHING, dev.goingAway().get());
         }
-        if (!now.backingFile().equals(was.backingFile()) || now.loopOffset() != was.loopOffset()) {
+        if (dev.backing().isEmpty() && (!now.backingFile().equals(was.backingFile()) || now.loopOffset() != was.loopOffset())) {
+            // Without our own descriptor to ask, sysfs is all there is; with one, a renamed backing
+            // file (the same inode) changes nothing, and a new inode or window was caught above.
             dev.markGoingAway(name + " now reads " + now.backingFile().map(Path::toString).orElse("nothing")
                     + " at offset " + now.loopOffset() + " (was " + was.backingFile().map(Path::toString).orElse("nothing")
                     + " at " + was.loopOffset() + ")");
@@ -189,7 +255,7 @@ public final class BlockLayer implements AutoCloseable {
     public void close() throws SysException {
         watcher.close();
         SysException failure = null;
-        for (BlockDevice d : new ArrayList<>(devices.values())) {
+        for (BlockDevice d : watched()) {
             try {
                 d.close();
             } catch (SysException e) {
@@ -197,6 +263,7 @@ public final class BlockLayer implements AutoCloseable {
             }
         }
         devices.clear();
+        leaving.clear();
         if (failure != null) throw failure;
     }
 

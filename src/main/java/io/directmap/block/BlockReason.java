@@ -12,7 +12,8 @@ public enum BlockReason implements Reason {
     NO_P2P_PATH("no peer-to-peer path between the device and the importer"),
     NO_ATOMICS_ON_PATH("the path to the importer does not carry PCIe atomics"),
     STACKING_UNSUPPORTED("the device is stacked in a way that cannot be seen through"),
-    GOING_AWAY("the device is being detached (losetup -d) or went away; it takes its mappings back");
+    GOING_AWAY("the device is being detached (losetup -d) or went away; it takes its mappings back"),
+    IDENTITY_MISMATCH("the name leads to another device or file than the one the kernel reads");
 
     private final String summary;
 

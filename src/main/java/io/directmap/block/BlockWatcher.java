@@ -1,9 +1,11 @@
 package io.directmap.block;
 
 /**
- * Looks at the block devices that hold peer mappings every {@link #INTERVAL_MS} ms, so that a
- * device that shrinks or goes away takes its mappings back even when nothing reads from it.
- * Started with the first peer mapping; a daemon thread.
+ * Looks at the block devices every {@link #INTERVAL_MS} ms, so that a device that shrinks, goes
+ * away or comes to mean another device (a reused loop number, a changed backing inode) takes its
+ * mappings back even when nothing reads from it, and so that one going away is given back (its
+ * descriptor closed) once idle: a loop device we hold open could not detach otherwise. Started
+ * with the first device opened; a daemon thread.
  */
 final class BlockWatcher implements AutoCloseable {
     static final long INTERVAL_MS = 20;
@@ -23,12 +25,17 @@ final class BlockWatcher implements AutoCloseable {
 
     private void loop() {
         while (!closed) {
-            for (BlockDevice d : layer.peers().devices()) {
+            for (BlockDevice d : layer.watched()) {
                 try {
                     layer.check(d);
                 } catch (RuntimeException e) {
                     System.getLogger("io.directmap").log(System.Logger.Level.WARNING, "checking " + d.name() + " failed", e);
                 }
+            }
+            try {
+                layer.retireIdle();
+            } catch (RuntimeException e) {
+                System.getLogger("io.directmap").log(System.Logger.Level.WARNING, "closing devices that went away failed", e);
             }
             try {
                 Thread.sleep(INTERVAL_MS);

@@ -8,7 +8,8 @@ import java.util.Optional;
 /**
  * /sys/dev/block/MAJ:MIN (Documentation/ABI/stable/sysfs-block): what a device number is —
  * a whole disk, a partition of one (start in 512-byte sectors), a loop device over a backing file,
- * a device-mapper target.
+ * a device-mapper target. These are names and text: what they say is checked against a descriptor
+ * (fstat's st_rdev, BLKGETDISKSEQ, LOOP_GET_STATUS64) before anything is read through them.
  */
 public final class SysfsBlock {
     private static final Path SYS_DEV_BLOCK = Path.of("/sys/dev/block");
@@ -27,11 +28,14 @@ public final class SysfsBlock {
     public record Loop(Path backingFile, long offsetBytes, boolean directIo) {}
 
     /**
-     * What can change while a device is in use: whether it is still there, its size, and for a loop
-     * device its backing file, offset and autoclear flag (set by losetup -d while the device is busy).
+     * What can change while a device is in use: whether it is still there, its disk sequence number
+     * (-1 where the kernel has none; it grows on each attach, so a reused loop number shows a new
+     * one), its size, and for a loop device its backing file, offset and autoclear flag (set by
+     * losetup -d while the device is busy).
      */
-    public record State(boolean present, long sizeBytes, Optional<Path> backingFile, long loopOffset, boolean autoclear) {
-        public static final State GONE = new State(false, 0, Optional.empty(), 0, false);
+    public record State(boolean present, long diskSeq, long sizeBytes, Optional<Path> backingFile, long loopOffset,
+                        boolean autoclear) {
+        public static final State GONE = new State(false, -1, 0, Optional.empty(), 0, false);
     }
 
     private SysfsBlock() {}
@@ -41,10 +45,11 @@ public final class SysfsBlock {
         try {
             Path dir = SYS_DEV_BLOCK.resolve(major + ":" + minor).toRealPath();
             long size = Long.parseLong(read(dir.resolve("size"))) * 512;
+            long seq = diskSeq(dir);
             Path backing = dir.resolve("loop/backing_file");
-            if (!Files.exists(backing)) return new State(true, size, Optional.empty(), 0, false);
-            return new State(true, size, Optional.of(Path.of(read(backing))), Long.parseLong(read(dir.resolve("loop/offset"))),
-                    read(dir.resolve("loop/autoclear")).equals("1"));
+            if (!Files.exists(backing)) return new State(true, seq, size, Optional.empty(), 0, false);
+            return new State(true, seq, size, Optional.of(backingPath(read(backing))),
+                    Long.parseLong(read(dir.resolve("loop/offset"))), read(dir.resolve("loop/autoclear")).equals("1"));
         } catch (IOException | RuntimeException e) {
             return State.GONE;
         }
@@ -68,7 +73,7 @@ public final class SysfsBlock {
             Path backing = dir.resolve("loop/backing_file");
             if (Files.exists(backing)) {
                 Path dio = dir.resolve("loop/dio");
-                loop = Optional.of(new Loop(Path.of(read(backing)), Long.parseLong(read(dir.resolve("loop/offset"))),
+                loop = Optional.of(new Loop(backingPath(read(backing)), Long.parseLong(read(dir.resolve("loop/offset"))),
                         Files.exists(dio) && read(dio).equals("1")));
             }
             Optional<String> dm = Files.exists(dir.resolve("dm/name"))
@@ -93,6 +98,25 @@ public final class SysfsBlock {
             // no PCI path: a virtual device
         }
         return Optional.empty();
+    }
+
+    /** The disk sequence number sysfs shows for the number now, or -1 (no such device, or a kernel before 5.15). */
+    public static long diskSeq(int major, int minor) {
+        return diskSeq(SYS_DEV_BLOCK.resolve(major + ":" + minor));
+    }
+
+    /** /sys/dev/block/MAJ:MIN/diskseq (Linux 5.15), or -1. */
+    private static long diskSeq(Path dir) {
+        try {
+            return Long.parseLong(read(dir.resolve("diskseq")));
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+    }
+
+    /** The backing file's name as d_path gives it, without the " (deleted)" the kernel adds to an unlinked one. */
+    private static Path backingPath(String text) {
+        return Path.of(text.endsWith(" (deleted)") ? text.substring(0, text.length() - " (deleted)".length()) : text);
     }
 
     private static int[] number(String majMin) {

@@ -1,0 +1,162 @@
+package io.directmap.block;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.directmap.pci.Topology;
+import io.directmap.sys.Commands;
+import io.directmap.sys.Errno;
+import io.directmap.sys.FileHandle;
+import io.directmap.sys.ScratchFilesystem;
+import io.directmap.sys.Statx;
+import io.directmap.sys.SysfsBlock;
+import io.directmap.testing.ScratchFs;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Optional;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A block device is known by its number, not by the name /dev/NAME: the node opened must be a
+ * block device with that st_rdev, or nothing is read through it; a loop device's backing file and
+ * window are the kernel's (LOOP_GET_STATUS64), not sysfs text.
+ */
+class DeviceIdentityTest {
+    static final long SIZE = 8 << 20;
+    static LoopImages images;
+    static String loopA, loopB;
+    static Path imageA;
+    static Topology topology;
+    static BlockLayer layer;
+
+    @BeforeAll
+    static void attach() throws Exception {
+        ScratchFs.requireRootFixtures(ScratchFilesystem.Type.EXT4);
+        images = new LoopImages();
+        imageA = images.raw("a.img", SIZE, 1);
+        loopA = images.attach(imageA);
+        loopB = images.attach(images.raw("b.img", SIZE, 2));
+        topology = Topology.defaults();
+        layer = new BlockLayer(topology);
+    }
+
+    @AfterAll
+    static void detach() throws Exception {
+        if (layer != null) layer.close();
+        if (images != null) images.close();
+    }
+
+    /** sysfs's facts for loopA, with the node to open replaced by node. */
+    private static SysfsBlock.Info loopAAt(Path node) throws Exception {
+        Statx.Info st = Statx.of(Path.of(loopA));
+        SysfsBlock.Info real = SysfsBlock.lookup(st.rdevMajor(), st.rdevMinor()).orElseThrow();
+        return new SysfsBlock.Info(real.name(), real.major(), real.minor(), node, real.partition(), real.loop(),
+                real.deviceMapper(), real.pciSlot());
+    }
+
+    private static BlockDevice open(SysfsBlock.Info info) {
+        return new BlockDevice(info, topology.endpoint(info.name() + "-test", Topology.Kind.BLOCK_DEVICE,
+                Optional.empty(), Topology.DEFAULT_BLOCK_APERTURE));
+    }
+
+    private static Refusal refusal(BlockDevice dev) {
+        Topology.Endpoint gpu = topology.endpoint("gpu-identity", Topology.Kind.IMPORTER, Optional.empty(), 1L << 30);
+        var d = assertInstanceOf(BlockDecision.Refused.class, layer.decideHere(dev, 0, 4096, new Access(gpu, false, false)));
+        return d.refusal();
+    }
+
+    private static Path node(String name, Path device) throws Exception {
+        Statx.Info st = Statx.of(device);
+        Path p = images.dir().resolve(name);
+        Commands.run("mknod", p.toString(), "b", Integer.toString(st.rdevMajor()), Integer.toString(st.rdevMinor()));
+        return p;
+    }
+
+    @Test
+    void aNodeThatNamesAnotherDeviceIsNotRead() throws Exception {
+        int handles = FileHandle.openCount();
+        try (BlockDevice dev = open(loopAAt(node("stale-node", Path.of(loopB))))) {
+            String why = dev.notThisDevice().orElseThrow(() -> new AssertionError("the node for loopB was taken for loopA"));
+            assertTrue(why.contains("is block device " + Statx.of(Path.of(loopB)).rdev()) && why.contains("another device"), why);
+            assertEquals(handles, FileHandle.openCount(), "the descriptor of the wrong device was closed");
+            Refusal r = refusal(dev);
+            assertEquals(BlockReason.IDENTITY_MISMATCH, r.reason(), r.toString());
+            assertTrue(r.detail().contains("stale-node"), r.detail());
+        }
+    }
+
+    @Test
+    void aNodeThatIsNoBlockDeviceIsNotRead() throws Exception {
+        Path plain = images.raw("not-a-node", 4096, 3);
+        try (BlockDevice dev = open(loopAAt(plain))) {
+            String why = dev.notThisDevice().orElseThrow();
+            assertTrue(why.contains(plain.toString()) && why.contains("is a regular file"), why);
+            assertEquals(BlockReason.IDENTITY_MISMATCH, refusal(dev).reason());
+        }
+    }
+
+    @Test
+    void aFifoWhereTheNodeShouldBeDoesNotBlock() throws Exception {
+        Path fifo = images.dir().resolve("fifo-node");
+        Commands.run("mkfifo", fifo.toString());
+        BlockDevice dev = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> open(loopAAt(fifo)));
+        try (dev) {
+            assertTrue(dev.notThisDevice().isPresent() || dev.openFailure().isPresent(), "not opened as loopA");
+            Refusal r = refusal(dev);
+            assertTrue(r.reason() == BlockReason.IDENTITY_MISMATCH || r.reason() == BlockReason.UNREADABLE, r.toString());
+        }
+    }
+
+    @Test
+    void noNodeInThisNamespaceIsRefusedAndNothingIsMade() throws Exception {
+        Path missing = images.dir().resolve("no-such-node");
+        try (BlockDevice dev = open(loopAAt(missing))) {
+            assertEquals(Errno.ENOENT, dev.openFailure().orElseThrow().errno());
+            Refusal r = refusal(dev);
+            assertEquals(BlockReason.UNREADABLE, r.reason());
+            assertTrue(r.detail().contains("mount namespace") && r.detail().contains(missing.toString()), r.detail());
+            assertTrue(Files.notExists(missing), "no node was created");
+        }
+    }
+
+    @Test
+    void theRightNodeOpensAndTheLoopBackingIsTheKernelsInode() throws Exception {
+        try (BlockDevice dev = open(loopAAt(node("good-node", Path.of(loopA))))) {
+            assertTrue(dev.notThisDevice().isEmpty() && dev.openFailure().isEmpty(), dev.notThisDevice() + " " + dev.openFailure());
+            assertEquals(SIZE, dev.geometry().sizeBytes());
+            BlockDevice.Backing b = dev.backing().orElseThrow();
+            Statx.Info img = Statx.of(imageA);
+            assertEquals(img.inode(), b.status().backingInode());
+            assertEquals(img.dev(), b.status().backingDev(), "lo_device decoded to the image's st_dev");
+            assertEquals(imageA, b.file());
+            assertTrue(dev.diskSeq() > 0, "BLKGETDISKSEQ on this kernel: " + dev.diskSeq());
+            assertEquals(SysfsBlock.diskSeq(dev.info().major(), dev.info().minor()), dev.diskSeq(), "the descriptor's is sysfs's");
+        }
+    }
+
+    @Test
+    void theLoopWindowComesFromTheKernel() throws Exception {
+        Path img = images.raw("window.img", SIZE, 4);
+        String loop = Commands.run("losetup", "--find", "--show", "--offset", "1048576", "--sizelimit", "4194304",
+                img.toString()).trim();
+        try {
+            Statx.Info st = Statx.of(Path.of(loop));
+            BlockDevice dev = layer.device(st.rdevMajor(), st.rdevMinor()).orElseThrow();
+            BlockDevice.Backing b = dev.backing().orElseThrow();
+            assertEquals(1 << 20, b.status().offset());
+            assertEquals(4 << 20, b.status().sizeLimit());
+            assertEquals(4 << 20, dev.sizeBytes());
+            Topology.Endpoint gpu = topology.endpoint("gpu-identity", Topology.Kind.IMPORTER, Optional.empty(), 1L << 30);
+            var rd = assertInstanceOf(BlockDecision.Redirect.class, layer.decide(dev, 8192, 4096, new Access(gpu, false, false)));
+            assertEquals((1 << 20) + 8192, rd.backingOffset());
+            assertEquals(img, rd.backingFile());
+        } finally {
+            images.detach(loop);
+        }
+    }
+}
