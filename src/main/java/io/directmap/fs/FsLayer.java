@@ -449,10 +449,12 @@ public final class FsLayer {
                     MAX_STACKING + " levels"));
         } else {
             try {
-                Optional<Refusal> dead = unreadableBelow(rd.backingFile());
+                Optional<Refusal> dead = unreadableBelow(rd.through());
+                OpenFile file = dead.isPresent() ? null : backing(rd.through());
+                if (file == null && dead.isEmpty()) dead = Optional.of(notTheBackingFile(rd.through()));
                 below = dead.isPresent()
                         ? List.of(new Segment.Fallback(rd.backingOffset(), rd.backingOffset() + length, dead.get()))
-                        : plan(backing(rd.backingFile()), new MapRequest(r.importer(), rd.backingOffset(),
+                        : plan(file, new MapRequest(r.importer(), rd.backingOffset(),
                                 rd.backingOffset() + length, r.write(), r.atomic(), false, false), depth + 1, new ArrayList<>());
             } catch (IOException e) {
                 below = List.of(fallback(rd.backingOffset(), rd.backingOffset() + length, FsReason.NO_BLOCK_DEVICE,
@@ -474,44 +476,65 @@ public final class FsLayer {
      * already known to be unreadable: the loop device is then asked at once, without opening and
      * mapping the backing file again on every fault.
      */
-    private Optional<Refusal> unreadableBelow(java.nio.file.Path backingFile) {
+    private Optional<Refusal> unreadableBelow(BlockDevice loop) {
         // A fault over many extents asks once per extent: remember the answer briefly. Remembering a
         // refusal too long only refuses longer (the safe side); a device that changes is seen in 100 ms.
+        java.nio.file.Path backingFile = loop.backing().orElseThrow().file();
         long now = System.nanoTime();
         Below b = below.get(backingFile);
         if (b != null && now - b.at() < 100_000_000L) return b.refusal();
-        Optional<Refusal> r = lookUpUnreadableBelow(backingFile);
+        Optional<Refusal> r = lookUpUnreadableBelow(loop.backing().orElseThrow().status());
         below.put(backingFile, new Below(r, now));
         return r;
     }
 
     private record Below(Optional<Refusal> refusal, long at) {}
 
-    private Optional<Refusal> lookUpUnreadableBelow(java.nio.file.Path backingFile) {
-        try {
-            var st = io.directmap.sys.Statx.of(backingFile);
-            Optional<io.directmap.block.BlockDevice> dev = blocks.known(st.devMajor(), st.devMinor());
-            if (dev.isPresent() && dev.get().openFailure().isPresent()) {
-                return Optional.of(new Refusal(io.directmap.block.BlockReason.UNREADABLE, dev.get().devNode()
-                        + ": open O_DIRECT failed with " + dev.get().openFailure().get().shortReason()));
-            }
-        } catch (SysException e) {
-            // let the full path say what is wrong
+    /** The backing file's device, as the loop device's kernel status names it (not the path's st_dev). */
+    private Optional<Refusal> lookUpUnreadableBelow(io.directmap.sys.BlockIoctl.LoopStatus status) {
+        Optional<io.directmap.block.BlockDevice> dev = blocks.known(status.backingDevMajor(), status.backingDevMinor());
+        if (dev.isPresent() && dev.get().openFailure().isPresent()) {
+            return Optional.of(new Refusal(io.directmap.block.BlockReason.UNREADABLE, dev.get().devNode()
+                    + ": open O_DIRECT failed with " + dev.get().openFailure().get().shortReason()));
         }
         return Optional.empty();
     }
 
-    /** Backing files of loop devices, kept open while they are the same inode (a fault maps them again). */
-    private OpenFile backing(java.nio.file.Path path) throws IOException {
-        OpenFile f = backingFiles.get(path);
-        if (f != null) {
-            var now = io.directmap.sys.Statx.of(path);
-            if (now.dev().equals(f.stat().dev()) && now.inode() == f.stat().inode()) return f;
+    /**
+     * The backing file of a loop device, kept open while the name still leads to the inode the
+     * kernel reads (LOOP_GET_STATUS64's lo_device and lo_inode); null when it leads elsewhere (the
+     * file was replaced or renamed, or this process sees another mount namespace): its blocks are
+     * not the loop device's, and the loop device itself is asked instead.
+     */
+    private OpenFile backing(BlockDevice loop) throws IOException {
+        BlockDevice.Backing b = loop.backing().orElseThrow();
+        OpenFile f = backingFiles.get(b.file());
+        if (f != null && isBacking(f.stat(), b.status())) return f;
+        OpenFile fresh;
+        try {
+            fresh = OpenFile.open(b.file());
+        } catch (InvalidRequestException e) {
+            return null; // no such file, or not a regular one, by that name: not the backing file
         }
-        OpenFile fresh = OpenFile.open(path);
-        OpenFile old = backingFiles.put(path, fresh);
+        if (!isBacking(fresh.stat(), b.status())) {
+            fresh.close();
+            return null;
+        }
+        OpenFile old = backingFiles.put(b.file(), fresh);
         if (old != null) old.close();
         return fresh;
+    }
+
+    private static boolean isBacking(io.directmap.sys.Statx.Info st, io.directmap.sys.BlockIoctl.LoopStatus status) {
+        return st.devMajor() == status.backingDevMajor() && st.devMinor() == status.backingDevMinor()
+                && st.inode() == status.backingInode();
+    }
+
+    private static Refusal notTheBackingFile(BlockDevice loop) {
+        BlockDevice.Backing b = loop.backing().orElseThrow();
+        return new Refusal(io.directmap.block.BlockReason.IDENTITY_MISMATCH, b.file() + " is not the file " + loop.name()
+                + " reads (" + b.status().describe() + "): it was replaced or renamed, or this process sees another mount"
+                + " namespace; " + loop.name() + " itself is read instead");
     }
 
     /** Closes the backing files kept open. */
