@@ -7,7 +7,12 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
-/** Which processes have a file open (what fuser and lsof find), from /proc. Best effort: processes come and go. */
+/**
+ * Which processes have a file open (what fuser and lsof find), from /proc. Best effort: processes
+ * come and go. A descriptor is matched by the inode it holds (st_dev, st_ino through the
+ * /proc/PID/fd link), not by the name it was opened with: a hard link, a bind mount or another
+ * mount namespace shows another name for the same file, and another file can have the name now.
+ */
 public final class Openers {
     private static final int O_ACCMODE = 3;
 
@@ -17,11 +22,17 @@ public final class Openers {
     public static List<String> of(Path file, boolean writersOnly) {
         List<String> out = new ArrayList<>();
         String target = file.toAbsolutePath().normalize().toString();
+        Statx.Info id;
+        try {
+            id = Statx.of(file);
+        } catch (SysException e) {
+            id = null; // gone: only its name is left to match
+        }
         long self = ProcessHandle.current().pid();
         try (DirectoryStream<Path> procs = Files.newDirectoryStream(Path.of("/proc"), p -> p.getFileName().toString().matches("\\d+"))) {
             for (Path proc : procs) {
                 if (Long.parseLong(proc.getFileName().toString()) == self) continue;
-                if (opens(proc, target, writersOnly)) {
+                if (opens(proc, target, id, writersOnly)) {
                     String comm;
                     try {
                         comm = Files.readString(proc.resolve("comm")).trim();
@@ -66,12 +77,23 @@ public final class Openers {
         return out;
     }
 
-    private static boolean opens(Path proc, String target, boolean writersOnly) {
+    private static boolean sameFile(Path fd, String link, String target, Statx.Info id) {
+        if (id == null) return link.equals(target) || link.equals(target + " (deleted)");
+        // pipe:[..], socket:[..], anon_inode:..: never a file of ours, and not worth a statx.
+        if (!link.startsWith("/")) return false;
+        try {
+            return Statx.of(fd).sameInode(id); // statx follows the /proc link to the open inode
+        } catch (SysException e) {
+            return false; // closed meanwhile
+        }
+    }
+
+    private static boolean opens(Path proc, String target, Statx.Info id, boolean writersOnly) {
         try (DirectoryStream<Path> fds = Files.newDirectoryStream(proc.resolve("fd"))) {
             for (Path fd : fds) {
                 try {
                     String link = Files.readSymbolicLink(fd).toString();
-                    if (!link.equals(target) && !link.equals(target + " (deleted)")) continue;
+                    if (!sameFile(fd, link, target, id)) continue;
                     if (!writersOnly) return true;
                     for (String line : Files.readAllLines(proc.resolve("fdinfo").resolve(fd.getFileName()))) {
                         if (line.startsWith("flags:") && (Integer.parseInt(line.substring(6).trim(), 8) & O_ACCMODE) != 0) return true;
