@@ -157,10 +157,14 @@ public final class BlockLayer implements AutoCloseable {
      * it at once.
      */
     public int check(BlockDevice dev) {
+        return check(dev, SysfsBlock.state(dev.info().major(), dev.info().minor()));
+    }
+
+    /** {@link #check(BlockDevice)} with what sysfs says now given (tests give what the kernel cannot be made to say). */
+    int check(BlockDevice dev, SysfsBlock.State now) {
         Takeback t;
         synchronized (dev) {
             SysfsBlock.State was = dev.lastState();
-            SysfsBlock.State now = SysfsBlock.state(dev.info().major(), dev.info().minor());
             // sysfs shows every change that matters (a new disk sequence number, backing file,
             // offset, size): ask the kernel through our descriptor only then.
             if (now.equals(was)) return 0;

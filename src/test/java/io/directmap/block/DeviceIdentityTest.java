@@ -159,4 +159,48 @@ class DeviceIdentityTest {
             images.detach(loop);
         }
     }
+
+    @Test
+    void aNewDiskSequenceNumberTakesTheOldDevicesMappingsBackAndGivesItBack() throws Exception {
+        Statx.Info st = Statx.of(Path.of(loopA));
+        try (BlockLayer blocks = new BlockLayer(topology)) {
+            BlockDevice dev = blocks.device(st.rdevMajor(), st.rdevMinor()).orElseThrow();
+            Topology.Endpoint gpu = topology.endpoint("gpu-identity", Topology.Kind.IMPORTER, Optional.empty(), 1L << 30);
+            var g = assertInstanceOf(BlockDecision.Granted.class, blocks.decideHere(dev, 0, 1 << 20, new Access(gpu, false, false)));
+            java.util.List<String> told = new java.util.concurrent.CopyOnWriteArrayList<>();
+            PeerMappings.Entry[] entry = new PeerMappings.Entry[1];
+            entry[0] = blocks.track(g, new PeerMappings.Owner() {
+                @Override
+                public void invalidate(BlockDevice d, long start, long end, BlockChange change, String detail) {
+                    told.add(change.code() + ": " + detail);
+                    blocks.peers().unregister(entry[0]); // what device_unmap does once the importer let go
+                    blocks.release(g);
+                }
+
+                @Override
+                public String describe() { return "test owner"; }
+            });
+
+            // What sysfs shows once loopA was detached and attached again: the same number, a new sequence.
+            SysfsBlock.State real = SysfsBlock.state(st.rdevMajor(), st.rdevMinor());
+            SysfsBlock.State reused = new SysfsBlock.State(true, real.diskSeq() + 1, real.sizeBytes(), real.backingFile(),
+                    real.loopOffset(), real.autoclear());
+            assertEquals(1, blocks.check(dev, reused), "its one owner was asked");
+            assertEquals(1, told.size(), told.toString());
+            assertTrue(told.getFirst().startsWith("backing_changed: ") && told.getFirst().contains("disk sequence number"), told.toString());
+            assertTrue(dev.goingAway().isPresent());
+            assertTrue(blocks.known(st.rdevMajor(), st.rdevMinor()).isEmpty(), "the number no longer leads to the old device");
+            Refusal r = refusal(dev);
+            assertEquals(BlockReason.GOING_AWAY, r.reason(), "the old device grants nothing more: " + r);
+
+            blocks.retireIdle();
+            var buf = java.lang.foreign.Arena.ofAuto().allocate(4096, 4096);
+            var e = org.junit.jupiter.api.Assertions.assertThrows(io.directmap.sys.SysException.class,
+                    () -> dev.directHandle().pread(buf, 0), "its descriptor was given back once idle");
+            assertEquals(Errno.EBADF, e.errno());
+
+            BlockDevice again = blocks.device(st.rdevMajor(), st.rdevMinor()).orElseThrow();
+            assertTrue(again != dev && again.goingAway().isEmpty(), "a look-up makes a new device for the number");
+        }
+    }
 }
