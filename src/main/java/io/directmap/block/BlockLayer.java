@@ -217,7 +217,6 @@ public final class BlockLayer implements AutoCloseable {
             dev.markGoingAway(replaced);
             return new Takeback(0, BlockChange.BACKING_CHANGED, replaced);
         }
-
         if (was.backingFile().isPresent() && now.backingFile().isEmpty()) {
             dev.markGoingAway(name + " was detached from " + was.backingFile().get());
             return new Takeback(0, BlockChange.REMOVED, dev.goingAway().get());

@@ -105,10 +105,13 @@ public final class SysfsBlock {
         return diskSeq(SYS_DEV_BLOCK.resolve(major + ":" + minor));
     }
 
-    /** /sys/dev/block/MAJ:MIN/diskseq (Linux 5.15), or -1. */
+    /** /sys/dev/block/MAJ:MIN/diskseq (Linux 5.15), a partition's its disk's (as BLKGETDISKSEQ answers), or -1. */
     private static long diskSeq(Path dir) {
         try {
-            return Long.parseLong(read(dir.resolve("diskseq")));
+            Path real = dir.toRealPath();
+            Path f = real.resolve("diskseq");
+            if (!Files.exists(f) && Files.exists(real.resolve("partition"))) f = real.getParent().resolve("diskseq");
+            return Long.parseLong(read(f));
         } catch (IOException | RuntimeException e) {
             return -1;
         }

@@ -2,13 +2,14 @@ package io.directmap.block;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.pci.Topology;
 import io.directmap.sys.Commands;
 import io.directmap.sys.Errno;
-import io.directmap.sys.FileHandle;
 import io.directmap.sys.ScratchFilesystem;
 import io.directmap.sys.Statx;
 import io.directmap.sys.SysfsBlock;
@@ -79,11 +80,20 @@ class DeviceIdentityTest {
 
     @Test
     void aNodeThatNamesAnotherDeviceIsNotRead() throws Exception {
-        int handles = FileHandle.openCount();
-        try (BlockDevice dev = open(loopAAt(node("stale-node", Path.of(loopB))))) {
+        Path stale = node("stale-node", Path.of(loopB));
+        try (BlockDevice dev = open(loopAAt(stale))) {
             String why = dev.notThisDevice().orElseThrow(() -> new AssertionError("the node for loopB was taken for loopA"));
             assertTrue(why.contains("is block device " + Statx.of(Path.of(loopB)).rdev()) && why.contains("another device"), why);
-            assertEquals(handles, FileHandle.openCount(), "the descriptor of the wrong device was closed");
+            assertThrows(IllegalStateException.class, dev::directHandle, "nothing to read through");
+            try (var fds = Files.newDirectoryStream(Path.of("/proc/self/fd"))) {
+                for (Path fd : fds) {
+                    try {
+                        assertNotEquals(stale, Files.readSymbolicLink(fd), "the descriptor of the wrong device was closed");
+                    } catch (java.io.IOException gone) {
+                        // closed meanwhile
+                    }
+                }
+            }
             Refusal r = refusal(dev);
             assertEquals(BlockReason.IDENTITY_MISMATCH, r.reason(), r.toString());
             assertTrue(r.detail().contains("stale-node"), r.detail());
