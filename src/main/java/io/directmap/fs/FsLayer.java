@@ -533,7 +533,7 @@ public final class FsLayer {
     private static Refusal notTheBackingFile(BlockDevice loop) {
         BlockDevice.Backing b = loop.backing().orElseThrow();
         return new Refusal(io.directmap.block.BlockReason.IDENTITY_MISMATCH, b.file() + " is not the file " + loop.name()
-                + " reads (" + b.status().describe() + "): it was replaced or renamed, or this process sees another mount"
+                + " reads (" + b.status().describe() + "): it was deleted or replaced, or this process sees another mount"
                 + " namespace; " + loop.name() + " itself is read instead");
     }
 
