@@ -55,7 +55,7 @@ import java.util.function.Consumer;
 public final class Leases implements AutoCloseable {
     private static final int F_SETSIG = 10, F_SETOWN_EX = 15, F_SETLEASE = 1024, F_GETLEASE = 1025;
     private static final int F_RDLCK = 0, F_UNLCK = 2, F_OWNER_TID = 0;
-    private static final int SIGIO = 29;
+    private static final int SIGIO = 29, ENOLCK = 37;
     private static final int SIG_BLOCK = 0, SFD_CLOEXEC = 02000000, SFD_NONBLOCK = 04000, EFD_CLOEXEC = 02000000;
     private static final short POLLIN = 1;
     private static final long SIGINFO_BYTES = 128, SIGSET_BYTES = 128;
@@ -188,16 +188,23 @@ public final class Leases implements AutoCloseable {
 
     /** The live signal thread; replaces a dead one first. Fails when there is none and will be none. */
     private Listener listening() throws SysException {
-        Listener l = current;
-        if (l != null && !l.thread.isAlive() && !closing) {
-            replace(l, null);
-            l = current;
-        }
+        Listener l = watchdog();
         if (l == null || closing) {
             SysException why = gaveUp;
             throw why != null ? why : new SysException("fcntl F_SETLEASE", "lease thread", Errno.EBADF, "the lease thread was closed");
         }
         if (l.tid == 0) throw new IllegalStateException("lease thread " + l.thread.getName() + " has no tid");
+        return l;
+    }
+
+    /** The live signal thread, after replacing it if it died without starting its replacement; null if none. */
+    private Listener watchdog() {
+        Listener l = current;
+        if (l != null && !l.thread.isAlive() && !closing) {
+            log("the lease thread " + l.thread.getName() + " is gone; starting another and pointing every lease at it", null);
+            replace(l, null);
+            l = current;
+        }
         return l;
     }
 
@@ -226,6 +233,7 @@ public final class Leases implements AutoCloseable {
 
     /** True while h holds an unbroken read lease (F_GETLEASE: a lease being broken reports F_UNLCK). */
     public boolean held(FileHandle h) {
+        watchdog();
         try {
             return getLease(h.fd()) == F_RDLCK;
         } catch (SysException e) {
@@ -265,7 +273,7 @@ public final class Leases implements AutoCloseable {
             while (true) {
                 try {
                     if (!l.ready.await(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
-                        throw new SysException("lease thread start", l.thread.getName(), 0,
+                        throw new SysException("lease thread start", l.thread.getName(), ENOLCK,
                                 "it did not start in " + START_TIMEOUT_S + " s; leases cannot be taken");
                     }
                     break;
@@ -291,7 +299,7 @@ public final class Leases implements AutoCloseable {
             closeQuietly(l.wakeFd);
         }
         if (l.ready.getCount() > 0) {
-            if (l.startFailure == null) l.startFailure = new SysException("lease thread", l.thread.getName(), 0, String.valueOf(death));
+            if (l.startFailure == null) l.startFailure = new SysException("lease thread", l.thread.getName(), ENOLCK, String.valueOf(death));
             l.ready.countDown();
             return;
         }
@@ -310,7 +318,7 @@ public final class Leases implements AutoCloseable {
             while (now - deaths.peekFirst() > TimeUnit.SECONDS.toNanos(DEATH_WINDOW_S)) deaths.removeFirst();
             SysException failure = null;
             if (deaths.size() > MAX_DEATHS) {
-                failure = new SysException("lease thread", dead.thread.getName(), 0, "it died " + deaths.size() + " times in "
+                failure = new SysException("lease thread", dead.thread.getName(), ENOLCK, "it died " + deaths.size() + " times in "
                         + DEATH_WINDOW_S + " s (last: " + cause + "); no lease is taken any more, so files are mapped through "
                         + "the page cache; restart the program");
             } else {

@@ -171,4 +171,25 @@ class LeasesTest {
             assertEquals(2, told.get());
         }
     }
+
+    @Test
+    void aThreadThatKeepsDyingIsGivenUpOnAndEveryLeaseHandedBack() throws Exception {
+        Path a = file("a"), b = file("b");
+        AtomicInteger told = new AtomicInteger();
+        try (FileHandle ha = FileHandle.openRead(a); FileHandle hb = FileHandle.openRead(b)) {
+            leases.take(ha, h -> {
+                told.incrementAndGet();
+                leases.release(h);
+            });
+            try (var f = Faults.enable(FaultPoint.LEASE_THREAD_DIE); ChildWriter w = ChildWriter.start(a)) {
+                double t = w.await(20);
+                assertEquals(4, f.fired(), "the thread and its three replacements died");
+                assertTrue(t < 5, "the lease was handed to its listener all the same; the writer waited " + t + " s");
+            }
+            assertEquals(1, told.get());
+            SysException e = org.junit.jupiter.api.Assertions.assertThrows(SysException.class, () -> leases.take(hb, leases::release));
+            assertEquals("ENOLCK", e.errnoName());
+            assertTrue(e.getMessage().contains("died 4 times"), e.getMessage());
+        }
+    }
 }
