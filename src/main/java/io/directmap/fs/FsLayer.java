@@ -128,12 +128,37 @@ public final class FsLayer {
      * Takes back every live mapping of the inode of file that overlaps [start, end): each owner is
      * told once and returns when its importers have let go; then the mappings are released. Mappings
      * of other ranges and other files are not touched. Returns what happened.
+     *
+     * <p>Every owner is told, whatever another one throws. An owner that throws is told again, up to
+     * {@value #OWNER_TRIES} times in all (about 0.1 s); if it still has not acknowledged, its mappings
+     * are revoked without it: they are retired (no read through them passes the read_retry check,
+     * so nothing it reads after the writer goes on is delivered), their block-device grants and
+     * tracking entries are released, and so is the lease. Then this throws an
+     * {@link IllegalStateException} that names the file, the range and the owners, with each
+     * owner's failure attached as suppressed. Waiting longer would only hold the writer back until
+     * lease-break-time, after which the kernel lets it go anyway.
      */
     public InvalidationReport invalidate(OpenFile file, long start, long end, Invalidation.Cause cause, String detail) {
-        return invalidate(file.path(), tracker.overlapping(file, start, end), Invalidation.of(start, end, cause, detail, false));
+        Invalidation inv = Invalidation.of(start, end, cause, detail, false);
+        Outcome o = invalidate(file.path(), tracker.overlapping(file, start, end), inv);
+        if (o.failure() != null) throw o.failure();
+        return o.report();
     }
 
-    private InvalidationReport invalidate(java.nio.file.Path path, List<DeviceMapping> mappings, Invalidation inv) {
+    /** How often an owner that throws is told in all before its mappings are revoked without it. */
+    private static final int OWNER_TRIES = 4;
+
+    /** What an invalidation did, and the owners' failures (null when every owner acknowledged). */
+    private record Outcome(InvalidationReport report, IllegalStateException failure) {}
+
+    /** For callers with no one to throw to (a lease break, a read's re-check, a block device): logs failures. */
+    private InvalidationReport invalidateLogging(java.nio.file.Path path, List<DeviceMapping> mappings, Invalidation inv) {
+        Outcome o = invalidate(path, mappings, inv);
+        if (o.failure() != null) log(o.failure().getMessage(), o.failure());
+        return o.report();
+    }
+
+    private Outcome invalidate(java.nio.file.Path path, List<DeviceMapping> mappings, Invalidation inv) {
         Map<MappingOwner, Boolean> owners = new IdentityHashMap<>();
         int n = 0;
         for (DeviceMapping m : mappings) {
@@ -141,8 +166,21 @@ public final class FsLayer {
             n++;
             owners.put(m.owner(), true);
         }
-        for (MappingOwner o : owners.keySet()) o.invalidate(inv);
-        for (DeviceMapping m : mappings) deviceUnmap(m);
+        List<Throwable> failed = new ArrayList<>();
+        if (!io.directmap.fault.Faults.fire(io.directmap.fault.FaultPoint.SKIP_INVALIDATE)) {
+            for (MappingOwner o : owners.keySet()) {
+                Throwable t = tell(o, inv, path);
+                if (t != null) failed.add(t);
+            }
+        }
+        // Only now release: every owner acknowledged, or was revoked (its mappings retired here).
+        for (DeviceMapping m : mappings) {
+            try {
+                deviceUnmap(m);
+            } catch (RuntimeException e) {
+                failed.add(e);
+            }
+        }
         long ack = System.nanoTime() - inv.raisedNanos();
         InvalidationReport report = new InvalidationReport(path, inv, n, owners.size(), ack);
         invalidations.incrementAndGet();
@@ -158,8 +196,49 @@ public final class FsLayer {
             ev.ackNanos = ack;
             ev.commit();
         }
-        for (Consumer<InvalidationReport> l : listeners) l.accept(report);
-        return report;
+        for (Consumer<InvalidationReport> l : listeners) {
+            try {
+                l.accept(report);
+            } catch (RuntimeException e) {
+                log("an invalidation listener failed on " + path + ": " + e, e);
+            }
+        }
+        if (failed.isEmpty()) return new Outcome(report, null);
+        IllegalStateException failure = new IllegalStateException(path + " " + inv + ": " + failed.size() + " of "
+                + owners.size() + " owners did not let go after " + OWNER_TRIES + " tries (or a release failed); their "
+                + "mappings were revoked without them (no read through them is delivered) and released; fix or restart "
+                + "the importer (the suppressed exceptions say what it threw)");
+        failed.forEach(failure::addSuppressed);
+        return new Outcome(report, failure);
+    }
+
+    /** Tells owner o, again if it throws (bounded); null once it acknowledged, else what it threw. */
+    private static Throwable tell(MappingOwner o, Invalidation inv, java.nio.file.Path path) {
+        Throwable first = null;
+        for (int i = 0; i < OWNER_TRIES; i++) {
+            try {
+                o.invalidate(inv);
+                if (first != null) log("an owner of " + path + " threw on " + inv + " (" + first + "); told again, it let go", null);
+                return null;
+            } catch (Throwable t) {
+                if (first == null) first = t; else first.addSuppressed(t);
+            }
+            if (i + 1 < OWNER_TRIES) {
+                try {
+                    Thread.sleep(1L << (2 * i + 1));      // 2, 8, 32 ms
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    break;
+                }
+            }
+        }
+        return first;
+    }
+
+    /** One line on stderr (the stack trace too with DMAP_DEBUG set), for failures no caller can be told of. */
+    private static void log(String message, Throwable t) {
+        System.err.println("dmap: " + message);
+        if (t != null && System.getenv("DMAP_DEBUG") != null) t.printStackTrace();
     }
 
     /** A device moved bytes one way in nanos (request time): what the learning policy learns from. */
@@ -178,6 +257,8 @@ public final class FsLayer {
      */
     public boolean verify(DeviceMapping m, long start, long end) throws SysException {
         if (!m.isLive()) return false;
+        if (m.coherent() && !leaseStillHeld(m)) return false;
+        if (m.directBytes() == 0) return m.isLive();
         List<Extent> now = typedExtents(m.file(), start, end);
         String moved = null;
         for (Segment s : m.segments()) {
@@ -188,9 +269,31 @@ public final class FsLayer {
             if (moved != null) break;
         }
         if (moved == null) return m.isLive();
-        invalidate(m.file().path(), tracker.overlapping(m.file(), start, end),
+        invalidateLogging(m.file().path(), tracker.overlapping(m.file(), start, end),
                 Invalidation.of(start, end, Invalidation.Cause.EXTENT_MOVED, moved, false));
         return false;
+    }
+
+    /**
+     * The last check before bytes of a mapping said to be coherent are delivered: does its file
+     * still hold the read lease (F_GETLEASE)? A lease being broken already reports F_UNLCK, so a
+     * writer that is waiting, or was let go by the kernel after lease-break-time, is seen here even
+     * if its break has not reached the importer yet. Then every mapping through that lease is taken
+     * back now (the break's own handler finds nothing left to do) and the read is done again.
+     */
+    private boolean leaseStillHeld(DeviceMapping m) {
+        OpenFile file = m.file();
+        if (leases().held(file.handle())) return true;
+        if (!m.isLive()) return false;
+        invalidateLogging(file.path(), mappingsOf(file), Invalidation.of(0, Long.MAX_VALUE, Invalidation.Cause.WRITE_OPEN,
+                "the read lease is no longer held (fcntl F_GETLEASE): another process opened it for writing or truncated it; "
+                        + "what was read meanwhile is read again", false));
+        return false;
+    }
+
+    /** The live mappings made through this open file (and so through its lease). */
+    private List<DeviceMapping> mappingsOf(OpenFile file) {
+        return tracker.overlapping(file, 0, Long.MAX_VALUE).stream().filter(x -> x.file() == file).toList();
     }
 
     /** Where the extents of was and now over [a, b) first disagree, or null where they agree. */
@@ -248,7 +351,7 @@ public final class FsLayer {
             file.coherence.breaking = true;
         }
         try {
-            invalidate(file.path(), tracker.overlapping(file, 0, Long.MAX_VALUE).stream().filter(m -> m.file() == file).toList(),
+            invalidateLogging(file.path(), mappingsOf(file),
                     Invalidation.of(0, Long.MAX_VALUE, Invalidation.Cause.WRITE_OPEN,
                             "another process opened it for writing or truncated it (lease break); it waited for the devices", true));
         } finally {
@@ -283,7 +386,7 @@ public final class FsLayer {
             if (!m.isLive()) return;
             long from = d.start() + Math.max(0, deviceStart - d.deviceOffset());
             long to = deviceEnd == Long.MAX_VALUE ? d.end() : Math.min(d.end(), d.start() + (deviceEnd - d.deviceOffset()));
-            FsLayer.this.invalidate(m.file().path(), tracker.overlapping(m.file(), from, Math.max(to, from + 1)),
+            invalidateLogging(m.file().path(), tracker.overlapping(m.file(), from, Math.max(to, from + 1)),
                     Invalidation.of(from, Math.max(to, from + 1), Invalidation.Cause.BLOCK_DEVICE,
                             change.code() + ": " + detail, false));
         }

@@ -37,7 +37,6 @@ final class FileVmOperations implements VmOperations {
 
     @Override
     public boolean verify(Vma vma, DeviceMapping mapping, long start, long end, boolean readFailed) throws IOException {
-        if (mapping.directBytes() == 0) return mapping.isLive();
         if (readFailed) {
             // Ask the block devices what changed; one that shrank or went away takes its mappings back now.
             for (io.directmap.fs.Segment s : mapping.segments()) {

@@ -66,6 +66,11 @@ public final class IntervalNotifier {
         return start < e && s < end;
     }
 
+    /**
+     * Runs the importer's callback. If it throws, the importer has not acknowledged: the exception
+     * goes to the caller (the vma tells its other notifiers all the same, the file system tells it
+     * again or revokes its mappings); readers that overlapped it still see the sequence move.
+     */
     void invalidate(Invalidation inv) {
         synchronized (this) {
             seq++;
@@ -73,6 +78,10 @@ public final class IntervalNotifier {
             invalidations++;
         }
         try {
+            if (io.directmap.fault.Faults.fire(io.directmap.fault.FaultPoint.INVALIDATE_THROWS)) {
+                throw new IllegalStateException("fault point invalidate_throws: the importer's invalidate callback of "
+                        + this + " threw on " + inv + " instead of acknowledging");
+            }
             ops.invalidate(this, inv);
         } finally {
             synchronized (this) {

@@ -67,11 +67,30 @@ public final class Vma implements AutoCloseable {
     /** What the file system tells when it takes mappings made through this vma back. */
     MappingOwner owner() { return owner; }
 
-    /** Passes an invalidation on to every notifier that overlaps it, and returns when all have let go. */
+    /**
+     * Passes an invalidation on to every notifier that overlaps it, and returns when all have let
+     * go. Every notifier is told whatever another one throws; then the first failure is thrown with
+     * the others suppressed (the file system decides what to do about an owner that did not let go).
+     */
     private void invalidate(Invalidation inv) {
+        RuntimeException failure = null;
         for (IntervalNotifier n : notifiers) {
-            if (n.overlaps(inv.start(), inv.end())) n.invalidate(inv);
+            if (!n.overlaps(inv.start(), inv.end())) continue;
+            try {
+                n.invalidate(inv);
+            } catch (RuntimeException | Error e) {
+                failure = collect(failure, n + " did not let go on " + inv + ": " + e, e);
+            }
         }
+        if (failure != null) throw failure;
+    }
+
+    /** The first failure, with later ones suppressed. */
+    private static RuntimeException collect(RuntimeException first, String message, Throwable t) {
+        RuntimeException e = t instanceof RuntimeException r && first == null ? r : new IllegalStateException(message, t);
+        if (first == null) return e;
+        first.addSuppressed(e);
+        return first;
     }
 
     /**
@@ -103,6 +122,14 @@ public final class Vma implements AutoCloseable {
 
     public synchronized boolean isClosed() { return closed; }
 
+    /**
+     * munmap: every subscriber lets go first (mmu notifier release), then what is left is released,
+     * then the pages are unmapped and the file closed (which gives its lease back). Every step runs
+     * whatever an earlier one threw: a notifier that throws (fault point munmap_error makes one)
+     * leaves its device mappings to the releases, which retire them, free their block-device grants
+     * and tracking entries, and give the lease back when the last goes. Then the first failure is
+     * thrown with the others suppressed.
+     */
     @Override
     public void close() throws java.io.IOException {
         List<Runnable> releases;
@@ -112,13 +139,43 @@ public final class Vma implements AutoCloseable {
             releases = new ArrayList<>(live.values());
             live.clear();
         }
-        // munmap: every subscriber lets go first (mmu notifier release), then what is left is released.
-        invalidate(Invalidation.of(0, Long.MAX_VALUE, Invalidation.Cause.UNMAPPED, "munmap of " + file.path(), true));
+        RuntimeException failure = null;
+        Invalidation unmap = Invalidation.of(0, Long.MAX_VALUE, Invalidation.Cause.UNMAPPED, "munmap of " + file.path(), true);
+        for (IntervalNotifier n : notifiers) {
+            try {
+                if (io.directmap.fault.Faults.fire(io.directmap.fault.FaultPoint.MUNMAP_ERROR)) {
+                    throw new IllegalStateException("fault point munmap_error: " + n + " threw at munmap of " + file.path());
+                }
+                n.invalidate(unmap);
+            } catch (RuntimeException | Error e) {
+                failure = collect(failure, n + " did not let go at munmap of " + file.path() + ": " + e, e);
+            }
+        }
         notifiers.clear();
-        releases.forEach(Runnable::run);
-        onClose.accept(this);
-        arena.close();
-        file.close();
+        for (Runnable r : releases) {
+            try {
+                r.run();
+            } catch (RuntimeException | Error e) {
+                failure = collect(failure, "releasing a device mapping at munmap of " + file.path() + " failed: " + e, e);
+            }
+        }
+        try {
+            onClose.accept(this);
+        } catch (RuntimeException e) {
+            failure = collect(failure, e.toString(), e);
+        }
+        try {
+            arena.close();
+        } catch (RuntimeException e) {
+            failure = collect(failure, "munmap of " + file.path() + " failed: " + e, e);
+        }
+        try {
+            file.close();
+        } catch (io.directmap.sys.SysException e) {
+            if (failure != null) e.addSuppressed(failure);
+            throw e;
+        }
+        if (failure != null) throw failure;
     }
 
     @Override
