@@ -11,6 +11,7 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -61,5 +62,73 @@ class CoherenceCommandTest {
         assertEquals(Dmap.OK, r.code(), r.out() + r.err());
         assertTrue(r.out().contains(": 0 stale, 0 torn"), r.out());
         assertTrue(r.out().matches("(?s).*alone: +\\d+\\.\\d+ GiB/s.*while dd writes 1% of the file per second: +\\d+\\.\\d+ GiB/s.*"), r.out());
+    }
+
+    /**
+     * Root runs the tools on files in DIR by path for minutes: a DIR that another user can write
+     * (or owns, or sits under a directory another user can write) would let them swap the file.
+     */
+    @Test
+    void tortureRefusesADirectoryAnotherUserCouldSwapFilesIn() throws Exception {
+        Path base = EXT4.mountPoint();
+        Path open = Files.createDirectory(base.resolve("open"));
+        Path sticky = Files.createDirectory(base.resolve("sticky"));
+        Path shared = Files.createDirectory(base.resolve("shared"));
+        Path under = Files.createDirectory(shared.resolve("mine"));
+        Path theirs = Files.createDirectory(base.resolve("theirs"));
+        try {
+            Commands.run("chmod", "0777", open.toString());
+            Commands.run("chmod", "1777", sticky.toString());
+            Commands.run("chmod", "0777", shared.toString());
+            Commands.run("chown", "65534", theirs.toString());
+            for (Path dir : List.of(open, sticky)) {
+                DmapCommandTest.Result r = DmapCommandTest.dmap("torture", dir.toString(), "--reads", "10", "--throughput-size", "0");
+                assertEquals(Dmap.INVALID_INPUT, r.code(), r.out() + r.err());
+                assertTrue(r.err().contains(dir + " can be written by group or others") && r.err().contains("chmod go-w " + dir),
+                        "says why and what to do: " + r.err());
+            }
+            DmapCommandTest.Result r = DmapCommandTest.dmap("torture", under.toString(), "--reads", "10", "--throughput-size", "0");
+            assertEquals(Dmap.INVALID_INPUT, r.code(), r.err());
+            assertTrue(r.err().contains(shared + " (above " + under + ") can be written by group or others"), r.err());
+            r = DmapCommandTest.dmap("torture", theirs.toString(), "--reads", "10", "--throughput-size", "0");
+            assertEquals(Dmap.INVALID_INPUT, r.code(), r.err());
+            assertTrue(r.err().contains(theirs + " is owned by uid 65534, not by you (uid 0) or root"), r.err());
+            for (Path dir : List.of(open, sticky, under, theirs)) {
+                try (var files = Files.list(dir)) {
+                    assertEquals(List.of(), files.toList(), "nothing was written in a refused directory");
+                }
+            }
+        } finally {
+            for (Path p : List.of(open, sticky, under, shared, theirs)) Files.deleteIfExists(p);
+        }
+    }
+
+    /**
+     * The directory's name reaches the tools as one argument, never through a shell: a name that a
+     * shell would run ($(...), ;) is just a name. The JSON carries what a program checks.
+     */
+    @Test
+    void tortureHandsTheDirectoryNameToNoShell() throws Exception {
+        Path dir = Files.createDirectory(EXT4.mountPoint().resolve("x $(touch dmap-pwned); touch dmap-pwned2 #"));
+        try {
+            DmapCommandTest.Result r = DmapCommandTest.dmap("torture", dir.toString(), "--reads", "200", "--throughput-size", "0",
+                    "--json");
+            assertEquals(Dmap.OK, r.code(), r.out() + r.err());
+            for (Path where : List.of(Path.of("").toAbsolutePath(), dir, EXT4.mountPoint(), Path.of("/"))) {
+                assertFalse(Files.exists(where.resolve("dmap-pwned")) || Files.exists(where.resolve("dmap-pwned2")),
+                        "no shell ran the name in " + where);
+            }
+            assertTrue(r.out().contains("\"passed\": true") && r.out().contains("\"stale\": 0") && r.out().contains("\"torn\": 0"), r.out());
+            long p50 = DmapCommandTest.number(r.out(), "p50"); // the first p50 is read_bytes'
+            assertTrue(p50 >= 4096 && p50 <= 32 * 4096 && p50 % 4096 == 0, "bytes per device read: " + r.out());
+            assertTrue(r.out().matches("(?s).*\"read_window_ns\": \\{\\s*\"p50\": \\d+,\\s*\"p99\": \\d+.*"), r.out());
+            assertTrue(r.out().matches("(?s).*\"relocations\": \\{\\s*\"tool\": \"e4defrag\",\\s*\"runs\": [1-9].*"),
+                    "e4defrag ran, and its runs are counted: " + r.out());
+            try (var files = Files.list(dir)) {
+                assertEquals(List.of(), files.toList(), "the torture deleted its files");
+            }
+        } finally {
+            Files.deleteIfExists(dir);
+        }
     }
 }
