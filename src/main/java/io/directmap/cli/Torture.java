@@ -16,8 +16,10 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -37,6 +39,10 @@ import java.util.function.Consumer;
  * relocate it. Every write stamps its blocks with a version; every block a device reads is checked
  * against the history: its version must be one the file held at some moment during the read
  * (not stale), and the block must be one whole version (not torn). A zero block is version 0.
+ *
+ * <p>Runs as root, so the tools get argument lists, never a shell, and reach the file by a path
+ * in a {@link TrustedDirectory}: nobody but root and the caller can swap what that path names
+ * while they run (checked again by inode before each change).
  */
 public final class Torture {
     public static final int BLOCK = 4096;
@@ -50,25 +56,60 @@ public final class Torture {
         DD_BUFFERED, DD_DIRECT, XFS_IO_PWRITE, PUNCH, ZERO_RANGE, TRUNCATE_EXTEND, RELOCATE, EVICT
     }
 
+    /**
+     * How long a run goes on: each device makes readsPerDevice reads, and the writer makes at least
+     * minRounds rounds of every change; past timeLimit the readers stop and say so (a problem).
+     */
+    public record Limits(long readsPerDevice, int minRounds, Duration timeLimit) {
+        public static Limits reads(long readsPerDevice) {
+            return new Limits(readsPerDevice, MIN_ROUNDS, TIME_LIMIT);
+        }
+    }
+
     /** The outcome, for the test to assert and for people to read. */
     public record Summary(String fsType, long reads, long blocksChecked, long stale, long torn, long directBytes,
-                          long fallbackBytes, Map<Op, Integer> ops, long invalidations, long refaults, long retries,
-                          long incoherentReads, List<Long> ackNanos, List<String> problems, double seconds) {
+                          long fallbackBytes, Map<Op, Integer> ops, Relocator.Relocations relocations, long invalidations, long refaults,
+                          long retries, long incoherentReads, List<Long> ackNanos, Spread readBytes, Spread readNanos,
+                          List<String> problems, double seconds) {
+        /** No stale or torn block, and nothing went wrong. */
+        public boolean passed() {
+            return stale == 0 && torn == 0 && problems.isEmpty();
+        }
+
         public String render() {
-            List<Long> acks = new ArrayList<>(ackNanos);
-            Collections.sort(acks);
-            String ack = acks.isEmpty() ? "none" : String.format("p50 %.0f µs, p99 %.0f µs, max %.0f µs (%d)",
-                    acks.get(acks.size() / 2) / 1e3, acks.get(Math.min(acks.size() - 1, acks.size() * 99 / 100)) / 1e3,
-                    acks.getLast() / 1e3, acks.size());
+            Spread ack = Spread.of(ackNanos);
+            String acks = ack.count() == 0 ? "none" : String.format("p50 %.0f µs, p99 %.0f µs, max %.0f µs (%d)",
+                    ack.p50() / 1e3, ack.p99() / 1e3, ack.max() / 1e3, ack.count());
             return String.format("""
                     %s: %d device reads in %.1f s, %d blocks checked: %d stale, %d torn
+                      each read: p50 %s, p99 %s; its check window (start to end of the read): p50 %.0f µs, p99 %.0f µs
                       read direct %s, through the page cache %s
                       changes by other processes: %s
+                      relocations: %s
                       invalidations %d, re-faults %d, reads retried %d, reads while a writer held the file %d
                       change -> devices let go (lease break to last ack): %s
-                    """, fsType, reads, seconds, blocksChecked, stale, torn, io.directmap.sys.Units.bytes(directBytes),
-                    io.directmap.sys.Units.bytes(fallbackBytes), ops, invalidations, refaults, retries, incoherentReads, ack);
+                    """, fsType, reads, seconds, blocksChecked, stale, torn, io.directmap.sys.Units.bytes(readBytes.p50()),
+                    io.directmap.sys.Units.bytes(readBytes.p99()), readNanos.p50() / 1e3, readNanos.p99() / 1e3,
+                    io.directmap.sys.Units.bytes(directBytes), io.directmap.sys.Units.bytes(fallbackBytes), ops,
+                    relocations.render(), invalidations, refaults, retries, incoherentReads, acks);
         }
+
+        /** The fields a program reads (dmap torture --json). */
+        public Map<String, Object> json() {
+            Map<String, Object> opCounts = new java.util.LinkedHashMap<>();
+            for (Op op : Op.values()) opCounts.put(op.name().toLowerCase(java.util.Locale.ROOT), ops.getOrDefault(op, 0));
+            return jsonMap("fs", fsType, "reads", reads, "seconds", seconds, "blocks_checked", blocksChecked, "stale", stale,
+                    "torn", torn, "read_bytes", readBytes.json(), "read_window_ns", readNanos.json(), "direct_bytes", directBytes,
+                    "fallback_bytes", fallbackBytes, "changes", opCounts, "relocations", relocations.json(),
+                    "invalidations", invalidations, "refaults", refaults, "retries", retries, "incoherent_reads", incoherentReads,
+                    "let_go_ns", Spread.of(ackNanos).json(), "problems", problems);
+        }
+    }
+
+    static Map<String, Object> jsonMap(Object... kv) {
+        Map<String, Object> m = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < kv.length; i += 2) m.put((String) kv[i], kv[i + 1]);
+        return m;
     }
 
     private record Version(long version, long startNanos, long endNanos) {}
@@ -79,20 +120,35 @@ public final class Torture {
     private final List<List<Version>> history = new ArrayList<>();
     private final AtomicLong nextVersion = new AtomicLong(1);
     private final Path stampDir;
+    private final Relocator relocator;
+    private Object identity; // the file's (dev, inode) once written: the tools must find this file, no other
 
+    /**
+     * file: the file to torture (made or overwritten here), in a directory that passes
+     * {@link TrustedDirectory#require}; blocks: its length in 4 KiB blocks.
+     */
     public Torture(Path file, int blocks, String fsType) throws IOException {
-        this.file = file;
+        Path dir = TrustedDirectory.require(file.toAbsolutePath().getParent());
+        this.file = dir.resolve(file.getFileName());
         this.blocks = blocks;
         this.fsType = fsType;
+        this.relocator = new Relocator(fsType);
         this.stampDir = Files.createTempDirectory("dmap-torture");
         for (int b = 0; b < blocks; b++) history.add(new ArrayList<>());
     }
 
+    /** {@link #run(AddressSpace, List, Limits, long, Consumer)} with the default rounds and time limit. */
+    public Summary run(AddressSpace mm, List<SoftwareDevice> devices, long readsPerDevice, long seed,
+                       Consumer<String> progress) throws IOException, InterruptedException {
+        return run(mm, devices, Limits.reads(readsPerDevice), seed, progress);
+    }
+
     /**
      * Writes version 1 of every block and evicts it; then runs readers on the devices until each
-     * has made readsPerDevice reads, while one thread runs other processes against the file.
+     * has made its reads (and the writer its rounds), while one thread runs other processes against
+     * the file. Returns when every thread it started has ended and every binding is closed.
      */
-    public Summary run(AddressSpace mm, List<SoftwareDevice> devices, long readsPerDevice, long seed,
+    public Summary run(AddressSpace mm, List<SoftwareDevice> devices, Limits limits, long seed,
                        Consumer<String> progress) throws IOException, InterruptedException {
         long t0 = System.nanoTime();
         writeInitial();
@@ -106,6 +162,8 @@ public final class Torture {
         AtomicLong checked = new AtomicLong(), stale = new AtomicLong(), torn = new AtomicLong();
         AtomicBoolean stop = new AtomicBoolean();
         List<Binding> bindings = new ArrayList<>();
+        Spread.Samples readBytes = new Spread.Samples(), readNanos = new Spread.Samples();
+        List<Thread> threads = new ArrayList<>();
         try (Vma vma = mm.mmap(file)) {
             for (SoftwareDevice d : devices) {
                 bindings.add(d.bind(vma, 0, (long) blocks * BLOCK, 1L << 20, Set.of(), Importer.Mode.MIXED)
@@ -144,17 +202,17 @@ public final class Torture {
                     rounds.incrementAndGet();
                 }
             });
-            List<Thread> readers = new ArrayList<>();
+            threads.add(writer);
             for (int i = 0; i < bindings.size(); i++) {
                 Binding b = bindings.get(i);
                 long readerSeed = seed * 31 + i;
-                readers.add(Thread.ofPlatform().name("torture-reader-" + i).start(() -> {
+                threads.add(Thread.ofPlatform().name("torture-reader-" + i).start(() -> {
                     SplittableRandom rnd = new SplittableRandom(readerSeed);
                     try (DeviceMemory.Buffer buf = b.device().allocate(file.toString(), 32L * BLOCK)) {
-                        long deadline = System.nanoTime() + TIME_LIMIT.toNanos();
-                        for (long n = 0; (n < readsPerDevice || rounds.get() < MIN_ROUNDS) && !stop.get(); n++) {
+                        long deadline = System.nanoTime() + limits.timeLimit().toNanos();
+                        for (long n = 0; (n < limits.readsPerDevice() || rounds.get() < limits.minRounds()) && !stop.get(); n++) {
                             if (System.nanoTime() > deadline) {
-                                problems.add(b.device().name() + ": not done after " + TIME_LIMIT + " (" + n + " reads, "
+                                problems.add(b.device().name() + ": not done after " + limits.timeLimit() + " (" + n + " reads, "
                                         + rounds.get() + " rounds of changes)");
                                 break;
                             }
@@ -163,6 +221,8 @@ public final class Torture {
                             long r0 = System.nanoTime();
                             b.read((long) first * BLOCK, (long) count * BLOCK, buf.segment(), x -> { });
                             long r1 = System.nanoTime();
+                            readBytes.add((long) count * BLOCK);
+                            readNanos.add(r1 - r0);
                             for (int k = 0; k < count; k++) {
                                 String bad = check(buf.segment().asSlice((long) k * BLOCK, BLOCK), first + k, r0, r1);
                                 checked.incrementAndGet();
@@ -177,10 +237,12 @@ public final class Torture {
                     }
                 }));
             }
-            for (Thread r : readers) r.join();
-            stop.set(true);
-            writer.join();
+            for (Thread r : threads.subList(1, threads.size())) r.join();
         } finally {
+            // However this ends (a bind failed, we were interrupted), every thread has stopped before
+            // the bindings close and the stamps go: nothing reads or writes after run returns.
+            stop.set(true);
+            joinAll(threads);
             mm.fs().removeInvalidationListener(listener);
             for (Binding b : bindings) b.close();
             deleteStamps();
@@ -195,8 +257,25 @@ public final class Torture {
             retries += b.retries();
             incoherent += b.incoherentReads();
         }
-        return new Summary(fsType, reads, checked.get(), stale.get(), torn.get(), direct, fallback, Map.copyOf(ops), inval,
-                refaults, retries, incoherent, List.copyOf(acks), List.copyOf(problems), (System.nanoTime() - t0) / 1e9);
+        return new Summary(fsType, reads, checked.get(), stale.get(), torn.get(), direct, fallback, Map.copyOf(ops),
+                relocator.result(), inval, refaults, retries, incoherent, List.copyOf(acks), Spread.of(readBytes.toArray()),
+                Spread.of(readNanos.toArray()), List.copyOf(problems), (System.nanoTime() - t0) / 1e9);
+    }
+
+    /** Joins every thread, interrupting them if this thread is interrupted meanwhile, and keeps the interrupt. */
+    private static void joinAll(List<Thread> threads) {
+        boolean interrupted = false;
+        for (Thread t : threads) {
+            while (t.isAlive()) {
+                try {
+                    t.join();
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                    threads.forEach(Thread::interrupt);
+                }
+            }
+        }
+        if (interrupted) Thread.currentThread().interrupt();
     }
 
     /** How fast a device reads while nobody writes, and while another process writes 1% of the file per second. */
@@ -211,6 +290,12 @@ public final class Torture {
                       while dd writes 1%% of the file per second: %.2f GiB/s (%.0f%% kept; %d writes, %d invalidations, let go in p50 %.2f ms)
                     """, io.directmap.sys.Units.bytes(fileBytes), quietGiBs, writtenGiBs, 100 * writtenGiBs / quietGiBs, writes,
                     invalidations, acks.isEmpty() ? 0.0 : acks.get(acks.size() / 2) / 1e6);
+        }
+
+        Map<String, Object> json() {
+            return jsonMap("file_bytes", fileBytes, "alone_gib_per_s", quietGiBs, "while_written_gib_per_s", writtenGiBs,
+                    "writes", writes, "invalidations", invalidations,
+                    "let_go_ns", Spread.of(ackNanos).json());
         }
     }
 
@@ -280,20 +365,34 @@ public final class Torture {
         long v = nextVersion.getAndIncrement();
         ByteBuffer buf = ByteBuffer.allocateDirect(BLOCK).order(ByteOrder.LITTLE_ENDIAN);
         long now = System.nanoTime();
+        // O_NOFOLLOW: the name is the file or nothing, never a link to somewhere else.
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
+                StandardOpenOption.TRUNCATE_EXISTING, LinkOption.NOFOLLOW_LINKS)) {
             for (int b = 0; b < blocks; b++) {
                 stamp(buf, b, v);
                 while (buf.hasRemaining()) ch.write(buf, (long) b * BLOCK + buf.position());
                 history.get(b).add(new Version(v, now, now));
             }
         }
+        identity = Files.readAttributes(file, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
         Workloads.syncAndEvict(file);
+    }
+
+    /** Before a tool gets the path: it must still name the file written here (the same dev and inode). */
+    private void requireSameFile() throws IOException {
+        var now = Files.readAttributes(file, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+        if (!now.isRegularFile() || !now.fileKey().equals(identity)) {
+            throw new IOException(file + " is no longer the file the torture wrote (was " + identity + ", now " + now.fileKey()
+                    + "): something replaced it; stopping before a tool writes to whatever it is now");
+        }
     }
 
     /** One change by another process; the history records the versions it may have left. */
     private Op change(Op op, SplittableRandom rnd) throws IOException {
-        if (op == Op.XFS_IO_PWRITE && !Commands.available("xfs_io")) op = Op.DD_BUFFERED;
+        if (op == Op.XFS_IO_PWRITE && (!Commands.available("xfs_io") || stampDir.toString().matches(".*[\\s'\"].*"))) {
+            op = Op.DD_BUFFERED; // xfs_io splits its -c command at spaces: the stamp's path goes there
+        }
+        if (op != Op.EVICT) requireSameFile();
         int count = 1 + rnd.nextInt(16);
         int first = rnd.nextInt(blocks - count + 1);
         String f = file.toString();
@@ -320,19 +419,10 @@ public final class Torture {
                 long cut = size - (long) count * BLOCK;
                 runRecorded(List.of("xfs_io", "-c", "truncate " + cut, "-c", "truncate " + size, f), blocks - count, count, 0);
             }
-            case RELOCATE -> Commands.run(relocateCommand(f));
+            case RELOCATE -> relocator.run(file, (long) blocks * BLOCK);
             case EVICT -> Workloads.syncAndEvict(file);
         }
         return op;
-    }
-
-    private List<String> relocateCommand(String f) {
-        return switch (fsType) {
-            case "ext4" -> List.of("sh", "-c", "e4defrag " + f + " >/dev/null 2>&1; true");
-            case "xfs" -> List.of("sh", "-c", "xfs_fsr " + f + " >/dev/null 2>&1; true");
-            case "btrfs" -> List.of("btrfs", "filesystem", "defragment", "-f", f);
-            default -> List.of("true");
-        };
     }
 
     /** Runs cmd; blocks [first, first+count) hold version v from the start of the process, for sure from its end. */

@@ -1,13 +1,14 @@
 package io.directmap.cli;
 
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.InvalidRequestException;
 import io.directmap.mm.AddressSpace;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -19,12 +20,14 @@ import picocli.CommandLine.Spec;
         "Prove coherence on the file system holding DIR: devices read a file there over and over while other",
         "processes (dd, xfs_io, fallocate, the defragmenter) write, punch, truncate and relocate it; every block",
         "read is checked against the versions the file held. Then measure what a reading device keeps while",
-        "another process writes 1% of a file per second. The files are deleted afterwards."})
+        "another process writes 1% of a file per second. The files are deleted afterwards.",
+        "DIR and every directory above it must be owned by root or you and not writable by group or others",
+        "(an ancestor with the sticky bit, like /tmp, may be): the tools reach the files there by path."})
 final class TortureCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
     @Mixin Common common;
 
-    @Parameters(paramLabel = "DIR", description = "A directory on the file system to test (a scratch one: files are written there).")
+    @Parameters(paramLabel = "DIR", description = "A directory on the file system to test (a scratch one of your own: files are written there).")
     Path dir;
 
     @Option(names = "--reads", paramLabel = "N", defaultValue = "5000", description = "Reads per device (default: ${DEFAULT-VALUE}).")
@@ -44,8 +47,8 @@ final class TortureCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
-        if (!Files.isDirectory(dir)) throw new InvalidRequestException(dir + " is not a directory; give a directory on the file system to test");
-        String fs = io.directmap.sys.MountInfo.of(io.directmap.sys.Statx.of(dir.toAbsolutePath()).mountId())
+        Path dir = TrustedDirectory.require(this.dir);
+        String fs = io.directmap.sys.MountInfo.of(io.directmap.sys.Statx.of(dir).mountId())
                 .map(io.directmap.sys.MountInfo.Mount::fsType).orElse("?");
         long tsize = io.directmap.pci.Topology.parseSize(throughputSize, "--throughput-size");
         Path file = Files.createTempFile(dir, "dmap-torture", ".bin");
@@ -55,15 +58,25 @@ final class TortureCommand implements Callable<Integer> {
             try {
                 for (String d : devices) devs.add(SoftwareDevice.create(d, mm.topology()));
                 Torture.Summary s = new Torture(file, 4096, fs).run(mm, devs, reads, System.nanoTime(), line -> err.println("  " + line));
-                out.print(s.render());
-                if (!s.problems().isEmpty()) out.println("problems: " + String.join("; ", s.problems()));
-                out.flush();
-                if (big != null) {
-                    Workloads.write(big, 0, tsize, 7);
-                    out.print(Torture.throughput(mm, devs.getFirst(), big, seconds, 7).render());
+                Torture.Throughput t = null;
+                if (!common.json) {
+                    out.print(s.render());
+                    if (!s.problems().isEmpty()) out.println("problems: " + String.join("; ", s.problems()));
                     out.flush();
                 }
-                return s.stale() == 0 && s.torn() == 0 && s.problems().isEmpty() ? Dmap.OK : Dmap.FAILED;
+                if (big != null) {
+                    Workloads.write(big, 0, tsize, 7);
+                    t = Torture.throughput(mm, devs.getFirst(), big, seconds, 7);
+                    if (!common.json) out.print(t.render());
+                }
+                if (common.json) {
+                    Map<String, Object> m = new LinkedHashMap<>(s.json());
+                    m.put("passed", s.passed());
+                    m.put("throughput", t == null ? null : t.json());
+                    out.print(Json.write(m));
+                }
+                out.flush();
+                return s.passed() ? Dmap.OK : Dmap.FAILED;
             } finally {
                 for (SoftwareDevice d : devs) d.close();
             }

@@ -3,6 +3,7 @@ package io.directmap.coherence;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.directmap.cli.Leaks;
 import io.directmap.cli.Torture;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.mm.AddressSpace;
@@ -26,6 +27,7 @@ abstract class TortureTest {
     @Test
     void noDeviceEverReadsAStaleOrTornBlock() throws IOException, InterruptedException {
         Path file = scratch().file("torture.bin");
+        Leaks before = Leaks.of(scratch().mountPoint());
         Torture.Summary s;
         try (AddressSpace mm = AddressSpace.create();
              SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
@@ -36,6 +38,7 @@ abstract class TortureTest {
         } finally {
             Files.deleteIfExists(file);
         }
+        assertEquals(List.of(), Leaks.of(scratch().mountPoint()).since(before), "nothing left open, attached or running");
         String report = s.render();
         System.out.println(report);
         Files.writeString(Path.of("target", "torture-" + s.fsType() + ".txt"), report + "problems: " + s.problems() + "\n");
@@ -48,5 +51,12 @@ abstract class TortureTest {
         assertTrue(s.fallbackBytes() > 0, "some reads went through the page cache: " + report);
         assertTrue(s.invalidations() > 0 && s.refaults() > 0, "changes took mappings back and devices faulted again: " + report);
         assertEquals(0, s.incoherentReads(), "no read was delivered while a writer held the file: " + report);
+        assertEquals(s.reads(), s.readBytes().count(), "every read's width is counted: " + report);
+        assertTrue(s.readBytes().p50() >= Torture.BLOCK && s.readBytes().p99() <= 32 * Torture.BLOCK, report);
+        assertTrue(s.readNanos().p50() > 0 && s.readNanos().p50() <= s.readNanos().p99(), report);
+        var r = s.relocations();
+        assertEquals((int) s.ops().get(Torture.Op.RELOCATE), r.runs(), "every relocating run is counted once: " + report);
+        assertEquals(r.runs(), r.moved() + r.unchanged() + r.failed(), report);
+        assertEquals(r.moved() > 0, r.movedBytes() > 0, report);
     }
 }
