@@ -47,6 +47,11 @@ import java.util.function.LongConsumer;
  *     started skip their work, and the caller waits for every task, even when interrupted.
  * </ul>
  *
+ * <p>A submit the kernel refuses (EAGAIN, EBUSY) is offered again by {@link IoUring#submitAndWait}:
+ * after a completion when reads are in flight, else after a bounded backoff; past the bound the
+ * transfer fails with that errno and a hint (DMAP_IO_URING=off), having drained the ring. It never
+ * waits for a read the kernel did not take.
+ *
  * <p>Fault points: READ_EIO and READ_SHORT fail a direct read as the device would, on both paths
  * (the ring's completion result in {@link IoUring#poll}, each pread here). A short read is
  * continued with another read; an injected short read ends the device where it stops, so when
