@@ -10,7 +10,6 @@ import io.directmap.sys.Errno;
 import io.directmap.sys.IoUring;
 import io.directmap.sys.SysException;
 import java.io.IOException;
-import java.io.InterruptedIOException;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
@@ -20,7 +19,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.LongConsumer;
 
@@ -121,7 +119,7 @@ final class DmaEngine implements AutoCloseable {
      */
     void transfer(List<Entry> entries, MemorySegment memory, LongConsumer progress, Stats stats) throws IOException {
         if (this.memory != null && this.memory.isSetAside(memory)) throw new DmaInFlightException(device, memory.byteSize());
-        Batch b = new Batch(memory, progress, stats);
+        DmaBatch b = new DmaBatch(device, memory, progress, stats);
         try {
             List<PeerRead> peer = new ArrayList<>();
             // Large requests for large transfers; for small ones, smaller requests so that depth of them
@@ -158,77 +156,7 @@ final class DmaEngine implements AutoCloseable {
         return Long.highestOneBit(r);
     }
 
-    /**
-     * One transfer: its tasks on the worker threads are counted here, started to finished, so the
-     * caller can wait for all of them; the first failure stops the rest.
-     */
-    private final class Batch {
-        final MemorySegment memory;
-        final LongConsumer progress;
-        final Stats stats;
-        final AtomicLong done = new AtomicLong();
-        volatile boolean stop;
-        private int unfinished;     // guarded by this
-        private Throwable failure;  // guarded by this
-
-        Batch(MemorySegment memory, LongConsumer progress, Stats stats) {
-            this.memory = memory;
-            this.progress = progress;
-            this.stats = stats;
-        }
-
-        /** Records a failure and stops work not yet started; DmaInFlightException is the one thrown. */
-        synchronized void fail(Throwable x) {
-            stop = true;
-            if (failure == null) {
-                failure = x;
-            } else if (x instanceof DmaInFlightException && !(failure instanceof DmaInFlightException || failure instanceof Error)) {
-                x.addSuppressed(failure);
-                failure = x;
-            } else if (failure != x) {
-                failure.addSuppressed(x);
-            }
-        }
-
-        /** Reports bytes done, unless the transfer failed; a throwing callback fails the transfer. */
-        void progressed(long n) {
-            if (stop) return;
-            try {
-                progress.accept(done.addAndGet(n));
-            } catch (Throwable x) {
-                fail(x);
-            }
-        }
-
-        synchronized void taskStarted() { unfinished++; }
-
-        synchronized void taskFinished(Throwable x) {
-            if (x != null) fail(x);
-            if (--unfinished == 0) notifyAll();
-        }
-
-        /** Waits for every task, whatever happens; an interrupt stops the rest and fails the transfer. */
-        synchronized Throwable awaitAll() {
-            boolean interrupted = false;
-            while (unfinished > 0) {
-                try {
-                    wait();
-                } catch (InterruptedException x) {
-                    if (!interrupted) {
-                        interrupted = true;
-                        InterruptedIOException io = new InterruptedIOException(device
-                                + ": interrupted during a DMA; it stopped after the reads already started had finished");
-                        io.initCause(x);
-                        fail(io);
-                    }
-                }
-            }
-            if (interrupted) Thread.currentThread().interrupt();
-            return failure;
-        }
-    }
-
-    private void submit(Batch b, Entry e, long off, long n) {
+    private void submit(DmaBatch b, Entry e, long off, long n) {
         b.taskStarted();
         try {
             workers.execute(() -> runTask(b, e, off, n));
@@ -237,7 +165,7 @@ final class DmaEngine implements AutoCloseable {
         }
     }
 
-    private void runTask(Batch b, Entry e, long off, long n) {
+    private void runTask(DmaBatch b, Entry e, long off, long n) {
         Throwable failure = null;
         try {
             if (closed) {
@@ -273,7 +201,7 @@ final class DmaEngine implements AutoCloseable {
      * Keeps depth reads in flight through a ring until all are done. On a failure it stops
      * submitting and drains the ring (see the class comment) before returning.
      */
-    private void readThroughRing(List<PeerRead> reads, Batch b) throws SysException {
+    private void readThroughRing(List<PeerRead> reads, DmaBatch b) throws SysException {
         IoUring ring = rings.poll();
         if (ring == null) ring = IoUring.open(ringEntries());
         ringsInUse.incrementAndGet();
@@ -315,7 +243,7 @@ final class DmaEngine implements AutoCloseable {
     }
 
     /** Polls every completion waiting: each is checked, a short one continued, progress reported. */
-    private void reap(IoUring ring, List<PeerRead> reads, long[] started, Batch b) {
+    private void reap(IoUring ring, List<PeerRead> reads, long[] started, DmaBatch b) {
         for (IoUring.Completion c; (c = ring.poll()) != null; ) {
             PeerRead r = reads.get((int) c.userData());
             try {
