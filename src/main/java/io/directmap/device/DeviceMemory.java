@@ -1,47 +1,101 @@
 package io.directmap.device;
 
+import io.directmap.fault.FaultPoint;
+import io.directmap.fault.Faults;
+import io.directmap.sys.SysException;
+import io.directmap.sys.Units;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * A software device's own memory: off the Java heap, page aligned (so O_DIRECT can land in it),
  * taken from a fixed budget, given back on close.
+ *
+ * <p>Memory the kernel may still write into is set aside, never freed: when the DMA engine could
+ * not wait for its reads (see {@link DmaInFlightException}) it calls {@link #setAside}, and the
+ * buffer holding that memory then stays allocated and counted as used when it is closed, until the
+ * process exits. Freeing it would let a late read land in memory given to someone else.
  */
 public final class DeviceMemory {
+    private static final int ENOMEM = 12;
+
     private final String device;
     private final long capacity;
-    private long used;
+    private long used;                                   // guarded by this
+    private final List<Buffer> live = new ArrayList<>(); // guarded by this
+    private volatile long setAsideBytes;
 
     DeviceMemory(String device, long capacity) {
         this.device = device;
         this.capacity = capacity;
     }
 
-    /** A buffer, or null when the budget has no room (the caller says what to do). */
-    synchronized Buffer allocate(long bytes) {
+    /**
+     * A buffer, or null when the budget has no room (the caller says what to do). When the host
+     * cannot give the memory (fault point DEVICE_ALLOC_FAIL fails it as malloc would) it fails with
+     * ENOMEM and takes nothing from the budget.
+     */
+    synchronized Buffer allocate(long bytes) throws SysException {
         if (bytes > capacity - used) return null;
         used += bytes;
         Arena arena = Arena.ofShared();
         try {
-            return new Buffer(arena, arena.allocate(bytes, 4096), bytes);
+            if (Faults.fire(FaultPoint.DEVICE_ALLOC_FAIL)) throw new OutOfMemoryError("Unable to allocate " + bytes + " bytes");
+            Buffer b = new Buffer(arena, arena.allocate(bytes, 4096), bytes);
+            live.add(b);
+            return b;
         } catch (OutOfMemoryError e) {
             used -= bytes;
             arena.close();
-            throw e;
+            SysException x = new SysException("allocate device memory", device + ", " + Units.bytes(bytes), ENOMEM,
+                    "the host has no memory to back " + device + "'s memory now; map a smaller range, or free memory on the host and retry");
+            x.initCause(e);
+            throw x;
         }
     }
 
     synchronized long free() { return capacity - used; }
     long capacity() { return capacity; }
 
-    private synchronized void giveBack(long bytes) { used -= bytes; }
+    /** Bytes set aside because the kernel may still write them; they come back only when the process exits. */
+    long setAsideBytes() { return setAsideBytes; }
 
-    /** One allocation; close() gives it back. */
+    /**
+     * Marks every live buffer that overlaps region as written by the kernel after the DMA ended: it
+     * is never freed. Memory that is not this device's is left to the caller, who was told by the
+     * exception.
+     */
+    synchronized void setAside(MemorySegment region) {
+        for (Buffer b : live) {
+            if (!b.setAside && overlaps(b.segment, region)) {
+                b.setAside = true;
+                setAsideBytes += b.bytes;
+            }
+        }
+    }
+
+    /** True when region overlaps memory that was set aside: no new DMA may go there. */
+    boolean isSetAside(MemorySegment region) {
+        if (setAsideBytes == 0) return false;
+        synchronized (this) {
+            for (Buffer b : live) if (b.setAside && overlaps(b.segment, region)) return true;
+            return false;
+        }
+    }
+
+    private static boolean overlaps(MemorySegment a, MemorySegment b) {
+        return a.address() < b.address() + b.byteSize() && b.address() < a.address() + a.byteSize();
+    }
+
+    /** One allocation; close() gives it back, unless it was set aside. */
     public final class Buffer implements AutoCloseable {
         private final Arena arena;
         private final MemorySegment segment;
         private final long bytes;
         private boolean closed;
+        private boolean setAside;  // guarded by the DeviceMemory
 
         private Buffer(Arena arena, MemorySegment segment, long bytes) {
             this.arena = arena;
@@ -58,8 +112,13 @@ public final class DeviceMemory {
                 if (closed) return;
                 closed = true;
             }
+            synchronized (DeviceMemory.this) {
+                // The kernel may still write here: keep it allocated (and counted) for good.
+                if (setAside) return;
+                live.remove(this);
+                used -= bytes;
+            }
             arena.close();
-            giveBack(bytes);
         }
 
         @Override

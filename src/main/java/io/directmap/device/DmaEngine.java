@@ -1,20 +1,25 @@
 package io.directmap.device;
 
+import io.directmap.block.BlockDevice;
 import io.directmap.device.IommuTable.Entry;
 import io.directmap.device.IommuTable.Target;
+import io.directmap.fault.FaultPoint;
+import io.directmap.fault.Faults;
+import io.directmap.fs.PathLearner;
+import io.directmap.sys.Errno;
+import io.directmap.sys.IoUring;
+import io.directmap.sys.SysException;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ExecutionException;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
-import io.directmap.fs.PathLearner;
-import io.directmap.sys.IoUring;
-import io.directmap.sys.SysException;
 import java.util.function.LongConsumer;
 
 /**
@@ -22,25 +27,72 @@ import java.util.function.LongConsumer;
  * memory, queueDepth requests in flight. A peer entry is read from the block device with O_DIRECT
  * (the page cache is never touched); a host entry is copied from page-cache pages, faulting them
  * in. Platform threads, because a blocking native read pins a virtual thread's carrier anyway.
+ *
+ * <p>No way out of {@link #transfer} leaves a read writing into the destination (STYLE habit 13).
+ * On a failure (a read's error, a short read, a failed submit, a progress callback that throws,
+ * an Error, an interrupt) the engine stops starting reads, waits for every read already started,
+ * and only then throws the first failure, the others suppressed:
+ * <ul>
+ * <li>io_uring: what the kernel has not taken is taken back, each read in flight is waited for;
+ *     the ring goes back to the pool only when it is idle, so no transfer ever sees another's
+ *     completions. When the waiting itself fails (io_uring_enter keeps failing, an Error), the ring
+ *     is closed, never pooled (the kernel cancels its reads in the background, io_ring_exit_work),
+ *     the destination's device memory is set aside for good ({@link DeviceMemory#setAside}) and
+ *     the transfer throws {@link DmaInFlightException}; a later transfer into that memory is refused
+ *     with the same exception.
+ * <li>worker threads: completion is counted per transfer, not read from futures (a cancelled
+ *     future says nothing of whether its task is still running); nothing is cancelled, tasks not yet
+ *     started skip their work, and the caller waits for every task, even when interrupted.
+ * </ul>
+ *
+ * <p>A submit the kernel refuses (EAGAIN, EBUSY) is offered again by {@link IoUring#submitAndWait}:
+ * after a completion when reads are in flight, else after a bounded backoff; past the bound the
+ * transfer fails with that errno and a hint (DMAP_IO_URING=off), having drained the ring. It never
+ * waits for a read the kernel did not take.
+ *
+ * <p>Fault points: READ_EIO and READ_SHORT fail a direct read as the device would, on both paths
+ * (the ring's completion result in {@link IoUring#poll}, each pread here). A short read is
+ * continued with another read; an injected short read ends the device where it stops, so when
+ * that follow-up is short too (the point still firing) the transfer fails with "the device ended
+ * early", and when it is not the bytes are complete and right.
  */
 final class DmaEngine implements AutoCloseable {
     static final long PEER_REQUEST = 4L << 20, HOST_REQUEST = 2L << 20, MIN_REQUEST = 256L << 10;
 
+    /** How the ring path waits for completions; tests put a failing one in to see an undrainable ring. */
+    interface RingWait {
+        void await(IoUring ring) throws SysException;
+    }
+
+    private final String device;
     private final ExecutorService workers;
     private final int depth;
-    private final java.util.concurrent.ConcurrentLinkedQueue<IoUring> rings = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private final DeviceMemory memory;
+    private final ConcurrentLinkedQueue<IoUring> rings = new ConcurrentLinkedQueue<>();
     private final boolean ringsAvailable;
+    private volatile boolean closed;
+    private final AtomicInteger ringsInUse = new AtomicInteger(), tasksRunning = new AtomicInteger();
+    RingWait ringWait = ring -> ring.submitAndWait(1);
 
-    DmaEngine(String device, int depth) {
+    /** Peer reads through io_uring unless DMAP_IO_URING=off or the system has none. */
+    DmaEngine(String device, int depth, DeviceMemory memory) {
+        this(device, depth, memory, !"off".equals(System.getenv("DMAP_IO_URING")));
+    }
+
+    /** As above; ioUring false sends peer reads to the worker threads (tests of that path). */
+    DmaEngine(String device, int depth, DeviceMemory memory, boolean ioUring) {
+        this.device = device;
         this.depth = depth;
+        this.memory = memory;
         this.workers = Executors.newFixedThreadPool(depth, Thread.ofPlatform().daemon().name(device + "-dma-", 0).factory());
-        var first = "off".equals(System.getenv("DMAP_IO_URING")) ? java.util.Optional.<IoUring>empty()
-                : IoUring.tryOpen(Integer.highestOneBit(Math.max(1, depth - 1)) * 2);
+        Optional<IoUring> first = ioUring ? IoUring.tryOpen(ringEntries()) : Optional.empty();
         first.ifPresent(rings::add);
         this.ringsAvailable = first.isPresent();
     }
 
     int depth() { return depth; }
+
+    private int ringEntries() { return Integer.highestOneBit(Math.max(1, depth - 1)) * 2; }
 
     /** Bytes and request time by way (direct, page cache hot or cold): what the learning policy is fed. */
     static final class Stats {
@@ -62,65 +114,41 @@ final class DmaEngine implements AutoCloseable {
     /**
      * As above, adding each request's bytes and time to stats. Peer reads go through an io_uring,
      * depth of them in flight from this thread (as fio does), where the system has io_uring; host
-     * copies, and peer reads where it has none, go to the worker threads.
+     * copies, and peer reads where it has none, go to the worker threads. Returns or throws only
+     * when no read of this transfer can still write into memory.
      */
     void transfer(List<Entry> entries, MemorySegment memory, LongConsumer progress, Stats stats) throws IOException {
-        List<Future<?>> inFlight = new ArrayList<>();
-        List<PeerRead> peer = new ArrayList<>();
-        AtomicLong done = new AtomicLong();
-        // Large requests for large transfers; for small ones, smaller requests so that depth of them
-        // are still in flight (an 8 MiB read is 8 requests of 1 MiB, not 2 of 4 MiB).
-        long peerBytes = 0, hostBytes = 0;
-        for (Entry e : entries) {
-            if (e.target() instanceof Target.Peer) peerBytes += e.length(); else hostBytes += e.length();
-        }
-        long peerRequest = requestSize(peerBytes, PEER_REQUEST), hostRequest = requestSize(hostBytes, HOST_REQUEST);
-        for (Entry e : entries) {
-            long request = e.target() instanceof Target.Peer ? peerRequest : hostRequest;
-            for (long off = 0; off < e.length(); off += request) {
-                long o = off, n = Math.min(request, e.length() - off);
-                if (e.target() instanceof Target.Peer p && ringsAvailable) {
-                    peer.add(PeerRead.of(p, e.memoryOffset() + o, o, n, memory));
-                    continue;
+        if (this.memory != null && this.memory.isSetAside(memory)) throw new DmaInFlightException(device, memory.byteSize());
+        DmaBatch b = new DmaBatch(device, memory, progress, stats);
+        try {
+            List<PeerRead> peer = new ArrayList<>();
+            // Large requests for large transfers; for small ones, smaller requests so that depth of them
+            // are still in flight (an 8 MiB read is 8 requests of 1 MiB, not 2 of 4 MiB).
+            long peerBytes = 0, hostBytes = 0;
+            for (Entry e : entries) {
+                if (e.target() instanceof Target.Peer) peerBytes += e.length(); else hostBytes += e.length();
+            }
+            long peerRequest = requestSize(peerBytes, PEER_REQUEST), hostRequest = requestSize(hostBytes, HOST_REQUEST);
+            for (Entry e : entries) {
+                long request = e.target() instanceof Target.Peer ? peerRequest : hostRequest;
+                for (long off = 0; off < e.length() && !b.stop; off += request) {
+                    long n = Math.min(request, e.length() - off);
+                    if (e.target() instanceof Target.Peer p && ringsAvailable) {
+                        peer.add(PeerRead.of(p, e.memoryOffset() + off, off, n, memory));
+                    } else {
+                        submit(b, e, off, n);
+                    }
                 }
-                PathLearner.Way way = e.target() instanceof Target.HostPages h ? h.way() : PathLearner.Way.DIRECT;
-                inFlight.add(workers.submit(() -> {
-                    long t0 = System.nanoTime();
-                    move(e, o, n, memory);
-                    stats.add(way, n, System.nanoTime() - t0);
-                    progress.accept(done.addAndGet(n));
-                    return null;
-                }));
             }
+            if (!peer.isEmpty() && !b.stop) readThroughRing(peer, b);
+        } catch (Throwable x) {
+            b.fail(x);
         }
-        IOException failure = null;
-        if (!peer.isEmpty()) {
-            try {
-                readThroughRing(peer, progress, done, stats);
-            } catch (IOException e) {
-                failure = e;
-            }
-        }
-        for (Future<?> f : inFlight) {
-            try {
-                f.get();
-            } catch (ExecutionException ex) {
-                IOException io = ex.getCause() instanceof IOException i ? i : new IOException("DMA failed: " + ex.getCause(), ex.getCause());
-                if (failure == null) {
-                    failure = io;
-                    inFlight.forEach(x -> x.cancel(false));
-                } else if (failure != io) {
-                    failure.addSuppressed(io);
-                }
-            } catch (java.util.concurrent.CancellationException ignored) {
-                // cancelled after an earlier failure
-            } catch (InterruptedException ex) {
-                Thread.currentThread().interrupt();
-                inFlight.forEach(x -> x.cancel(false));
-                throw new IOException("interrupted during DMA", ex);
-            }
-        }
-        if (failure != null) throw failure;
+        Throwable failure = b.awaitAll();
+        if (failure instanceof IOException io) throw io;
+        if (failure instanceof RuntimeException r) throw r;
+        if (failure instanceof Error err) throw err;
+        if (failure != null) throw new IOException(device + ": DMA failed: " + failure, failure);
     }
 
     private long requestSize(long total, long largest) {
@@ -128,8 +156,40 @@ final class DmaEngine implements AutoCloseable {
         return Long.highestOneBit(r);
     }
 
+    private void submit(DmaBatch b, Entry e, long off, long n) {
+        b.taskStarted();
+        try {
+            workers.execute(() -> runTask(b, e, off, n));
+        } catch (RejectedExecutionException x) {
+            b.taskFinished(new IOException(device + ": the DMA engine was closed during the transfer", x));
+        }
+    }
+
+    private void runTask(DmaBatch b, Entry e, long off, long n) {
+        Throwable failure = null;
+        try {
+            if (closed) {
+                failure = new IOException(device + ": the DMA engine was closed during the transfer");
+            } else if (!b.stop) {
+                tasksRunning.incrementAndGet();
+                try {
+                    long t0 = System.nanoTime();
+                    move(e, off, n, b.memory);
+                    b.stats.add(e.target() instanceof Target.HostPages h ? h.way() : PathLearner.Way.DIRECT, n, System.nanoTime() - t0);
+                    b.progressed(n);
+                } finally {
+                    tasksRunning.decrementAndGet();
+                }
+            }
+        } catch (Throwable x) {
+            failure = x;
+        } finally {
+            b.taskFinished(failure);
+        }
+    }
+
     /** One O_DIRECT read of a peer entry: n bytes wanted, whole logical blocks read into dst. */
-    private record PeerRead(io.directmap.block.BlockDevice device, long deviceOffset, long n, MemorySegment dst) {
+    private record PeerRead(BlockDevice device, long deviceOffset, long n, MemorySegment dst) {
         static PeerRead of(Target.Peer p, long memoryOffset, long off, long n, MemorySegment memory) {
             int lbs = p.device().geometry().logicalBlockSize();
             long len = Math.min((n + lbs - 1) / lbs * lbs, memory.byteSize() - memoryOffset);
@@ -139,45 +199,105 @@ final class DmaEngine implements AutoCloseable {
 
     /**
      * Keeps depth reads in flight through a ring until all are done. On a failure it stops
-     * submitting, waits for what is in flight (it writes into device memory), then throws.
+     * submitting and drains the ring (see the class comment) before returning.
      */
-    private void readThroughRing(List<PeerRead> reads, LongConsumer progress, AtomicLong done, Stats stats) throws IOException {
+    private void readThroughRing(List<PeerRead> reads, DmaBatch b) throws SysException {
         IoUring ring = rings.poll();
-        if (ring == null) ring = IoUring.open(Integer.highestOneBit(Math.max(1, depth - 1)) * 2);
-        IOException failure = null;
+        if (ring == null) ring = IoUring.open(ringEntries());
+        ringsInUse.incrementAndGet();
+        long[] started = new long[reads.size()];
         try {
-            long[] started = new long[reads.size()];
-            int next = 0, flying = 0;
-            while ((next < reads.size() && failure == null) || flying > 0) {
-                while (failure == null && next < reads.size() && flying < depth) {
+            int next = 0;
+            while (!b.stop && (next < reads.size() || ring.outstanding() > 0)) {
+                while (!b.stop && next < reads.size() && ring.outstanding() < depth) {
                     PeerRead r = reads.get(next);
                     if (!ring.prepareRead(r.device().directHandle(), r.dst(), r.deviceOffset(), next)) break;
                     started[next++] = System.nanoTime();
-                    flying++;
                 }
-                ring.submitAndWait(1);
-                for (IoUring.Completion c; (c = ring.poll()) != null; ) {
-                    flying--;
-                    PeerRead r = reads.get((int) c.userData());
-                    try {
-                        long got = c.result();
-                        if (got < 0) throw new SysException("io_uring read", r.device().devNode() + " at " + r.deviceOffset(), (int) -got, "");
-                        if (got < r.n() && got > 0) got += r.device().directHandle().preadFully(r.dst().asSlice(got), r.deviceOffset() + got);
-                        if (got < r.n()) {
-                            throw new IOException(r.device().devNode() + ": short read at " + r.deviceOffset() + " (" + got + " of "
-                                    + r.n() + " bytes); the device ended early");
-                        }
-                        stats.add(PathLearner.Way.DIRECT, r.n(), System.nanoTime() - started[(int) c.userData()]);
-                        progress.accept(done.addAndGet(r.n()));
-                    } catch (IOException e) {
-                        if (failure == null) failure = e; else failure.addSuppressed(e);
-                    }
-                }
+                ringWait.await(ring);
+                reap(ring, reads, started, b);
             }
-        } finally {
-            rings.add(ring);
+        } catch (Throwable x) {
+            b.fail(x);
         }
-        if (failure != null) throw failure;
+        try {
+            ring.dropUnsubmitted();
+            while (ring.inFlight() > 0) {
+                ringWait.await(ring);
+                reap(ring, reads, started, b);
+            }
+            giveBack(ring);
+        } catch (Throwable x) {
+            // The kernel holds reads we cannot wait for: it may write them into memory any time now.
+            int left = ring.inFlight();
+            try {
+                ring.close();
+            } catch (Throwable y) {
+                x.addSuppressed(y);
+            }
+            if (memory != null) memory.setAside(b.memory);
+            b.fail(new DmaInFlightException(device, left, b.memory.byteSize(), x));
+        } finally {
+            ringsInUse.decrementAndGet();
+        }
+    }
+
+    /** Polls every completion waiting: each is checked, a short one continued, progress reported. */
+    private void reap(IoUring ring, List<PeerRead> reads, long[] started, DmaBatch b) {
+        for (IoUring.Completion c; (c = ring.poll()) != null; ) {
+            PeerRead r = reads.get((int) c.userData());
+            try {
+                long got = c.result();
+                if (got < 0) {
+                    int errno = (int) -got;
+                    throw new SysException("io_uring read", r.device().devNode() + " @" + r.deviceOffset() + "+" + r.dst().byteSize(),
+                            errno, errno == Errno.EIO ? EIO_HINT : "");
+                }
+                if (b.stop) continue;
+                if (got < r.n() && got > 0) got += readDirect(r.device(), r.dst().asSlice(got), r.deviceOffset() + got);
+                if (got < r.n()) throw endedEarly(r.device(), r.deviceOffset(), got, r.n());
+                b.stats.add(PathLearner.Way.DIRECT, r.n(), System.nanoTime() - started[(int) c.userData()]);
+                b.progressed(r.n());
+            } catch (IOException e) {
+                b.fail(e);
+            }
+        }
+    }
+
+    private void giveBack(IoUring ring) {
+        if (!ring.idle()) {
+            ring.close();
+            return;
+        }
+        rings.add(ring);
+        if (closed) closeRings();
+    }
+
+    private static final String EIO_HINT = "the device failed this read (a bad sector, a lost disk: see dmesg); the range was not moved";
+
+    private static IOException endedEarly(BlockDevice device, long offset, long got, long n) {
+        return new IOException(device.devNode() + ": short read at " + offset + " (" + got + " of " + n
+                + " bytes); the device ended early (was it shrunk or detached?)");
+    }
+
+    /**
+     * O_DIRECT preads until dst is full or the device ends; returns the bytes read. Fault points
+     * fail a pread as the device would: READ_EIO with EIO, READ_SHORT as if the device ended
+     * partway ({@link IoUring#shortened(long)}).
+     */
+    private static long readDirect(BlockDevice device, MemorySegment dst, long offset) throws SysException {
+        long done = 0;
+        while (done < dst.byteSize()) {
+            MemorySegment rest = done == 0 ? dst : dst.asSlice(done);
+            long n = device.directHandle().pread(rest, offset + done);
+            if (Faults.fire(FaultPoint.READ_EIO)) {
+                throw new SysException("pread O_DIRECT", device.devNode() + " @" + (offset + done) + "+" + rest.byteSize(), Errno.EIO, EIO_HINT);
+            }
+            if (n > 0 && Faults.fire(FaultPoint.READ_SHORT)) n = IoUring.shortened(n);
+            if (n == 0) break;
+            done += n;
+        }
+        return done;
     }
 
     private static void move(Entry e, long off, long n, MemorySegment memory) throws IOException {
@@ -187,11 +307,8 @@ final class DmaEngine implements AutoCloseable {
                 int lbs = p.device().geometry().logicalBlockSize();
                 // O_DIRECT moves whole logical blocks; the tail past the file's end is zeroed later.
                 long len = Math.min((n + lbs - 1) / lbs * lbs, memory.byteSize() - dst);
-                long got = p.device().directHandle().preadFully(memory.asSlice(dst, len), p.deviceOffset() + off);
-                if (got < n) {
-                    throw new IOException(p.device().devNode() + ": short read at " + (p.deviceOffset() + off)
-                            + " (" + got + " of " + n + " bytes); the device ended early");
-                }
+                long got = readDirect(p.device(), memory.asSlice(dst, len), p.deviceOffset() + off);
+                if (got < n) throw endedEarly(p.device(), p.deviceOffset() + off, got, n);
             }
             case Target.HostPages h -> {
                 try {
@@ -207,9 +324,30 @@ final class DmaEngine implements AutoCloseable {
     /** True when peer reads go through io_uring (false: worker threads, one blocked pread each). */
     boolean usesIoUring() { return ringsAvailable; }
 
+    /** Rings taken by transfers now (0 when none runs): each is back in the pool, idle, or closed. */
+    int ringsInUse() { return ringsInUse.get(); }
+
+    /** True when every pooled ring is idle: no read of an earlier transfer is queued, in flight or unpolled. */
+    boolean pooledRingsIdle() {
+        for (IoUring r : rings) if (!r.idle()) return false;
+        return true;
+    }
+
+    /** Worker tasks moving bytes now. */
+    int tasksRunning() { return tasksRunning.get(); }
+
+    private void closeRings() {
+        for (IoUring r; (r = rings.poll()) != null; ) r.close();
+    }
+
+    /**
+     * Stops the engine: tasks still queued skip their work (their transfer fails), rings in use are
+     * closed by their transfer when it has drained them.
+     */
     @Override
     public void close() {
-        workers.shutdownNow();
-        for (IoUring r; (r = rings.poll()) != null; ) r.close();
+        closed = true;
+        workers.shutdown();
+        closeRings();
     }
 }

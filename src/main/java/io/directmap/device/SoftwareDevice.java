@@ -33,12 +33,23 @@ public final class SoftwareDevice implements Importer {
     private final IommuTable table = new IommuTable();
     private final DmaEngine engine;
 
-    private SoftwareDevice(String name, Profile profile, long memoryBytes, Topology topology) {
+    private SoftwareDevice(String name, Profile profile, long memoryBytes, Topology topology, boolean ioUring) {
         this.name = name;
         this.profile = profile;
         this.endpoint = topology.endpoint(name, Topology.Kind.IMPORTER, Optional.empty(), memoryBytes);
         this.memory = new DeviceMemory(name, memoryBytes);
-        this.engine = new DmaEngine(name, profile.queueDepth());
+        this.engine = ioUring ? new DmaEngine(name, profile.queueDepth(), memory)
+                : new DmaEngine(name, profile.queueDepth(), memory, false);
+    }
+
+    private SoftwareDevice(String name, Profile profile, long memoryBytes, Topology topology) {
+        this(name, profile, memoryBytes, topology, true);
+    }
+
+    /** A device whose DMA engine reads peers with worker threads, as with DMAP_IO_URING=off (tests of that path). */
+    static SoftwareDevice withWorkerReads(String name, Topology topology) {
+        Profile p = Profile.ofDeviceName(name);
+        return new SoftwareDevice(name, p, p.memoryBytes(), topology, false);
     }
 
     /** gpu0, nic0, fpga1, ...: the profile follows from the name. */
@@ -56,6 +67,8 @@ public final class SoftwareDevice implements Importer {
     public Profile profile() { return profile; }
     public IommuTable table() { return table; }
     public long memoryFree() { return memory.free(); }
+    /** Device memory kept allocated for good because a DMA that failed could not be waited for. */
+    public long memorySetAside() { return memory.setAsideBytes(); }
     public int queueDepth() { return engine.depth(); }
 
     @Override
@@ -74,7 +87,7 @@ public final class SoftwareDevice implements Importer {
         DeviceMemory.Buffer buffer;
         try {
             buffer = allocate(file, mapEnd - mapStart);
-        } catch (InvalidRequestException e) {
+        } catch (IOException | RuntimeException | Error e) {
             binding.close();
             throw e;
         }
@@ -85,7 +98,9 @@ public final class SoftwareDevice implements Importer {
             long tail = vma.length() - mapStart;
             if (tail < buffer.segment().byteSize()) buffer.segment().asSlice(tail).fill((byte) 0);
             return new DeviceAccess(this, binding, buffer, start, end, r, System.nanoTime() - t0);
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException | RuntimeException | Error e) {
+            // The engine returns only when no read of it can still land here; memory it could not
+            // wait for was set aside, and closing the buffer keeps it.
             binding.close();
             buffer.close();
             throw e;
@@ -113,8 +128,11 @@ public final class SoftwareDevice implements Importer {
         return new Binding(this, vma, start, end, windowBytes, flags, mode);
     }
 
-    /** Device memory for bytes, or a message that says what fits. */
-    public DeviceMemory.Buffer allocate(String file, long bytes) throws InvalidRequestException {
+    /**
+     * Device memory for bytes, or a message that says what fits (InvalidRequestException), or that
+     * the host could not back it (SysException, ENOMEM).
+     */
+    public DeviceMemory.Buffer allocate(String file, long bytes) throws IOException {
         DeviceMemory.Buffer buffer = memory.allocate(bytes);
         if (buffer == null) {
             throw new InvalidRequestException(file + ": " + Units.bytes(bytes) + " does not fit in " + name
