@@ -34,7 +34,7 @@ import java.util.function.LongConsumer;
  * <p>A binding has at most {@link #MAX_WINDOWS} (16,384) windows, as the kernel bounds the vmas of a
  * process (vm.max_map_count). Each window is an interval notifier in the vma's list, which every
  * insert copies and every invalidation scans: binding and closing 65,536 windows took 7.6 s on a
- * 2-core VM, 16,384 take under a second. 16,384 windows of 8 MiB (the CLI's default) cover 128 GiB;
+ * busy 2-core VM, 16,384 took 0.8 s. 16,384 windows of 8 MiB (the CLI's default) cover 128 GiB;
  * a range that would need more is refused with the smallest window it allows
  * ({@link #smallestWindow}).
  */

@@ -117,9 +117,14 @@ class MapUnmapLeakTest {
      * our mmaps. The heap's range is what the JVM says (GC.heap_info).
      */
     static long nativeRss() throws Exception {
-        String info = (String) ManagementFactory.getPlatformMBeanServer().invoke(
-                new ObjectName("com.sun.management:type=DiagnosticCommand"), "gcHeapInfo",
-                new Object[] {null}, new String[] {String[].class.getName()});
+        String info;
+        try {
+            info = (String) ManagementFactory.getPlatformMBeanServer().invoke(
+                    new ObjectName("com.sun.management:type=DiagnosticCommand"), "gcHeapInfo",
+                    new Object[] {null}, new String[] {String[].class.getName()});
+        } catch (javax.management.JMException notHotSpot) {
+            return -1;   // a JVM without HotSpot's diagnostic commands: not measured
+        }
         Matcher m = Pattern.compile("\\[0x([0-9a-f]+), 0x([0-9a-f]+)\\)").matcher(info);
         if (!m.find()) return -1;   // a collector that does not print its range: not measured
         long heapStart = Long.parseUnsignedLong(m.group(1), 16), heapEnd = Long.parseUnsignedLong(m.group(2), 16);
