@@ -3,6 +3,7 @@ package io.directmap.cli;
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
 import io.directmap.device.Importer;
+import io.directmap.fs.InvalidRequestException;
 import io.directmap.fs.Invalidation;
 import io.directmap.fs.InvalidationReport;
 import io.directmap.mm.AddressSpace;
@@ -60,14 +61,13 @@ final class WatchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         Range r = Range.parse(range);
-        long windowBytes = io.directmap.pci.Topology.parseSize(window, "--window");
+        long windowBytes = windowBytes();
         LinkedBlockingQueue<Seen> reports = new LinkedBlockingQueue<>();
         try (AddressSpace mm = common.addressSpace(); var dev = common.device(mm); Vma vma = mm.mmap(file)) {
             long page = Process.PAGE_SIZE;
             long start = (r.start() == null ? 0 : r.start()) / page * page;
             long end = r.end() == null ? vma.length() : Math.min(r.end(), vma.length());
             long mapEnd = (end + page - 1) / page * page;
-            if (windowBytes <= 0 || windowBytes % page != 0) windowBytes = Math.max(page, windowBytes / page * page);
             Path path = vma.file().path();
             // The listener runs before the writer is let go, so the writer is still there to be named.
             mm.fs().addInvalidationListener(rep -> reports.add(new Seen(rep,
@@ -115,6 +115,25 @@ final class WatchCommand implements Callable<Integer> {
         }
         out.flush();
         return Dmap.OK;
+    }
+
+    /**
+     * --window as bytes: a positive multiple of the page size, or bad input (exit 2). Whether it cuts
+     * the range into few enough windows is bind's check, whose message gives the smallest it allows.
+     */
+    private long windowBytes() throws InvalidRequestException {
+        long page = Process.PAGE_SIZE;
+        long w;
+        try {
+            w = io.directmap.pci.Topology.parseSize(window, "--window ");
+        } catch (java.io.IOException e) {
+            throw new InvalidRequestException(e.getMessage());
+        }
+        if (w <= 0 || w % page != 0) {
+            throw new InvalidRequestException("--window " + window + ": give a positive multiple of the page size (" + page
+                    + " bytes), such as 64K or 8M");
+        }
+        return w;
     }
 
     private static List<String> suspects(Path file) {

@@ -110,6 +110,8 @@ public final class SoftwareDevice implements Importer {
     /**
      * Binds [start, end) of the vma (page-aligned) for repeated reads: the range is cut into windows
      * of windowBytes, each faulted through device_map on first access and let go on invalidation.
+     * windowBytes must be a positive multiple of the page size that cuts the range into at most
+     * {@link Binding#MAX_WINDOWS} windows ({@link Binding#smallestWindow} gives the smallest).
      */
     public Binding bind(Vma vma, long start, long end, long windowBytes, Set<MapFlag> flags, Mode mode)
             throws InvalidRequestException {
@@ -119,9 +121,7 @@ public final class SoftwareDevice implements Importer {
             throw new InvalidRequestException(file + ": cannot bind [" + start + ", " + end + "); give a page-aligned range inside [0, "
                     + vma.length() + ")");
         }
-        if (windowBytes <= 0 || windowBytes % page != 0) {
-            throw new InvalidRequestException("window of " + windowBytes + " bytes: give a positive multiple of " + page);
-        }
+        Binding.checkWindows(file, start, end, windowBytes);
         if (flags.contains(MapFlag.SUPPORT_ATOMIC_OP) && !profile.atomics()) {
             throw new InvalidRequestException(name + " (" + profile.prefix() + ") cannot do atomic operations; drop the flag or use a gpu or fpga");
         }
