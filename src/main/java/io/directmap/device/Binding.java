@@ -200,6 +200,8 @@ public final class Binding implements AutoCloseable {
                 all.addAll(IommuTable.window(p.entries(), vma.address() + s, vma.address() + e, s - offset));
             }
             if (!pinned.isEmpty()) device.engine().transfer(all, dst, guarded, stats);
+        } catch (DmaInFlightException x) {
+            throw x;                         // its memory is set aside: no retry can use it
         } catch (IOException x) {
             failure = x;
         } finally {
@@ -363,6 +365,10 @@ public final class Binding implements AutoCloseable {
             boolean valid = vma.ops().verify(vma, p.mapping(), p.start(), p.end(), failed);
             if (!valid || notifier.readRetry(p.seq()) || failed) {
                 retries.incrementAndGet();
+                // Taken back without this window being told (revoked after a failed invalidate, or by a
+                // check that found nobody to tell): drop it, so the next attempt faults afresh instead of
+                // reading through a dead mapping over and over.
+                if (!p.mapping().isLive()) dropDead(p.mapping());
                 return null;
             }
             long direct = 0;
@@ -413,6 +419,8 @@ public final class Binding implements AutoCloseable {
                 long t0 = System.nanoTime();
                 try {
                     device.engine().transfer(IommuTable.window(es, vma.address() + s, vma.address() + e), dst, progress, stats);
+                } catch (DmaInFlightException x) {
+                    throw x;                 // its memory is set aside: no retry can use it
                 } catch (IOException x) {
                     failure = x;
                 } finally {
@@ -467,6 +475,14 @@ public final class Binding implements AutoCloseable {
                 System.getLogger("io.directmap").log(System.Logger.Level.WARNING, "the onLetGo callback of " + vma + " "
                         + Units.range(start, end) + " threw; the window was let go all the same", x);
             }
+        }
+
+        /** Lets go of m if it is still this window's mapping (it is no longer live). */
+        private void dropDead(DeviceMapping m) {
+            synchronized (this) {
+                if (mapping != m) return;
+            }
+            letGo(null);
         }
 
         /** Stops new DMA, waits for DMA in flight, drops the entries, unmaps. Returns whether anything was mapped. */
