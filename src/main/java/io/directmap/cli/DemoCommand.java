@@ -41,7 +41,7 @@ final class DemoCommand implements Callable<Integer> {
                 out.println(fs.diesWithProcess()
                         ? "The mount is private to this process: even a kill -9 leaves no mount, loop device or image behind."
                         : "The mount is visible to the whole system: if this process is killed, unmount " + fs.mountPoint()
-                                + " by hand (start dmap through ./dmap, as root, for a private one).");
+                                + " by hand (./dmap run as root, without DMAP_SHARED_MOUNTS set, gives it a private one).");
                 out.println();
             }
             Path dir = fs.mountPoint();

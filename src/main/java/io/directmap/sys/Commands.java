@@ -81,7 +81,7 @@ public final class Commands {
             if (!exited || !out.await(deadline) || !err.await(deadline)) {
                 int killed = killTree(p);
                 throw new IOException(describe(command) + " did not finish in " + seconds(timeout) + "; killed it"
-                        + (killed > 0 ? " and the " + killed + " processes it started" : "")
+                        + (killed > 0 ? " and the " + killed + (killed == 1 ? " process" : " processes") + " it started" : "")
                         + tail(err.text()) + "; look for what it waits on (a busy device, a prompt) and run it by hand");
             }
             if (p.exitValue() != 0) {

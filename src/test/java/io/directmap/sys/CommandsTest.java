@@ -37,7 +37,7 @@ class CommandsTest {
         assertTrue(System.nanoTime() - start < 10_000_000_000L, "gave up at the timeout, not at the end of the sleep");
         assertTrue(e.getMessage().contains("timeout 100 sleep " + marker) && e.getMessage().contains("did not finish in 300 ms"),
                 "names the command and how long it ran: " + e.getMessage());
-        assertTrue(e.getMessage().contains("and the 1 processes it started"), "and the sleep below it: " + e.getMessage());
+        assertTrue(e.getMessage().contains("and the 1 process it started"), "and the sleep below it: " + e.getMessage());
         long deadline = System.nanoTime() + 5_000_000_000L;
         while (!running(marker).isEmpty() && System.nanoTime() < deadline) Thread.sleep(10);
         assertEquals(List.of(), running(marker), "neither timeout nor the sleep it started is left running");
