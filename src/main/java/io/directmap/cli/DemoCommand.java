@@ -37,7 +37,12 @@ final class DemoCommand implements Callable<Integer> {
         try (ScratchFilesystem fs = ScratchFilesystem.create(ScratchFilesystem.Type.EXT4, 256 * MiB, false, List.of());
              AddressSpace mm = common.addressSpace(); SoftwareDevice gpu = common.device(mm)) {
             if (!common.json) {
-                out.printf("Made %s (a 256 MiB sparse image, loop direct I/O on); %s imports.%n%n", fs, gpu);
+                out.printf("Made %s (a 256 MiB sparse image with no name, loop direct I/O on); %s imports.%n", fs, gpu);
+                out.println(fs.diesWithProcess()
+                        ? "The mount is private to this process: even a kill -9 leaves no mount, loop device or image behind."
+                        : "The mount is visible to the whole system: if this process is killed, unmount " + fs.mountPoint()
+                                + " by hand (./dmap run as root, without DMAP_SHARED_MOUNTS set, gives it a private one).");
+                out.println();
             }
             Path dir = fs.mountPoint();
             Path cold = dir.resolve("cold.bin");
@@ -70,7 +75,7 @@ final class DemoCommand implements Callable<Integer> {
         if (common.json) {
             out.print(Json.write(reports.stream().map(MapReport::toJson).toList()));
         } else {
-            out.println("Cleaned up: unmounted, detached the loop device, deleted the image.");
+            out.println("Cleaned up: unmounted; the loop device detached itself and the image was freed.");
         }
         out.flush();
         return reports.stream().allMatch(MapReport::checksumOk) ? Dmap.OK : Dmap.FAILED;

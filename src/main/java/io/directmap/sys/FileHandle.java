@@ -21,6 +21,7 @@ public final class FileHandle implements AutoCloseable {
     private static final int O_RDONLY = 0, O_RDWR = 2, O_CREAT = 0100, O_DIRECT = 040000, O_CLOEXEC = 02000000;
     private static final int O_NOCTTY = 0400, O_NONBLOCK = 04000;
     private static final int F_GETFL = 3, F_SETFL = 4;
+    private static final int O_TMPFILE = 020200000; // __O_TMPFILE | O_DIRECTORY
     private static final int POSIX_FADV_DONTNEED = 4, POSIX_FADV_WILLNEED = 3;
     private static final int PROT_READ = 1, MAP_SHARED = 1;
 
@@ -106,10 +107,27 @@ public final class FileHandle implements AutoCloseable {
         return open(path.toString(), O_RDWR | O_CREAT, false);
     }
 
+    /** Opens an existing file or device node for reading and writing; never creates one (loop-control, /dev/loopN). */
+    public static FileHandle openExisting(Path path) throws SysException {
+        return open(path.toString(), O_RDWR, false);
+    }
+
+    /**
+     * A new regular file with no name, in dir's file system (open(2) O_TMPFILE, mode 0600): there
+     * is nothing to delete, it is freed when the last descriptor or loop device holding it goes.
+     */
+    public static FileHandle createUnnamed(Path dir) throws SysException {
+        return open(dir.toString(), O_RDWR | O_TMPFILE, false, 0600);
+    }
+
     private static FileHandle open(String path, int flags, boolean direct) throws SysException {
+        return open(path, flags, direct, 0644);
+    }
+
+    private static FileHandle open(String path, int flags, boolean direct, int mode) throws SysException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = Libc.state();
-            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path), flags | O_CLOEXEC, 0644);
+            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path), flags | O_CLOEXEC, mode);
             if (fd < 0) {
                 int errno = Libc.errno(state);
                 throw new SysException(direct ? "open O_DIRECT" : "open", path, errno, openHint(errno));
@@ -128,6 +146,7 @@ public final class FileHandle implements AutoCloseable {
             case Errno.EPERM -> "the kernel forbids this open even to root (a protected or in-use device)";
             case Errno.ENOENT -> "check the path";
             case Errno.EINVAL -> "this file system does not support O_DIRECT";
+            case Errno.EOPNOTSUPP, Errno.EISDIR -> "this file system cannot make unnamed files (O_TMPFILE)";
             default -> "";
         };
     }

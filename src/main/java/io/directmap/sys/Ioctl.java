@@ -17,12 +17,13 @@ final class Ioctl {
 
     private Ioctl() {}
 
-    static void call(FileHandle file, long request, MemorySegment arg, String name, String hint) throws SysException {
+    /** Returns the call's non-negative result (most requests return 0; LOOP_CTL_GET_FREE returns a number). */
+    static int call(FileHandle file, long request, MemorySegment arg, String name, String hint) throws SysException {
         try {
             MemorySegment state = Libc.state();
-            if ((int) IOCTL.invokeExact(state, file.fd(), request, arg) != 0) {
-                throw new SysException("ioctl " + name, file.path(), Libc.errno(state), hint);
-            }
+            int rc = (int) IOCTL.invokeExact(state, file.fd(), request, arg);
+            if (rc < 0) throw new SysException("ioctl " + name, file.path(), Libc.errno(state), hint);
+            return rc;
         } catch (SysException e) {
             throw e;
         } catch (Throwable t) {

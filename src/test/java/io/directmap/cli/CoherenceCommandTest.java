@@ -50,7 +50,7 @@ class CoherenceCommandTest {
         assertFalse(watch.isAlive(), "the watch stopped after one invalidation: " + out);
         String o = out.toString();
         assertEquals(Dmap.OK, code.get(), err.toString());
-        assertTrue(o.matches("(?s).*write_open +\\[0, EOF\\) +held back +1 .*pid \\d+ \\(dd .*"),
+        assertTrue(o.matches("(?s).*write_open +\\[0, EOF\\) +held back +1 .*pid \\d+ \\((/usr)?/bin/dd .*"),
                 "one line says a write waited for the device, and names dd: " + o);
         assertTrue(o.contains("re-faulted:"), o);
     }

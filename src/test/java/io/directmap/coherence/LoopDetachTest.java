@@ -32,7 +32,7 @@ class LoopDetachTest {
     static final long MiB = 1 << 20;
 
     @RegisterExtension
-    static final ScratchFs EXT4 = new ScratchFs(ScratchFilesystem.Type.EXT4);
+    static final ScratchFs EXT4 = ScratchFs.withoutAutoclear(ScratchFilesystem.Type.EXT4);
 
     @Test
     void detachingTheLoopDeviceTakesItsMappingsBack() throws IOException, InterruptedException {

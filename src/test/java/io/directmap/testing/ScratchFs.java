@@ -19,6 +19,7 @@ public final class ScratchFs implements BeforeAllCallback, AfterAllCallback {
     private final ScratchFilesystem.Type type;
     private final boolean partitioned;
     private final List<String> mountOptions;
+    private final boolean autoclear;
     private ScratchFilesystem fs;
 
     public ScratchFs(ScratchFilesystem.Type type) {
@@ -26,9 +27,23 @@ public final class ScratchFs implements BeforeAllCallback, AfterAllCallback {
     }
 
     public ScratchFs(ScratchFilesystem.Type type, boolean partitioned, List<String> mountOptions) {
+        this(type, partitioned, mountOptions, true);
+    }
+
+    private ScratchFs(ScratchFilesystem.Type type, boolean partitioned, List<String> mountOptions, boolean autoclear) {
         this.type = type;
         this.partitioned = partitioned;
         this.mountOptions = mountOptions;
+        this.autoclear = autoclear;
+    }
+
+    /**
+     * A file system on a loop device as losetup makes one (no autoclear), for tests of what an
+     * administrator's losetup -d does: on a device marked autoclear from the start, losetup -d
+     * changes nothing visible until its last user goes. A killed test run leaves this one attached.
+     */
+    public static ScratchFs withoutAutoclear(ScratchFilesystem.Type type) {
+        return new ScratchFs(type, false, List.of(), false);
     }
 
     /** Skips (or, under CI, fails) when root-only fixtures cannot run here. */
@@ -49,7 +64,7 @@ public final class ScratchFs implements BeforeAllCallback, AfterAllCallback {
             if ("true".equals(System.getenv("CI"))) Assertions.fail(why);
             Assumptions.abort("skipped: " + why);
         }
-        fs = ScratchFilesystem.create(type, 320L << 20, partitioned, mountOptions);
+        fs = ScratchFilesystem.create(type, 320L << 20, partitioned, mountOptions, autoclear);
     }
 
     @Override
