@@ -70,10 +70,10 @@ public final class Torture {
     public record Summary(String fsType, long reads, long blocksChecked, long stale, long torn, long directBytes,
                           long fallbackBytes, Map<Op, Integer> ops, Relocator.Relocations relocations, long invalidations, long refaults,
                           long retries, long incoherentReads, List<Long> ackNanos, Spread readBytes, Spread readNanos,
-                          List<String> problems, double seconds) {
-        /** No stale or torn block, and nothing went wrong. */
+                          List<String> problems, long readErrors, List<String> readErrorMessages, double seconds) {
+        /** No stale or torn block, no read that failed, and nothing else went wrong. */
         public boolean passed() {
-            return stale == 0 && torn == 0 && problems.isEmpty();
+            return stale == 0 && torn == 0 && problems.isEmpty() && readErrors == 0;
         }
 
         public String render() {
@@ -88,10 +88,12 @@ public final class Torture {
                       relocations: %s
                       invalidations %d, re-faults %d, reads retried %d, reads while a writer held the file %d
                       change -> devices let go (lease break to last ack): %s
+                      reads that failed with an error (not checked, the device said so): %d%s
                     """, fsType, reads, seconds, blocksChecked, stale, torn, io.directmap.sys.Units.bytes(readBytes.p50()),
                     io.directmap.sys.Units.bytes(readBytes.p99()), readNanos.p50() / 1e3, readNanos.p99() / 1e3,
                     io.directmap.sys.Units.bytes(directBytes), io.directmap.sys.Units.bytes(fallbackBytes), ops,
-                    relocations.render(), invalidations, refaults, retries, incoherentReads, acks);
+                    relocations.render(), invalidations, refaults, retries, incoherentReads, acks, readErrors,
+                    readErrorMessages.isEmpty() ? "" : ", first: " + readErrorMessages.getFirst());
         }
 
         /** The fields a program reads (dmap torture --json). */
@@ -102,7 +104,8 @@ public final class Torture {
                     "torn", torn, "read_bytes", readBytes.json(), "read_window_ns", readNanos.json(), "direct_bytes", directBytes,
                     "fallback_bytes", fallbackBytes, "changes", opCounts, "relocations", relocations.json(),
                     "invalidations", invalidations, "refaults", refaults, "retries", retries, "incoherent_reads", incoherentReads,
-                    "let_go_ns", Spread.of(ackNanos).json(), "problems", problems);
+                    "let_go_ns", Spread.of(ackNanos).json(), "read_errors", readErrors,
+                    "read_error_messages", readErrorMessages, "problems", problems);
         }
     }
 
@@ -159,7 +162,8 @@ public final class Torture {
         mm.fs().addInvalidationListener(listener);
         Map<Op, Integer> ops = Collections.synchronizedMap(new EnumMap<>(Op.class));
         ConcurrentLinkedQueue<String> problems = new ConcurrentLinkedQueue<>();
-        AtomicLong checked = new AtomicLong(), stale = new AtomicLong(), torn = new AtomicLong();
+        AtomicLong checked = new AtomicLong(), stale = new AtomicLong(), torn = new AtomicLong(), readErrors = new AtomicLong();
+        ConcurrentLinkedQueue<String> readErrorMessages = new ConcurrentLinkedQueue<>();
         AtomicBoolean stop = new AtomicBoolean();
         List<Binding> bindings = new ArrayList<>();
         Spread.Samples readBytes = new Spread.Samples(), readNanos = new Spread.Samples();
@@ -219,7 +223,16 @@ public final class Torture {
                             int count = 1 + rnd.nextInt(32);
                             int first = rnd.nextInt(blocks - count + 1);
                             long r0 = System.nanoTime();
-                            b.read((long) first * BLOCK, (long) count * BLOCK, buf.segment(), x -> { });
+                            try {
+                                b.read((long) first * BLOCK, (long) count * BLOCK, buf.segment(), x -> { });
+                            } catch (io.directmap.device.DmaInFlightException e) {
+                                throw e;   // its memory is set aside: this reader cannot go on
+                            } catch (IOException e) {
+                                // The device reported the failure (EIO, a short read): nothing was delivered, nothing to check.
+                                readErrors.incrementAndGet();
+                                if (readErrorMessages.size() < 5) readErrorMessages.add(b.device().name() + ": " + e.getMessage());
+                                continue;
+                            }
                             long r1 = System.nanoTime();
                             readBytes.add((long) count * BLOCK);
                             readNanos.add(r1 - r0);
@@ -259,7 +272,8 @@ public final class Torture {
         }
         return new Summary(fsType, reads, checked.get(), stale.get(), torn.get(), direct, fallback, Map.copyOf(ops),
                 relocator.result(), inval, refaults, retries, incoherent, List.copyOf(acks), Spread.of(readBytes.toArray()),
-                Spread.of(readNanos.toArray()), List.copyOf(problems), (System.nanoTime() - t0) / 1e9);
+                Spread.of(readNanos.toArray()), List.copyOf(problems), readErrors.get(), List.copyOf(readErrorMessages),
+                (System.nanoTime() - t0) / 1e9);
     }
 
     /** Joins every thread, interrupting them if this thread is interrupted meanwhile, and keeps the interrupt. */

@@ -146,7 +146,7 @@ public final class FsLayer {
     }
 
     /** How often an owner that throws is told in all before its mappings are revoked without it. */
-    private static final int OWNER_TRIES = 4;
+    private static final int OWNER_TRIES = io.directmap.mm.Acknowledge.TRIES;
 
     /** What an invalidation did, and the owners' failures (null when every owner acknowledged). */
     private record Outcome(InvalidationReport report, IllegalStateException failure) {}
@@ -166,12 +166,15 @@ public final class FsLayer {
             n++;
             owners.put(m.owner(), true);
         }
+        if (io.directmap.fault.Faults.fire(io.directmap.fault.FaultPoint.SKIP_INVALIDATE)) {
+            // The fault: nobody is told and nothing is taken back, as a file system that forgot to
+            // invalidate. The coherence torture must then find stale blocks (it checks the checker).
+            return new Outcome(new InvalidationReport(path, inv, 0, 0, 0), null);
+        }
         List<Throwable> failed = new ArrayList<>();
-        if (!io.directmap.fault.Faults.fire(io.directmap.fault.FaultPoint.SKIP_INVALIDATE)) {
-            for (MappingOwner o : owners.keySet()) {
-                Throwable t = tell(o, inv, path);
-                if (t != null) failed.add(t);
-            }
+        for (MappingOwner o : owners.keySet()) {
+            Throwable t = tell(o, inv, path);
+            if (t != null) failed.add(t);
         }
         // Only now release: every owner acknowledged, or was revoked (its mappings retired here).
         for (DeviceMapping m : mappings) {
@@ -214,25 +217,7 @@ public final class FsLayer {
 
     /** Tells owner o, again if it throws (bounded); null once it acknowledged, else what it threw. */
     private static Throwable tell(MappingOwner o, Invalidation inv, java.nio.file.Path path) {
-        Throwable first = null;
-        for (int i = 0; i < OWNER_TRIES; i++) {
-            try {
-                o.invalidate(inv);
-                if (first != null) log("an owner of " + path + " threw on " + inv + " (" + first + "); told again, it let go", null);
-                return null;
-            } catch (Throwable t) {
-                if (first == null) first = t; else first.addSuppressed(t);
-            }
-            if (i + 1 < OWNER_TRIES) {
-                try {
-                    Thread.sleep(1L << (2 * i + 1));      // 2, 8, 32 ms
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    break;
-                }
-            }
-        }
-        return first;
+        return io.directmap.mm.Acknowledge.until(() -> o.invalidate(inv));
     }
 
     /** One line on stderr (the stack trace too with DMAP_DEBUG set), for failures no caller can be told of. */
@@ -257,6 +242,8 @@ public final class FsLayer {
      */
     public boolean verify(DeviceMapping m, long start, long end) throws SysException {
         if (!m.isLive()) return false;
+        // While skip_invalidate is on, the checks that would take the mapping back after the fact are skipped too.
+        if (io.directmap.fault.Faults.isOn(io.directmap.fault.FaultPoint.SKIP_INVALIDATE)) return true;
         if (m.coherent() && !leaseStillHeld(m)) return false;
         if (m.directBytes() == 0) return m.isLive();
         List<Extent> now = typedExtents(m.file(), start, end);
@@ -613,19 +600,30 @@ public final class FsLayer {
         BlockDevice.Backing b = loop.backing().orElseThrow();
         OpenFile f = backingFiles.get(b.file());
         if (f != null && isBacking(f.stat(), b.status())) return f;
-        OpenFile fresh;
-        try {
-            fresh = OpenFile.open(b.file());
-        } catch (InvalidRequestException e) {
-            return null; // no such file, or not a regular one, by that name: not the backing file
+        OpenFile fresh = openIfBacking(b.file(), b.status());
+        if (fresh == null) {
+            // Not by its name (unnamed, unlinked, replaced): through a descriptor of ours on that very inode, if any.
+            var st = b.status();
+            var held = io.directmap.sys.Openers.heldBySelf(st.backingDevMajor(), st.backingDevMinor(), st.backingInode());
+            if (held.isPresent()) fresh = openIfBacking(held.get(), st);
         }
-        if (!isBacking(fresh.stat(), b.status())) {
-            fresh.close();
-            return null;
-        }
+        if (fresh == null) return null;
         OpenFile old = backingFiles.put(b.file(), fresh);
         if (old != null) old.close();
         return fresh;
+    }
+
+    /** The file at path, open, if it is the inode the loop device reads; else null. */
+    private static OpenFile openIfBacking(java.nio.file.Path path, io.directmap.sys.BlockIoctl.LoopStatus status) throws IOException {
+        OpenFile f;
+        try {
+            f = OpenFile.open(path);
+        } catch (InvalidRequestException e) {
+            return null; // no such file, or not a regular one, by that name: not the backing file
+        }
+        if (isBacking(f.stat(), status)) return f;
+        f.close();
+        return null;
     }
 
     private static boolean isBacking(io.directmap.sys.Statx.Info st, io.directmap.sys.BlockIoctl.LoopStatus status) {

@@ -146,7 +146,10 @@ public final class Vma implements AutoCloseable {
                 if (io.directmap.fault.Faults.fire(io.directmap.fault.FaultPoint.MUNMAP_ERROR)) {
                     throw new IllegalStateException("fault point munmap_error: " + n + " threw at munmap of " + file.path());
                 }
-                n.invalidate(unmap);
+                // An importer's callback that throws is told again, as a file system's invalidation does.
+                Throwable t = Acknowledge.until(() -> n.invalidate(unmap));
+                if (t != null) failure = collect(failure, n + " did not let go at munmap of " + file.path() + " after "
+                        + Acknowledge.TRIES + " tries: " + t, t);
             } catch (RuntimeException | Error e) {
                 failure = collect(failure, n + " did not let go at munmap of " + file.path() + ": " + e, e);
             }

@@ -49,6 +49,27 @@ public final class Openers {
     }
 
     /**
+     * A path that opens the inode (devMajor:devMinor, inode) through a descriptor this process
+     * holds (/proc/self/fd/N), or empty: how an unnamed file (O_TMPFILE, or unlinked) of our own,
+     * such as a scratch file system's image, is reached again by its identity.
+     */
+    public static java.util.Optional<Path> heldBySelf(int devMajor, int devMinor, long inode) {
+        try (DirectoryStream<Path> fds = Files.newDirectoryStream(Path.of("/proc/self/fd"))) {
+            for (Path fd : fds) {
+                try {
+                    Statx.Info st = Statx.of(fd);
+                    if (st.inode() == inode && st.devMajor() == devMajor && st.devMinor() == devMinor) return java.util.Optional.of(fd);
+                } catch (SysException e) {
+                    // closed meanwhile, or the directory stream's own descriptor
+                }
+            }
+        } catch (IOException e) {
+            // /proc unreadable
+        }
+        return java.util.Optional.empty();
+    }
+
+    /**
      * Who is probably changing file now: processes with it open for writing, and processes whose
      * command line names it (a writer blocked in open() by a lease has no descriptor yet).
      */

@@ -1,5 +1,6 @@
 package io.directmap.block;
 
+import io.directmap.testing.LoopImages;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;

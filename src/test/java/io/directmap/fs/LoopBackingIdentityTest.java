@@ -14,6 +14,7 @@ import io.directmap.sys.Fiemap;
 import io.directmap.sys.FileHandle;
 import io.directmap.sys.ScratchFilesystem;
 import io.directmap.testing.Bytes;
+import io.directmap.testing.LoopImages;
 import io.directmap.testing.ScratchFs;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
@@ -21,7 +22,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * A loop device reads the inode it was given, whatever its name leads to now: when another file
@@ -32,45 +32,49 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 class LoopBackingIdentityTest {
     static final int LEN = 4 << 20;
 
-    @RegisterExtension
-    static final ScratchFs EXT4 = new ScratchFs(ScratchFilesystem.Type.EXT4);
-
     @Test
     void aBackingFileReplacedUnderItsNameIsNotFollowed() throws IOException {
-        Path file = EXT4.file("replaced-backing.bin");
-        Workloads.write(file, 0, LEN, 11);
-        Workloads.syncAndEvict(file);
-        Path image = EXT4.filesystem().image(), impostor = image.resolveSibling("impostor.img");
-        String routeBefore;
-        try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
-             Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, LEN)) {
-            Bytes.assertDeviceHoldsFile(file, 0, a.memory());
-            routeBefore = a.segments().toString();
-        }
-        impostor(impostor, file, Files.size(image));
-        boolean mounted = false;
-        try {
-            Commands.run("mount", "--bind", impostor.toString(), image.toString());
-            mounted = true;
+        // A loop device over a named image, as losetup makes one (the scratch file systems' images have no name).
+        ScratchFs.requireRootFixtures(ScratchFilesystem.Type.EXT4);
+        try (LoopImages images = new LoopImages()) {
+            Path src = java.nio.file.Files.createDirectories(images.dir().resolve("src"));
+            Workloads.write(src.resolve("replaced-backing.bin"), 0, LEN, 11);
+            Path image = images.ext4("named.img", src), impostor = image.resolveSibling("impostor.img");
+            String loop = images.attach(image);
+            Path mnt = images.mount(loop, "mnt");
+            Path file = mnt.resolve("replaced-backing.bin");
             Workloads.syncAndEvict(file);
+            String routeBefore;
             try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
                  Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, LEN)) {
                 Bytes.assertDeviceHoldsFile(file, 0, a.memory());
-                String loop = Path.of(EXT4.filesystem().loopDevice()).getFileName().toString();
-                for (Segment s : a.segments()) {
-                    switch (s) {
-                        case Segment.Direct d -> {
-                            assertEquals(loop, d.device().name(), "read through the loop device itself, never the impostor's blocks: "
-                                    + a.segments() + " (before: " + routeBefore + ")");
-                            assertTrue(d.route().contains(BlockReason.IDENTITY_MISMATCH.code()), d.route());
+                routeBefore = a.segments().toString();
+            }
+            impostor(impostor, file, Files.size(image));
+            boolean mounted = false;
+            try {
+                Commands.run("mount", "--bind", impostor.toString(), image.toString());
+                mounted = true;
+                Workloads.syncAndEvict(file);
+                try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+                     Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, LEN)) {
+                    Bytes.assertDeviceHoldsFile(file, 0, a.memory());
+                    String loopName = Path.of(loop).getFileName().toString();
+                    for (Segment s : a.segments()) {
+                        switch (s) {
+                            case Segment.Direct d -> {
+                                assertEquals(loopName, d.device().name(), "read through the loop device itself, never the impostor's blocks: "
+                                        + a.segments() + " (before: " + routeBefore + ")");
+                                assertTrue(d.route().contains(BlockReason.IDENTITY_MISMATCH.code()), d.route());
+                            }
+                            case Segment.Fallback f -> assertTrue(f.refusal().reason() != null, f.toString());
                         }
-                        case Segment.Fallback f -> assertTrue(f.refusal().reason() != null, f.toString());
                     }
                 }
+            } finally {
+                if (mounted) Commands.run("umount", image.toString());
+                Files.deleteIfExists(impostor);
             }
-        } finally {
-            if (mounted) Commands.run("umount", image.toString());
-            Files.deleteIfExists(impostor);
         }
     }
 

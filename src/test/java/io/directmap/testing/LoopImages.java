@@ -1,4 +1,4 @@
-package io.directmap.block;
+package io.directmap.testing;
 
 import io.directmap.sys.Commands;
 import java.io.IOException;
@@ -14,58 +14,58 @@ import java.util.stream.Stream;
  * pass or fail: it unmounts what it mounted and detaches only a loop device that still reads one
  * of its own images, so a number another process took meanwhile is left alone.
  */
-final class LoopImages implements AutoCloseable {
+public final class LoopImages implements AutoCloseable {
     private final Path dir;
     private final List<Path> mounts = new ArrayList<>();
 
-    LoopImages() throws IOException {
+    public LoopImages() throws IOException {
         dir = Files.createTempDirectory("dmap-identity-");
     }
 
-    Path dir() { return dir; }
+    public Path dir() { return dir; }
 
     /** An ext4 image of 64 MiB holding the files of src (mkfs.ext4 -d: no mount needed). */
-    Path ext4(String name, Path src) throws IOException {
+    public Path ext4(String name, Path src) throws IOException {
         Path img = dir.resolve(name);
         Commands.run("mkfs.ext4", "-q", "-F", "-b", "4096", "-d", src.toString(), img.toString(), "64M");
         return img;
     }
 
     /** A raw image of size bytes of seeded data. */
-    Path raw(String name, long size, long seed) throws IOException {
+    public Path raw(String name, long size, long seed) throws IOException {
         Path img = dir.resolve(name);
         io.directmap.cli.Workloads.write(img, 0, size, seed);
         return img;
     }
 
     /** losetup --find: the new /dev/loopN. */
-    String attach(Path image) throws IOException {
+    public String attach(Path image) throws IOException {
         return Commands.run("losetup", "--find", "--show", "--direct-io=on", image.toString()).trim();
     }
 
     /** losetup on the given number; fails when another process holds it. */
-    void attachAt(String loop, Path image) throws IOException {
+    public void attachAt(String loop, Path image) throws IOException {
         Commands.run("losetup", "--direct-io=on", loop, image.toString());
     }
 
-    void detach(String loop) throws IOException {
+    public void detach(String loop) throws IOException {
         Commands.run("losetup", "-d", loop);
     }
 
-    Path mount(String device, String at) throws IOException {
+    public Path mount(String device, String at) throws IOException {
         Path mnt = Files.createDirectories(dir.resolve(at));
         Commands.run("mount", device, mnt.toString());
         mounts.add(mnt);
         return mnt;
     }
 
-    void umount(Path mnt) throws IOException {
+    public void umount(Path mnt) throws IOException {
         Commands.run("umount", mnt.toString());
         mounts.remove(mnt);
     }
 
     /** What the loop device reads now, from sysfs, or null when it is detached. */
-    static Path backingOf(String loop) {
+    public static Path backingOf(String loop) {
         Path f = Path.of("/sys/block", Path.of(loop).getFileName().toString(), "loop/backing_file");
         try {
             return Path.of(Files.readString(f).trim());
@@ -75,7 +75,7 @@ final class LoopImages implements AutoCloseable {
     }
 
     /** Waits (bounded) until the loop device is detached; false if it is still attached at the deadline. */
-    static boolean awaitDetached(String loop, long millis) throws InterruptedException {
+    public static boolean awaitDetached(String loop, long millis) throws InterruptedException {
         long deadline = System.nanoTime() + millis * 1_000_000L;
         while (backingOf(loop) != null) {
             if (System.nanoTime() > deadline) return false;
