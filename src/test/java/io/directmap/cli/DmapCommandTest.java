@@ -1,6 +1,7 @@
 package io.directmap.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.sys.Commands;
@@ -100,12 +101,24 @@ class DmapCommandTest {
     @Test
     void demoRunsAndLeavesNothingBehind() throws Exception {
         ScratchFs.requireRootFixtures(ScratchFilesystem.Type.EXT4);
-        String loopsBefore = Commands.run("losetup", "-a");
         Result r = dmap("demo", "--json");
         assertEquals(0, r.code(), r.err() + r.out());
         assertTrue(number(r.out(), "direct_bytes") > 0, "the cold file went direct:\n" + r.out());
         assertTrue(!r.out().contains("\"checksum_ok\": false"), r.out());
-        assertEquals(loopsBefore, Commands.run("losetup", "-a"), "the demo detached its loop device");
-        assertTrue(Files.readString(Path.of("/proc/mounts")).lines().noneMatch(l -> l.contains("dmap-ext4")), "the demo unmounted");
+        // What this demo made (not what other processes attach meanwhile): its mount point and its loop device.
+        Matcher file = Pattern.compile("\"file\": \"([^\"]+)\"").matcher(r.out());
+        assertTrue(file.find(), r.out());
+        Path mountPoint = Path.of(file.group(1)).getParent();
+        Matcher loop = Pattern.compile("\"block_device\": \"/dev/(loop\\d+)\"").matcher(r.out());
+        assertTrue(loop.find(), "the demo read through its loop device: " + r.out());
+        assertTrue(Files.readString(Path.of("/proc/self/mountinfo")).lines().noneMatch(l -> l.contains(" " + mountPoint + " ")),
+                "the demo unmounted " + mountPoint);
+        assertFalse(Files.exists(mountPoint), "the demo removed " + mountPoint);
+        // Autoclear detaches at the last close; an image with no name shows as "(deleted)" while attached.
+        Path backing = Path.of("/sys/block", loop.group(1), "loop", "backing_file");
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (Files.exists(backing) && Files.readString(backing).contains("(deleted)") && System.nanoTime() < deadline) Thread.sleep(10);
+        assertFalse(Files.exists(backing) && Files.readString(backing).contains("(deleted)"),
+                "the demo's " + loop.group(1) + " detached itself: " + (Files.exists(backing) ? Files.readString(backing) : ""));
     }
 }
