@@ -162,6 +162,10 @@ final class DmaEngine implements AutoCloseable {
             workers.execute(() -> runTask(b, e, off, n));
         } catch (RejectedExecutionException x) {
             b.taskFinished(new IOException(device + ": the DMA engine was closed during the transfer", x));
+        } catch (RuntimeException | Error x) {
+            // No worker could be started for it (OutOfMemoryError: unable to create native thread):
+            // the task never ran, so it is finished, or the transfer would wait for it forever.
+            b.taskFinished(x);
         }
     }
 

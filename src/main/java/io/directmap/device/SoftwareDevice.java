@@ -88,7 +88,11 @@ public final class SoftwareDevice implements Importer {
         try {
             buffer = allocate(file, mapEnd - mapStart);
         } catch (IOException | RuntimeException | Error e) {
-            binding.close();
+            try {
+                binding.close();
+            } catch (RuntimeException | Error c) {
+                e.addSuppressed(c);
+            }
             throw e;
         }
         try {
@@ -101,8 +105,13 @@ public final class SoftwareDevice implements Importer {
         } catch (IOException | RuntimeException | Error e) {
             // The engine returns only when no read of it can still land here; memory it could not
             // wait for was set aside, and closing the buffer keeps it.
-            binding.close();
-            buffer.close();
+            try {
+                binding.close();
+            } catch (RuntimeException | Error c) {
+                e.addSuppressed(c);
+            } finally {
+                buffer.close();
+            }
             throw e;
         }
     }

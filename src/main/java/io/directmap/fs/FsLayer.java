@@ -34,8 +34,16 @@ public final class FsLayer {
     private final MappingTracker tracker = new MappingTracker();
     private final AtomicLong ids = new AtomicLong();
     private final AtomicLong invalidations = new AtomicLong();
-    private final Map<java.nio.file.Path, Below> below = new java.util.concurrent.ConcurrentHashMap<>();
-    private final Map<java.nio.file.Path, OpenFile> backingFiles = new java.util.concurrent.ConcurrentHashMap<>();
+    // Keyed by the inode a loop device reads (LOOP_GET_STATUS64), never by its name: two loop devices
+    // over two files that had one name at different times are two entries.
+    private final Map<BackingId, Below> below = new java.util.concurrent.ConcurrentHashMap<>();
+    private final Map<BackingId, OpenFile> backingFiles = new java.util.concurrent.ConcurrentHashMap<>();
+
+    private record BackingId(int major, int minor, long inode) {
+        static BackingId of(io.directmap.sys.BlockIoctl.LoopStatus s) {
+            return new BackingId(s.backingDevMajor(), s.backingDevMinor(), s.backingInode());
+        }
+    }
     private final List<Consumer<InvalidationReport>> listeners = new CopyOnWriteArrayList<>();
 
     public FsLayer(BlockLayer blocks, Policy policy) {
@@ -89,10 +97,20 @@ public final class FsLayer {
                 file.coherence.liveMappings++;
             }
             List<PeerMappings.Entry> peers = new ArrayList<>();
+            boolean goneMeanwhile = false;
             for (Segment s : segments) {
-                if (s instanceof Segment.Direct d) peers.add(blocks.track(d.grant(), new PeerOwner(m, d)));
+                if (s instanceof Segment.Direct d) {
+                    peers.add(blocks.track(d.grant(), new PeerOwner(m, d)));
+                    goneMeanwhile |= d.device().goingAway().isPresent();
+                }
             }
             m.peerEntries(peers);
+            if (goneMeanwhile) {
+                // A device began going away after it granted and before we were tracked, so its
+                // invalidation did not see us: give this back and decide again (it now refuses).
+                deviceUnmap(m);
+                continue;
+            }
             emitEvents(m);
             return m;
         }
@@ -569,12 +587,12 @@ public final class FsLayer {
     private Optional<Refusal> unreadableBelow(BlockDevice loop) {
         // A fault over many extents asks once per extent: remember the answer briefly. Remembering a
         // refusal too long only refuses longer (the safe side); a device that changes is seen in 100 ms.
-        java.nio.file.Path backingFile = loop.backing().orElseThrow().file();
         long now = System.nanoTime();
-        Below b = below.get(backingFile);
+        BackingId id = BackingId.of(loop.backing().orElseThrow().status());
+        Below b = below.get(id);
         if (b != null && now - b.at() < 100_000_000L) return b.refusal();
         Optional<Refusal> r = lookUpUnreadableBelow(loop.backing().orElseThrow().status());
-        below.put(backingFile, new Below(r, now));
+        below.put(id, new Below(r, now));
         return r;
     }
 
@@ -598,8 +616,9 @@ public final class FsLayer {
      */
     private OpenFile backing(BlockDevice loop) throws IOException {
         BlockDevice.Backing b = loop.backing().orElseThrow();
-        OpenFile f = backingFiles.get(b.file());
-        if (f != null && isBacking(f.stat(), b.status())) return f;
+        BackingId id = BackingId.of(b.status());
+        OpenFile f = backingFiles.get(id);
+        if (f != null) return f;   // the very inode: open until close(), never closed under another lookup
         OpenFile fresh = openIfBacking(b.file(), b.status());
         if (fresh == null) {
             // Not by its name (unnamed, unlinked, replaced): through a descriptor of ours on that very inode, if any.
@@ -608,9 +627,10 @@ public final class FsLayer {
             if (held.isPresent()) fresh = openIfBacking(held.get(), st);
         }
         if (fresh == null) return null;
-        OpenFile old = backingFiles.put(b.file(), fresh);
-        if (old != null) old.close();
-        return fresh;
+        OpenFile raced = backingFiles.putIfAbsent(id, fresh);
+        if (raced == null) return fresh;
+        fresh.close();            // another fault opened it first: use that one
+        return raced;
     }
 
     /** The file at path, open, if it is the inode the loop device reads; else null. */

@@ -31,7 +31,12 @@ final class FileVmOperations implements VmOperations {
         var request = new MapRequest(importer, start, end, flags.contains(MapFlag.WRITE),
                 flags.contains(MapFlag.SUPPORT_ATOMIC_OP), flags.contains(MapFlag.PIN), allOrNothing);
         DeviceMapping m = fs.deviceMap(vma.file(), request, vma.owner());
-        vma.onUnmap(m, () -> fs.deviceUnmap(m));
+        try {
+            vma.onUnmap(m, () -> fs.deviceUnmap(m));
+        } catch (RuntimeException | Error e) {
+            fs.deviceUnmap(m);   // unmapped meanwhile: munmap will not release what it never saw
+            throw e;
+        }
         return m;
     }
 

@@ -164,10 +164,10 @@ public final class Leases implements AutoCloseable {
         int fd = h.fd();
         listening();
         Lease lease = new Lease(h, fd, onBreak);
-        byFd.put(fd, lease);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = Libc.state();
             synchronized (owners) {
+                byFd.put(fd, lease);
                 Listener l = listening();
                 check((int) FCNTL_INT.invokeExact(state, fd, F_SETSIG, signal), state, "fcntl F_SETSIG", h);
                 MemorySegment owner = arena.allocate(8);
@@ -403,12 +403,17 @@ public final class Leases implements AutoCloseable {
                         continue;
                     }
                     int fd = info.get(JAVA_INT, 20);
-                    Lease lease = byFd.get(fd);
-                    if (lease == null) {
-                        // A lease no one listens for any more: never leave the writer waiting for lease-break-time.
-                        int u = (int) FCNTL_INT.invokeExact(state, fd, F_SETLEASE, F_UNLCK);
-                        continue;
+                    Lease lease;
+                    synchronized (owners) {
+                        // Under the lock take() holds while it leases fd: a lease taken again since the
+                        // signal was queued is seen here, never unlocked as if no one listened for it.
+                        lease = byFd.get(fd);
+                        if (lease == null) {
+                            // A lease no one listens for any more: never leave the writer waiting for lease-break-time.
+                            int u = (int) FCNTL_INT.invokeExact(state, fd, F_SETLEASE, F_UNLCK);
+                        }
                     }
+                    if (lease == null) continue;
                     broken(lease);
                 }
                 if (sweep || l.sweepNow) {

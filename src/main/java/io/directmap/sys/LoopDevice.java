@@ -61,12 +61,22 @@ public final class LoopDevice implements AutoCloseable {
                 int n = Ioctl.call(control, LOOP_CTL_GET_FREE, MemorySegment.NULL, "LOOP_CTL_GET_FREE",
                         "load the loop module (modprobe loop) or free a loop device");
                 FileHandle dev = FileHandle.openExisting(Path.of("/dev/loop" + n));
+                boolean configured = false;
                 try {
                     Ioctl.call(dev, LOOP_CONFIGURE, config, "LOOP_CONFIGURE",
                             "needs Linux 5.8 or newer and a backing file on a local file system");
+                    configured = true;
                     Ioctl.call(dev, BLKGETDISKSEQ, seq, "BLKGETDISKSEQ", "needs Linux 5.15 or newer");
                     return new LoopDevice(dev, n, seq.get(JAVA_LONG, 0), autoclear);
                 } catch (SysException e) {
+                    if (configured && !autoclear) {
+                        // Attached, but not known by its identity: detach it on our own descriptor, never by name.
+                        try {
+                            Ioctl.call(dev, LOOP_CLR_FD, MemorySegment.NULL, "LOOP_CLR_FD", "");
+                        } catch (SysException c) {
+                            e.addSuppressed(c);
+                        }
+                    }
                     closeQuietly(dev, e);
                     if (e.errno() != Errno.EBUSY) throw e;
                     busy = e;
