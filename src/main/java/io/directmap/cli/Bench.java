@@ -48,7 +48,7 @@ public final class Bench {
 
     /** One measurement. gibPerS is NaN when the method could not run (skipped says why). */
     public record Result(String method, String cache, double gibPerS, double cpuSPerGib, long cacheGrowthBytes,
-                         long requestBytes, int depth, long bytesRead, long directBytes, String skipped) {
+                         long requestBytes, int depth, long bytesRead, long directBytes, long deviceRequests, String skipped) {
         public boolean ran() { return skipped == null; }
     }
 
@@ -77,7 +77,7 @@ public final class Bench {
      * does direct I/O on its backing file, else the host's page cache serves the "cold" reads), the
      * request size and depth of DirectMap's direct reads and both fio rows, and the order seed.
      */
-    public record Setup(Path file, long size, String device, Optional<Boolean> loopDirectIo, long requestBytes, int depth,
+    public record Setup(Path file, long size, String device, Optional<Boolean> loopDirectIo, int spans, long requestBytes, int depth,
                         int repeat, long seed) {}
 
     public record Report(Setup setup, List<Row> rows) {}
@@ -89,6 +89,7 @@ public final class Bench {
     private final Progress progress;
     private final int depth;
     private MemorySegment javaMemory;
+    private Path deviceStat;
 
     public Bench(Path file, String deviceName, Consumer<String> status, Progress progress) throws IOException {
         this.file = file;
@@ -107,7 +108,8 @@ public final class Bench {
     public Report run(List<String> caches, List<String> methods, int repeat, long seed) throws IOException {
         Workloads.syncAndEvict(file);   // dirty pages would hide the blocks from device_map
         Route route = route();
-        Setup setup = new Setup(file, size, route.device(), route.loopDirectIo(), requestSize(route.directBytes(), depth), depth, repeat, seed);
+        deviceStat = route.device() == null ? null : Path.of("/sys/class/block", Path.of(route.device()).getFileName().toString(), "stat");
+        Setup setup = new Setup(file, size, route.device(), route.loopDirectIo(), route.spans().size(), requestSize(route.directBytes(), depth), depth, repeat, seed);
         // The Java baselines' "device memory": allocated once and reused, as a device's memory is.
         try (Arena arena = Arena.ofShared()) {
             javaMemory = arena.allocate(size, 4096);
@@ -247,6 +249,21 @@ public final class Bench {
         }
     }
 
+    /**
+     * Read requests the block device has completed (/sys/class/block/NAME/stat, first field;
+     * Documentation/block/stat.rst). Per GiB it tells how large the requests that reached the device
+     * were: O_DIRECT into memory whose pages are scattered splits a 4 MiB read at every
+     * max_segments pages, into physically contiguous memory only at max_sectors_kb.
+     */
+    private long deviceReads() {
+        if (deviceStat == null) return 0;
+        try {
+            return Long.parseLong(Files.readString(deviceStat).strip().split("\\s+")[0]);
+        } catch (IOException | RuntimeException e) {
+            return 0;
+        }
+    }
+
     private static long cpuNanos() {
         return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime();
     }
@@ -254,12 +271,13 @@ public final class Bench {
     /** Times body; with the CPU it used and what the page cache grew by. */
     private Result measure(String method, String cache, long request, int depth, Body body) throws IOException {
         prepare(cache);
-        long cachedBefore = cachedBytes();
+        long cachedBefore = cachedBytes(), requestsBefore = deviceReads();
         long cpu0 = cpuNanos(), t0 = System.nanoTime();
         long[] moved = body.run();
         long t = System.nanoTime() - t0, cpu = cpuNanos() - cpu0;
         double gib = moved[0] / (double) (1L << 30);
-        return new Result(method, cache, gib / (t / 1e9), cpu / 1e9 / gib, cachedBytes() - cachedBefore, request, depth, moved[0], moved[1], null);
+        return new Result(method, cache, gib / (t / 1e9), cpu / 1e9 / gib, cachedBytes() - cachedBefore, request, depth, moved[0], moved[1],
+                deviceReads() - requestsBefore, null);
     }
 
     @FunctionalInterface
@@ -355,7 +373,7 @@ public final class Bench {
     private Result fio(String method, String cache, Setup setup, Path target, List<long[]> spans) throws IOException {
         if (!Commands.available("fio")) return skipped(method, cache, setup, "fio is not installed (apt-get install fio)");
         prepare(cache);
-        long cachedBefore = cachedBytes();
+        long cachedBefore = cachedBytes(), requestsBefore = deviceReads();
         Fio.Outcome o;
         try {
             o = Fio.read(target, spans, setup.requestBytes(), setup.depth());
@@ -365,11 +383,11 @@ public final class Bench {
         double gib = o.bytes() / (double) (1L << 30);
         progress.accept(size);
         return new Result(method, cache, gib / o.seconds(), o.cpuSeconds() / gib, cachedBytes() - cachedBefore,
-                setup.requestBytes(), setup.depth(), o.bytes(), o.bytes(), null);
+                setup.requestBytes(), setup.depth(), o.bytes(), o.bytes(), deviceReads() - requestsBefore, null);
     }
 
     private static Result skipped(String method, String cache, Setup setup, String why) {
-        return new Result(method, cache, Double.NaN, Double.NaN, 0, setup.requestBytes(), setup.depth(), 0, 0, why);
+        return new Result(method, cache, Double.NaN, Double.NaN, 0, setup.requestBytes(), setup.depth(), 0, 0, 0, why);
     }
 
     private static long roundUp(long v, long to) {
@@ -384,6 +402,7 @@ public final class Bench {
         out.put("bytes", s.size());
         out.put("device", s.device());
         out.put("loop_direct_io", s.loopDirectIo().orElse(null));
+        out.put("device_spans", s.spans());
         out.put("request_bytes", s.requestBytes());
         out.put("depth", s.depth());
         out.put("repeat", s.repeat());
@@ -397,9 +416,11 @@ public final class Bench {
             j.put("gib_per_s", r.ran() ? round(r.median()) : null);
             j.put("gib_per_s_min", r.ran() ? round(r.min()) : null);
             j.put("gib_per_s_max", r.ran() ? round(r.max()) : null);
+            j.put("gib_per_s_runs", r.ran() ? r.runs().stream().map(x -> round(x.gibPerS())).toList() : List.of());
             j.put("cpu_s_per_gib", r.ran() ? round(m.cpuSPerGib()) : null);
             j.put("cache_growth_bytes", m.cacheGrowthBytes());
             j.put("bytes_read", m.bytesRead());
+            j.put("device_requests", m.deviceRequests());
             j.put("request_bytes", m.requestBytes());
             j.put("depth", m.depth());
             j.put("vs_fio_ranges", ratio(r, row(report.rows(), "fio-ranges", r.cache())));

@@ -110,8 +110,8 @@ final class BenchCommand implements Callable<Integer> {
                 io.directmap.sys.Units.bytes(s.size()), s.device() == null ? "no block device" : s.device(),
                 s.loopDirectIo().map(d -> d ? " (loop, direct I/O on)" : " (loop, direct I/O OFF: its backing file's page cache serves reads)").orElse(""),
                 io.directmap.sys.Units.bytes(s.requestBytes()), s.depth(), s.repeat(), s.seed());
-        out.printf("%-6s %-10s %7s %7s %7s %10s %13s %8s %8s %8s%n", "cache", "method", "min", "median", "max", "CPU s/GiB",
-                "cache growth", "vs fio-r", "vs fio-f", "vs java");
+        out.printf("%-6s %-10s %7s %7s %7s %10s %13s %9s %8s %8s %8s%n", "cache", "method", "min", "median", "max", "CPU s/GiB",
+                "cache growth", "dev reqs", "vs fio-r", "vs fio-f", "vs java");
         String last = null;
         for (Bench.Row r : report.rows()) {
             if (last != null && !last.equals(r.cache())) out.println();
@@ -120,14 +120,14 @@ final class BenchCommand implements Callable<Integer> {
                 out.printf("%-6s %-10s  skipped: %s%n", r.cache(), r.method(), r.skipped());
                 continue;
             }
-            out.printf(Locale.ROOT, "%-6s %-10s %7.2f %7.2f %7.2f %10.3f %13s %8s %8s %8s%n", r.cache(), r.method(), r.min(), r.median(), r.max(),
-                    r.medianRun().cpuSPerGib(), io.directmap.sys.Units.bytes(Math.max(0, r.medianRun().cacheGrowthBytes())),
+            out.printf(Locale.ROOT, "%-6s %-10s %7.2f %7.2f %7.2f %10.3f %13s %9d %8s %8s %8s%n", r.cache(), r.method(), r.min(), r.median(), r.max(),
+                    r.medianRun().cpuSPerGib(), io.directmap.sys.Units.bytes(Math.max(0, r.medianRun().cacheGrowthBytes())), r.medianRun().deviceRequests(),
                     ratio(Bench.ratio(r, Bench.row(report.rows(), "fio-ranges", r.cache()))),
                     ratio(Bench.ratio(r, Bench.row(report.rows(), "fio-file", r.cache()))),
                     ratio(Bench.ratio(r, Bench.bestJava(report.rows(), r.cache()))));
         }
-        out.println("GiB/s; ratios are of medians. Every row read " + io.directmap.sys.Units.bytes(s.size())
-                + " (fio-ranges: the file's blocks on the device), checked.");
+        out.println("GiB/s; dev reqs: read requests the block device completed in the median run; ratios are of medians. Every row read " + io.directmap.sys.Units.bytes(s.size())
+                + " (fio-ranges: the file's blocks on the device, " + s.spans() + (s.spans() == 1 ? " span" : " spans, one fio job each") + "), checked.");
     }
 
     private static String ratio(Double v) {

@@ -47,6 +47,7 @@ class BenchCommandTest {
             assertTrue(r.out().contains("\"order_seed\": 42"), r.out());
             assertTrue(r.out().contains("\"loop_direct_io\": true"), "the scratch loop device does direct I/O: " + r.out());
             assertEquals(4 << 20, field(r.out(), "request_bytes"), "32 MiB at depth 8: 4 MiB requests, as the DMA engine makes them");
+            assertTrue(field(r.out(), "device_spans") >= 1, "fio-ranges reads the file's spans on the device: " + r.out());
             boolean fio = io.directmap.sys.Commands.available("fio");
             for (String cache : List.of("cold", "half")) {
                 for (String method : Bench.METHODS) {
@@ -61,6 +62,9 @@ class BenchCommandTest {
                     assertTrue(field(row, "cpu_s_per_gib") >= 0, row);
                     assertTrue(field(row, "request_bytes") > 0 && field(row, "depth") >= 1, row);
                     assertTrue(row.contains("\"cache_growth_bytes\""), row);
+                    if (!method.startsWith("java-") && !method.equals("fallback") && !cache.equals("half")) {
+                        assertTrue(field(row, "device_requests") >= 8, "a cold 32 MiB read reaches the device in requests of at most 4 MiB: " + row);
+                    }
                 }
                 if (fio) {
                     assertEquals(1.0, field(row(r.out(), "fio-ranges", cache), "vs_fio_ranges"), "fio-ranges is its own baseline");
