@@ -148,23 +148,28 @@ public final class Bench {
         return out;
     }
 
+    private void checkBytes(Result r, Route route) throws IOException {
+        String mismatch = bytesMismatch(r, file, size, route.device(), route.directBytes());
+        if (mismatch != null) throw new IOException(mismatch);
+    }
+
     /**
      * Every row must have read the same bytes, or its figure is for other work: the file's size,
      * and for fio on the device ranges (and DirectMap's direct row, which reads those ranges) the
-     * bytes the file has on the device.
+     * bytes the file has on the device. Null when r read what it should (or did not run).
      */
-    private void checkBytes(Result r, Route route) throws IOException {
-        if (!r.ran()) return;
-        long want = r.method().equals("fio-ranges") ? route.directBytes() : size;
-        String what = r.method().equals("fio-ranges") ? "the bytes DirectMap reads from " + route.device() : "the file's size";
-        if (r.method().equals("direct") && route.directBytes() > 0 && r.directBytes() != route.directBytes()) {
-            throw new IOException(file + ": DirectMap's direct row (" + r.cache() + " file) read " + r.directBytes()
-                    + " bytes from the device, but fio-ranges reads " + route.directBytes() + "; the file changed during the bench? run it again");
+    static String bytesMismatch(Result r, Path file, long size, String device, long deviceBytes) {
+        if (!r.ran()) return null;
+        if (r.method().equals("direct") && deviceBytes > 0 && r.directBytes() != deviceBytes) {
+            return file + ": DirectMap's direct row (" + r.cache() + " file) read " + r.directBytes() + " bytes from " + device
+                    + ", but fio-ranges reads " + deviceBytes + "; did the file change during the bench? Run it again on a file nobody writes";
         }
-        if (r.bytesRead() != want) {
-            throw new IOException(file + ": " + r.method() + " (" + r.cache() + " file) read " + r.bytesRead() + " bytes, not " + want
-                    + " (" + what + "); its figure would not compare with the others. Is the file changing, or does it end mid-block?");
-        }
+        boolean ranges = r.method().equals("fio-ranges");
+        long want = ranges ? deviceBytes : size;
+        if (r.bytesRead() == want) return null;
+        return file + ": " + r.method() + " (" + r.cache() + " file) read " + r.bytesRead() + " bytes, not " + want
+                + (ranges ? " (the bytes DirectMap reads from " + device + ")" : " (the file's size)")
+                + "; its figure would not compare with the other rows. Is the file changing, or does it end mid-block?";
     }
 
     /**

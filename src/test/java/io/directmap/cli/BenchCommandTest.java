@@ -102,6 +102,23 @@ class BenchCommandTest {
     }
 
     @Test
+    void aRowThatReadOtherBytesFailsTheBenchWithWhatItRead() {
+        Path f = Path.of("/data/bench.bin");
+        long size = 32 << 20;
+        Bench.Result fioShort = new Bench.Result("fio-ranges", "cold", 1, 0.1, 0, 4 << 20, 8, size - (28 << 20), size - (28 << 20), 1, null);
+        String why = Bench.bytesMismatch(fioShort, f, size, "/dev/loop3", size);
+        assertTrue(why != null && why.contains("fio-ranges") && why.contains("read 4194304 bytes, not 33554432")
+                && why.contains("/dev/loop3") && why.contains("/data/bench.bin"), why);
+        Bench.Result directOther = new Bench.Result("direct", "hot", 1, 0.1, 0, 4 << 20, 8, size, size - 4096, 1, null);
+        why = Bench.bytesMismatch(directOther, f, size, "/dev/loop3", size);
+        assertTrue(why != null && why.contains("direct row") && why.contains("fio-ranges reads 33554432"), why);
+        Bench.Result same = new Bench.Result("fio-file", "half", 1, 0.1, 0, 4 << 20, 8, size, size, 1, null);
+        assertEquals(null, Bench.bytesMismatch(same, f, size, "/dev/loop3", size), "the same bytes pass");
+        Bench.Result skipped = new Bench.Result("fio-file", "half", Double.NaN, Double.NaN, 0, 4 << 20, 8, 0, 0, 0, "fio is not installed");
+        assertEquals(null, Bench.bytesMismatch(skipped, f, size, "/dev/loop3", size), "a skipped row read nothing, and says why");
+    }
+
+    @Test
     void badInputIsOneLineThatSaysWhatToDo() {
         DmapCommandTest.Result r = DmapCommandTest.dmap("bench", dir.resolve("nope.bin").toString());
         assertEquals(Dmap.INVALID_INPUT, r.code());
