@@ -23,37 +23,73 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Random;
 import java.util.Set;
 import java.util.function.Consumer;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * dmap bench: one file, one block device, every way of moving the file into device memory, in
- * three cache states, in one run: the fio O_DIRECT limit, what a Java user writes (FileChannel
- * into a direct buffer, mmap and copy), and DirectMap all-direct, all-fallback and mixed.
+ * three cache states, in one run: fio with O_DIRECT on the device ranges DirectMap reads and on
+ * the file itself, what a Java user writes (FileChannel into a direct buffer, mmap and copy), and
+ * DirectMap all-direct, all-fallback and mixed. Each repeat runs every (cache, method) pair once,
+ * in an order shuffled from a printed seed, so that the machine's drift falls on all of them alike;
+ * every row reads the same bytes, and the bench fails where one did not.
  */
 public final class Bench {
-    public static final List<String> METHODS = List.of("fio", "java-read", "java-mmap", "direct", "fallback", "mixed");
+    public static final List<String> METHODS = List.of("fio-ranges", "fio-file", "java-read", "java-mmap", "direct", "fallback", "mixed");
     public static final List<String> CACHES = List.of("cold", "hot", "half");
     static final long STRIPE = 8L << 20;
 
     /** One measurement. gibPerS is NaN when the method could not run (skipped says why). */
     public record Result(String method, String cache, double gibPerS, double cpuSPerGib, long cacheGrowthBytes,
-                         long requestBytes, int depth, long directBytes, String skipped) {
+                         long requestBytes, int depth, long bytesRead, long directBytes, long deviceRequests, String skipped) {
         public boolean ran() { return skipped == null; }
     }
+
+    /** Every run of one method in one cache state; the figures shown are the median run's. */
+    public record Row(String method, String cache, List<Result> runs) {
+        public boolean ran() { return runs.stream().allMatch(Result::ran); }
+        public String skipped() { return runs.stream().map(Result::skipped).filter(java.util.Objects::nonNull).findFirst().orElse(null); }
+        private double[] sorted() { return runs.stream().mapToDouble(Result::gibPerS).sorted().toArray(); }
+        public double min() { return sorted()[0]; }
+        public double max() { return sorted()[runs.size() - 1]; }
+        /** The median throughput (the mean of the middle two for an even count). */
+        public double median() {
+            double[] v = sorted();
+            return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+        }
+        /** The run whose throughput is the median (the lower middle one for an even count): its CPU and cache figures. */
+        public Result medianRun() {
+            List<Result> s = new ArrayList<>(runs);
+            s.sort(Comparator.comparingDouble(Result::gibPerS));
+            return s.get((s.size() - 1) / 2);
+        }
+    }
+
+    /**
+     * What every row shares: the file, the block device under it (and for a loop device whether it
+     * does direct I/O on its backing file, else the host's page cache serves the "cold" reads), the
+     * request size and depth of DirectMap's direct reads and both fio rows, and the order seed.
+     */
+    public record Setup(Path file, long size, String device, Optional<Boolean> loopDirectIo, int spans, long requestBytes, int depth,
+                        int repeat, long seed) {}
+
+    public record Report(Setup setup, List<Row> rows) {}
 
     private final Path file;
     private final long size;
     private final String deviceName;
     private final Consumer<String> status;
     private final Progress progress;
+    private final int depth;
     private MemorySegment javaMemory;
+    private Path deviceStat;
 
     public Bench(Path file, String deviceName, Consumer<String> status, Progress progress) throws IOException {
         this.file = file;
@@ -61,80 +97,129 @@ public final class Bench {
         this.deviceName = deviceName;
         this.status = status;
         this.progress = progress;
+        this.depth = io.directmap.device.Profile.ofDeviceName(deviceName).queueDepth();
     }
 
     /**
-     * Runs every method in every cache state, repeat times over, interleaved so that the machine's
-     * noise falls on all of them alike; each row is the run with the median throughput. The fio
-     * row is skipped with a reason where fio cannot run.
+     * Runs every method in every cache state, repeat times over; in each repeat the (cache, method)
+     * pairs run in an order shuffled by a Random seeded with seed. A fio row is skipped with a
+     * reason where fio cannot run.
      */
-    public List<Result> run(List<String> caches, List<String> methods, int repeat) throws IOException {
+    public Report run(List<String> caches, List<String> methods, int repeat, long seed) throws IOException {
         Workloads.syncAndEvict(file);   // dirty pages would hide the blocks from device_map
-        Optional<Route> route = route();
+        Route route = route();
+        deviceStat = route.device() == null ? null : Path.of("/sys/class/block", Path.of(route.device()).getFileName().toString(), "stat");
+        Setup setup = new Setup(file, size, route.device(), route.loopDirectIo(), route.spans().size(), requestSize(route.directBytes(), depth), depth, repeat, seed);
         // The Java baselines' "device memory": allocated once and reused, as a device's memory is.
         try (Arena arena = Arena.ofShared()) {
             javaMemory = arena.allocate(size, 4096);
             javaMemory.fill((byte) 0);
-            return runAll(caches, methods, repeat, route);
+            return new Report(setup, runAll(caches, methods, setup, route));
         } finally {
             javaMemory = null;
         }
     }
 
-    private List<Result> runAll(List<String> caches, List<String> methods, int repeat, Optional<Route> route) throws IOException {
+    private List<Row> runAll(List<String> caches, List<String> methods, Setup setup, Route route) throws IOException {
         Map<String, List<Result>> runs = new LinkedHashMap<>();
-        int total = repeat * caches.size() * methods.size(), done = 0;
-        for (int rep = 0; rep < repeat; rep++) {
-            for (String cache : caches) {
-                for (String method : methods) {
-                    status.accept("[" + (++done) + "/" + total + "] " + method + ", " + cache + " file");
-                    Result r = switch (method) {
-                        case "fio" -> fio(cache, route);
-                        case "java-read" -> javaRead(cache);
-                        case "java-mmap" -> javaMmap(cache);
-                        case "direct", "fallback", "mixed" -> directMap(method, cache);
-                        default -> throw new IllegalArgumentException("unknown method " + method + "; use " + METHODS);
-                    };
-                    runs.computeIfAbsent(cache + "/" + method, k -> new ArrayList<>()).add(r);
-                }
+        for (String cache : caches) for (String method : methods) runs.put(cache + "/" + method, new ArrayList<>());
+        Random order = new Random(setup.seed());
+        int total = setup.repeat() * runs.size(), done = 0;
+        for (int rep = 0; rep < setup.repeat(); rep++) {
+            List<String> pairs = new ArrayList<>(runs.keySet());
+            Collections.shuffle(pairs, order);
+            for (String pair : pairs) {
+                String cache = pair.substring(0, pair.indexOf('/')), method = pair.substring(pair.indexOf('/') + 1);
+                status.accept("[" + (++done) + "/" + total + "] " + method + ", " + cache + " file");
+                Result r = switch (method) {
+                    case "fio-ranges" -> fioRanges(cache, route, setup);
+                    case "fio-file" -> fioFile(cache, setup);
+                    case "java-read" -> javaRead(cache);
+                    case "java-mmap" -> javaMmap(cache);
+                    case "direct", "fallback", "mixed" -> directMap(method, cache, setup);
+                    default -> throw new IllegalArgumentException("unknown method " + method + "; use " + METHODS);
+                };
+                checkBytes(r, route);
+                runs.get(pair).add(r);
             }
         }
-        List<Result> out = new ArrayList<>();
-        for (List<Result> rs : runs.values()) {
-            List<Result> sorted = new ArrayList<>(rs);
-            sorted.sort(java.util.Comparator.comparingDouble(r -> r.ran() ? r.gibPerS() : -1));
-            out.add(sorted.get(sorted.size() / 2));
-        }
+        List<Row> out = new ArrayList<>();
+        runs.forEach((k, rs) -> out.add(new Row(rs.getFirst().method(), rs.getFirst().cache(), List.copyOf(rs))));
         return out;
     }
 
-    /** The block device range that holds the file, as device_map sees it. */
-    record Route(String device, List<long[]> ranges, long length) {}
+    private void checkBytes(Result r, Route route) throws IOException {
+        String mismatch = bytesMismatch(r, file, size, route.device(), route.directBytes());
+        if (mismatch != null) throw new IOException(mismatch);
+    }
 
-    private Optional<Route> route() throws IOException {
+    /**
+     * Every row must have read the same bytes, or its figure is for other work: the file's size,
+     * and for fio on the device ranges (and DirectMap's direct row, which reads those ranges) the
+     * bytes the file has on the device. Null when r read what it should (or did not run).
+     */
+    static String bytesMismatch(Result r, Path file, long size, String device, long deviceBytes) {
+        if (!r.ran()) return null;
+        if (r.method().equals("direct") && deviceBytes > 0 && r.directBytes() != deviceBytes) {
+            return file + ": DirectMap's direct row (" + r.cache() + " file) read " + r.directBytes() + " bytes from " + device
+                    + ", but fio-ranges reads " + deviceBytes + "; did the file change during the bench? Run it again on a file nobody writes";
+        }
+        boolean ranges = r.method().equals("fio-ranges");
+        long want = ranges ? deviceBytes : size;
+        if (r.bytesRead() == want) return null;
+        return file + ": " + r.method() + " (" + r.cache() + " file) read " + r.bytesRead() + " bytes, not " + want
+                + (ranges ? " (the bytes DirectMap reads from " + device + ")" : " (the file's size)")
+                + "; its figure would not compare with the other rows. Is the file changing, or does it end mid-block?";
+    }
+
+    /**
+     * The request size of DirectMap's DMA engine for a transfer of bytes at depth (as
+     * DmaEngine.requestSize: 4 MiB, smaller for small transfers so that depth of them are in
+     * flight, at least 256 KiB, a power of two). The fio rows read with the same.
+     */
+    static long requestSize(long bytes, int depth) {
+        long r = Math.min(SoftwareDevice.PEER_REQUEST, Math.max(256L << 10, bytes / depth));
+        return Long.highestOneBit(r);
+    }
+
+    /**
+     * Where the file's blocks are on the block device, as device_map sees it: the contiguous device
+     * spans in file order (what fio-ranges reads), or why there is no such route (noRoute).
+     */
+    record Route(String device, Optional<Boolean> loopDirectIo, List<long[]> spans, long directBytes, String noRoute) {}
+
+    private Route route() throws IOException {
         try (AddressSpace mm = AddressSpace.create(Topology.defaults(), new Policy(Policy.CachedPages.ALLOW));
              SoftwareDevice dev = SoftwareDevice.create(deviceName, mm.topology());
              Vma vma = mm.mmap(file)) {
             DeviceMapping m = vma.ops().deviceMap(vma, dev.endpoint(), 0, roundUp(size, 4096), Set.of(), false);
             try {
-                // The device ranges that hold the file, in file order: fio reads exactly these.
-                List<long[]> ranges = new ArrayList<>();
-                String devNode = null;
+                List<long[]> spans = new ArrayList<>();
+                io.directmap.block.BlockDevice device = null;
                 long total = 0;
                 for (Segment s : m.segments()) {
                     if (!(s instanceof Segment.Direct d)) continue;
-                    if (devNode != null && !devNode.equals(d.device().devNode().toString())) continue;
-                    devNode = d.device().devNode().toString();
-                    long[] last = ranges.isEmpty() ? null : ranges.getLast();
+                    if (device != null && !device.devNode().equals(d.device().devNode())) {
+                        return new Route(device.devNode().toString(), loopDirectIo(device), List.of(), 0,
+                                "the file lies on more than one block device (" + device.devNode() + ", " + d.device().devNode() + ")");
+                    }
+                    device = d.device();
+                    // Adjacent extents merge into one span: fio's queue drains at each span, DirectMap's does not.
+                    long[] last = spans.isEmpty() ? null : spans.getLast();
                     if (last != null && last[0] + last[1] == d.deviceOffset()) last[1] += d.length();
-                    else ranges.add(new long[] {d.deviceOffset(), d.length()});
+                    else spans.add(new long[] {d.deviceOffset(), d.length()});
                     total += d.length();
                 }
-                return devNode == null ? Optional.empty() : Optional.of(new Route(devNode, ranges, total));
+                if (device == null) return new Route(null, Optional.empty(), List.of(), 0, "the file has no direct path to a block device (see dmap explain)");
+                return new Route(device.devNode().toString(), loopDirectIo(device), spans, total, null);
             } finally {
                 vma.ops().deviceUnmap(vma, dev.endpoint(), m);
             }
         }
+    }
+
+    private static Optional<Boolean> loopDirectIo(io.directmap.block.BlockDevice device) {
+        return device.info().loop().map(io.directmap.sys.SysfsBlock.Loop::directIo);
     }
 
     /** Puts the file in the cache state: cold (evicted), hot (all cached), half (every other 8 MiB cached). */
@@ -169,44 +254,59 @@ public final class Bench {
         }
     }
 
+    /**
+     * Read requests the block device has completed (/sys/class/block/NAME/stat, first field;
+     * Documentation/block/stat.rst). Per GiB it tells how large the requests that reached the device
+     * were: O_DIRECT into memory whose pages are scattered splits a 4 MiB read at every
+     * max_segments pages, into physically contiguous memory only at max_sectors_kb.
+     */
+    private long deviceReads() {
+        if (deviceStat == null) return 0;
+        try {
+            return Long.parseLong(Files.readString(deviceStat).strip().split("\\s+")[0]);
+        } catch (IOException | RuntimeException e) {
+            return 0;
+        }
+    }
+
     private static long cpuNanos() {
         return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime();
     }
 
-    /** Times body, which moves size bytes; with the CPU it used and what the page cache grew by. */
+    /** Times body; with the CPU it used and what the page cache grew by. */
     private Result measure(String method, String cache, long request, int depth, Body body) throws IOException {
         prepare(cache);
-        long cachedBefore = cachedBytes();
+        long cachedBefore = cachedBytes(), requestsBefore = deviceReads();
         long cpu0 = cpuNanos(), t0 = System.nanoTime();
-        long direct = body.run();
+        long[] moved = body.run();
         long t = System.nanoTime() - t0, cpu = cpuNanos() - cpu0;
-        double gib = size / (double) (1L << 30);
-        return new Result(method, cache, gib / (t / 1e9), cpu / 1e9 / gib, cachedBytes() - cachedBefore, request, depth, direct, null);
+        double gib = moved[0] / (double) (1L << 30);
+        return new Result(method, cache, gib / (t / 1e9), cpu / 1e9 / gib, cachedBytes() - cachedBefore, request, depth, moved[0], moved[1],
+                deviceReads() - requestsBefore, null);
     }
 
     @FunctionalInterface
     private interface Body {
-        /** Moves the file; returns the bytes that went direct. */
-        long run() throws IOException;
+        /** Moves the file; returns {bytes moved, bytes that went direct}. */
+        long[] run() throws IOException;
     }
 
     private Result javaRead(String cache) throws IOException {
         long request = 1L << 20;
-        {
-            MemorySegment deviceMemory = javaMemory;
-            return measure("java-read", cache, request, 1, () -> {
-                try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-                    for (long at = 0; at < size; ) {
-                        ByteBuffer dst = deviceMemory.asSlice(at, Math.min(request, size - at)).asByteBuffer();
-                        int n = ch.read(dst, at);
-                        if (n <= 0) break;
-                        at += n;
-                    }
+        MemorySegment deviceMemory = javaMemory;
+        return measure("java-read", cache, request, 1, () -> {
+            long at = 0;
+            try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+                while (at < size) {
+                    ByteBuffer dst = deviceMemory.asSlice(at, Math.min(request, size - at)).asByteBuffer();
+                    int n = ch.read(dst, at);
+                    if (n <= 0) break;
+                    at += n;
                 }
-                progress.accept(size);
-                return 0;
-            });
-        }
+            }
+            progress.accept(size);
+            return new long[] {at, 0};
+        });
     }
 
     private Result javaMmap(String cache) throws IOException {
@@ -215,17 +315,18 @@ public final class Bench {
             MemorySegment deviceMemory = javaMemory;
             MemorySegment mapped = h.mapShared(size, arena);
             return measure("java-mmap", cache, request, 1, () -> {
-                for (long at = 0; at < size; at += request) {
+                long at = 0;
+                for (; at < size; at += Math.min(request, size - at)) {
                     MemorySegment.copy(mapped, at, deviceMemory, at, Math.min(request, size - at));
                 }
                 progress.accept(size);
-                return 0;
+                return new long[] {at, 0};
             });
         }
     }
 
     /** DirectMap: all-direct (cached pages allowed), all-fallback (no peer path), or mixed (the learning policy). */
-    private Result directMap(String method, String cache) throws IOException {
+    private Result directMap(String method, String cache, Setup setup) throws IOException {
         Policy policy = switch (method) {
             case "direct" -> new Policy(Policy.CachedPages.ALLOW);
             case "mixed" -> Policy.learning();
@@ -253,99 +354,102 @@ public final class Bench {
                     vma.dropPageMappings(); // the timed pass faults its pages like every other method
                 }
                 long w = window;
-                return measure(method, cache, io.directmap.device.SoftwareDevice.PEER_REQUEST, dev.queueDepth(), () -> {
+                return measure(method, cache, setup.requestBytes(), dev.queueDepth(), () -> {
                     try (Binding b = dev.bind(vma, 0, roundUp(size, 4096), w, Set.of(), Importer.Mode.MIXED)) {
                         Binding.Read r = b.read(0, size, buf.segment(), progress);
-                        return r.directBytes();
+                        return new long[] {r.directBytes() + r.fallbackBytes(), r.directBytes()};
                     }
                 });
             }
         }
     }
 
-    private Result fio(String cache, Optional<Route> route) throws IOException {
-        long request = io.directmap.device.SoftwareDevice.PEER_REQUEST;
-        int depth = io.directmap.device.Profile.ofDeviceName(deviceName).queueDepth();
-        if (!Commands.available("fio")) return skipped("fio", cache, request, depth, "fio is not installed (apt-get install fio)");
-        if (route.isEmpty()) return skipped("fio", cache, request, depth, "the file has no direct path to a block device (see dmap explain)");
-        Route r = route.get();
+    /** fio on the block device, reading the spans DirectMap reads (see {@link Fio} for why spans). */
+    private Result fioRanges(String cache, Route route, Setup setup) throws IOException {
+        if (route.noRoute() != null) return skipped("fio-ranges", cache, setup, route.noRoute());
+        return fio("fio-ranges", cache, setup, Path.of(route.device()), route.spans());
+    }
+
+    /** fio on the file itself with O_DIRECT: what a user would run to see what the disk gives. */
+    private Result fioFile(String cache, Setup setup) throws IOException {
+        return fio("fio-file", cache, setup, file, List.<long[]>of(new long[] {0, size}));
+    }
+
+    private Result fio(String method, String cache, Setup setup, Path target, List<long[]> spans) throws IOException {
+        if (!Commands.available("fio")) return skipped(method, cache, setup, "fio is not installed (apt-get install fio)");
         prepare(cache);
-        long cachedBefore = cachedBytes();
-        // One job per device range, one after the other (stonewall): the same bytes DirectMap reads.
-        StringBuilder job = new StringBuilder("[global]\nfilename=" + r.device() + "\nrw=read\ndirect=1\nioengine=io_uring\n"
-                + "bs=" + request + "\niodepth=" + depth + "\nstonewall\n");
-        for (int i = 0; i < r.ranges().size(); i++) {
-            long[] x = r.ranges().get(i);
-            job.append("[range").append(i).append("]\noffset=").append(x[0]).append("\nsize=").append(x[1]).append("\n");
-        }
-        Path jobFile = Files.createTempFile("dmap-bench", ".fio");
-        String json;
+        long cachedBefore = cachedBytes(), requestsBefore = deviceReads();
+        Fio.Outcome o;
         try {
-            Files.writeString(jobFile, job);
-            json = Commands.run("fio", "--readonly", "--output-format=json", jobFile.toString());
+            o = Fio.read(target, spans, setup.requestBytes(), setup.depth());
         } catch (IOException e) {
-            return skipped("fio", cache, request, depth, "fio failed: " + e.getMessage());
-        } finally {
-            Files.deleteIfExists(jobFile);
+            return skipped(method, cache, setup, "fio failed: " + e.getMessage());
         }
-        double bytes = 0, runtimeS = 0, cpuS = 0;
-        for (String part : json.split("\"jobname\"")) {
-            if (!part.contains("\"job_runtime\"")) continue;
-            double rt = number(part, "job_runtime") / 1000.0;
-            bytes += number(part, "io_bytes");
-            runtimeS += rt;
-            cpuS += (number(part, "usr_cpu") + number(part, "sys_cpu")) / 100.0 * rt;
-        }
-        double gib = bytes / (1L << 30);
+        double gib = o.bytes() / (double) (1L << 30);
         progress.accept(size);
-        return new Result("fio", cache, gib / runtimeS, cpuS / gib, cachedBytes() - cachedBefore, request, depth, (long) bytes, null);
+        return new Result(method, cache, gib / o.seconds(), o.cpuSeconds() / gib, cachedBytes() - cachedBefore,
+                setup.requestBytes(), setup.depth(), o.bytes(), o.bytes(), deviceReads() - requestsBefore, null);
     }
 
-    private static Result skipped(String method, String cache, long request, int depth, String why) {
-        return new Result(method, cache, Double.NaN, Double.NaN, 0, request, depth, 0, why);
-    }
-
-    private static double number(String json, String field) {
-        Matcher m = Pattern.compile("\"" + field + "\"\\s*:\\s*(-?[0-9.eE+]+)").matcher(json);
-        if (!m.find()) throw new IllegalStateException("fio's JSON has no " + field);
-        return Double.parseDouble(m.group(1));
+    private static Result skipped(String method, String cache, Setup setup, String why) {
+        return new Result(method, cache, Double.NaN, Double.NaN, 0, setup.requestBytes(), setup.depth(), 0, 0, 0, why);
     }
 
     private static long roundUp(long v, long to) {
         return (v + to - 1) / to * to;
     }
 
-    /** The rows as the --json schema has them, with the ratios. */
-    public static Map<String, Object> toJson(List<Result> results) {
+    /** The report as the --json schema has it: the setup, then one row per cache and method with its ratios. */
+    public static Map<String, Object> toJson(Report report) {
+        Setup s = report.setup();
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("file", s.file().toString());
+        out.put("bytes", s.size());
+        out.put("device", s.device());
+        out.put("loop_direct_io", s.loopDirectIo().orElse(null));
+        out.put("device_spans", s.spans());
+        out.put("request_bytes", s.requestBytes());
+        out.put("depth", s.depth());
+        out.put("repeat", s.repeat());
+        out.put("order_seed", s.seed());
         List<Object> rows = new ArrayList<>();
-        for (Result r : results) {
-            Map<String, Object> m = new LinkedHashMap<>();
-            m.put("method", r.method());
-            m.put("cache", r.cache());
-            m.put("gib_per_s", r.ran() ? round(r.gibPerS()) : null);
-            m.put("cpu_s_per_gib", r.ran() ? round(r.cpuSPerGib()) : null);
-            m.put("cache_growth_bytes", r.cacheGrowthBytes());
-            m.put("request_bytes", r.requestBytes());
-            m.put("depth", r.depth());
-            m.put("vs_fio", ratio(r, fio(results, r.cache())));
-            m.put("vs_best_java", ratio(r, bestJava(results, r.cache())));
-            if (!r.ran()) m.put("skipped", r.skipped());
-            rows.add(m);
+        for (Row r : report.rows()) {
+            Result m = r.medianRun();
+            Map<String, Object> j = new LinkedHashMap<>();
+            j.put("method", r.method());
+            j.put("cache", r.cache());
+            j.put("gib_per_s", r.ran() ? round(r.median()) : null);
+            j.put("gib_per_s_min", r.ran() ? round(r.min()) : null);
+            j.put("gib_per_s_max", r.ran() ? round(r.max()) : null);
+            j.put("gib_per_s_runs", r.ran() ? r.runs().stream().map(x -> round(x.gibPerS())).toList() : List.of());
+            j.put("cpu_s_per_gib", r.ran() ? round(m.cpuSPerGib()) : null);
+            j.put("cache_growth_bytes", m.cacheGrowthBytes());
+            j.put("bytes_read", m.bytesRead());
+            j.put("device_requests", m.deviceRequests());
+            j.put("request_bytes", m.requestBytes());
+            j.put("depth", m.depth());
+            j.put("vs_fio_ranges", ratio(r, row(report.rows(), "fio-ranges", r.cache())));
+            j.put("vs_fio_file", ratio(r, row(report.rows(), "fio-file", r.cache())));
+            j.put("vs_best_java", ratio(r, bestJava(report.rows(), r.cache())));
+            if (!r.ran()) j.put("skipped", r.skipped());
+            rows.add(j);
         }
-        return Map.of("results", rows);
+        out.put("results", rows);
+        return out;
     }
 
-    static Optional<Result> fio(List<Result> results, String cache) {
-        return results.stream().filter(x -> x.method().equals("fio") && x.cache().equals(cache) && x.ran()).findFirst();
+    static Optional<Row> row(List<Row> rows, String method, String cache) {
+        return rows.stream().filter(x -> x.method().equals(method) && x.cache().equals(cache) && x.ran()).findFirst();
     }
 
-    static Optional<Result> bestJava(List<Result> results, String cache) {
-        return results.stream().filter(x -> x.method().startsWith("java-") && x.cache().equals(cache) && x.ran())
-                .max(java.util.Comparator.comparingDouble(Result::gibPerS));
+    static Optional<Row> bestJava(List<Row> rows, String cache) {
+        return rows.stream().filter(x -> x.method().startsWith("java-") && x.cache().equals(cache) && x.ran())
+                .max(Comparator.comparingDouble(Row::median));
     }
 
-    static Double ratio(Result r, Optional<Result> base) {
-        return r.ran() && base.isPresent() ? round(r.gibPerS() / base.get().gibPerS()) : null;
+    /** The ratio of medians, both measured in this run. */
+    static Double ratio(Row r, Optional<Row> base) {
+        return r.ran() && base.isPresent() ? round(r.median() / base.get().median()) : null;
     }
 
     private static double round(double v) {

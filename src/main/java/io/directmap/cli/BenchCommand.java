@@ -16,10 +16,12 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 @Command(name = "bench", description = {
-        "Measure, in one run on the same file and block device: fio's O_DIRECT limit, what a Java user would write",
-        "(FileChannel into a direct buffer, mmap and copy) and DirectMap all-direct, all-fallback and mixed (the",
-        "learning policy), each on a cold, a hot and a half-hot file (every other 8 MiB cached). Prints GiB/s,",
-        "CPU seconds per GiB, page-cache growth, and each figure as a ratio to fio and to the best Java baseline.",
+        "Measure, in one run on the same file and block device: fio with O_DIRECT on the device ranges that hold",
+        "the file (the bytes DirectMap reads) and on the file itself, what a Java user would write (FileChannel into",
+        "a direct buffer, mmap and copy) and DirectMap all-direct, all-fallback and mixed (the learning policy), each",
+        "on a cold, a hot and a half-hot file (every other 8 MiB cached). Each repeat runs them in a shuffled order",
+        "(--seed repeats one). Prints GiB/s (min, median, max), CPU seconds per GiB, page-cache growth, and the",
+        "median as a ratio to both fio rows and to the best Java baseline. Every row must read the same bytes.",
         "Without FILE, as root, it makes a scratch ext4 on a loop device (direct I/O on) and a --size file there."})
 final class BenchCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
@@ -39,14 +41,17 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--caches", split = ",", paramLabel = "LIST", defaultValue = "cold,hot,half", description = "Cache states (default: ${DEFAULT-VALUE}).")
     List<String> caches;
 
-    @Option(names = "--methods", split = ",", paramLabel = "LIST", defaultValue = "fio,java-read,java-mmap,direct,fallback,mixed",
+    @Option(names = "--methods", split = ",", paramLabel = "LIST", defaultValue = "fio-ranges,fio-file,java-read,java-mmap,direct,fallback,mixed",
             description = "Methods (default: ${DEFAULT-VALUE}).")
     List<String> methods;
 
-    @Option(names = "--repeat", defaultValue = "3", description = "Runs of each measurement; the median is shown (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--repeat", defaultValue = "3", description = "Runs of each measurement; min, median and max are shown (default: ${DEFAULT-VALUE}).")
     int repeat;
 
-    @Option(names = "--json", description = "Print the table as JSON ({\"results\": [...]}) for comparing runs over time.")
+    @Option(names = "--seed", paramLabel = "N", description = "Seed of the order the measurements run in (default: a new one, printed).")
+    Long seed;
+
+    @Option(names = "--json", description = "Print the setup and the table as JSON ({..., \"results\": [...]}) for comparing runs over time.")
     boolean json;
 
     @Option(names = "--plot", paramLabel = "FILE.html", description = "Also write the table as a bar chart (an HTML page with SVG).")
@@ -77,17 +82,19 @@ final class BenchCommand implements Callable<Integer> {
             } else if (!Files.isRegularFile(target) || Files.size(target) < (8L << 20)) {
                 throw new InvalidRequestException(target + ": give a regular file of at least 8 MiB");
             }
-            List<Bench.Result> results;
+            long order = seed != null ? seed : new java.util.Random().nextLong() & 0xFFFFFFFFL;
+            err.println("dmap bench: measuring in an order shuffled with --seed " + order + " ...");
+            Bench.Report report;
             try (Progress bar = new Progress(err, Files.size(target), !json)) {
-                results = new Bench(target, device, line -> err.println("  " + line), bar).run(caches, methods, Math.max(1, repeat));
+                report = new Bench(target, device, line -> err.println("  " + line), bar).run(caches, methods, Math.max(1, repeat), order);
             }
             if (json) {
-                out.print(Json.write(Bench.toJson(results)));
+                out.print(Json.write(Bench.toJson(report)));
             } else {
-                print(out, target, results);
+                print(out, report);
             }
             if (plot != null) {
-                Files.writeString(plot, BenchPlot.html(target + " (" + io.directmap.sys.Units.bytes(Files.size(target)) + ")", results));
+                Files.writeString(plot, BenchPlot.html(target + " (" + io.directmap.sys.Units.bytes(Files.size(target)) + ")", report));
                 if (!json) out.println("plot: " + plot.toAbsolutePath());
             }
             out.flush();
@@ -97,23 +104,33 @@ final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    private static void print(PrintWriter out, Path file, List<Bench.Result> results) throws java.io.IOException {
-        out.printf("%s, %s; fio and DirectMap direct read %s requests, %d deep%n", file,
-                io.directmap.sys.Units.bytes(Files.size(file)), io.directmap.sys.Units.bytes(results.getFirst().requestBytes()),
-                results.stream().filter(r -> r.method().equals("direct")).findFirst().map(Bench.Result::depth).orElse(0));
-        out.printf("%-6s %-10s %9s %11s %13s %8s %10s%n", "cache", "method", "GiB/s", "CPU s/GiB", "cache growth", "vs fio", "vs java");
+    private static void print(PrintWriter out, Bench.Report report) {
+        Bench.Setup s = report.setup();
+        out.printf("%s, %s, on %s%s; DirectMap direct and fio read %s requests, %d deep; %d runs each, order seed %d%n", s.file(),
+                io.directmap.sys.Units.bytes(s.size()), s.device() == null ? "no block device" : s.device(),
+                s.loopDirectIo().map(d -> d ? " (loop, direct I/O on)" : " (loop, direct I/O OFF: its backing file's page cache serves reads)").orElse(""),
+                io.directmap.sys.Units.bytes(s.requestBytes()), s.depth(), s.repeat(), s.seed());
+        out.printf("%-6s %-10s %7s %7s %7s %10s %13s %9s %8s %8s %8s%n", "cache", "method", "min", "median", "max", "CPU s/GiB",
+                "cache growth", "dev reqs", "vs fio-r", "vs fio-f", "vs java");
         String last = null;
-        for (Bench.Result r : results) {
+        for (Bench.Row r : report.rows()) {
             if (last != null && !last.equals(r.cache())) out.println();
             last = r.cache();
             if (!r.ran()) {
                 out.printf("%-6s %-10s  skipped: %s%n", r.cache(), r.method(), r.skipped());
                 continue;
             }
-            Double vsFio = Bench.ratio(r, Bench.fio(results, r.cache())), vsJava = Bench.ratio(r, Bench.bestJava(results, r.cache()));
-            out.printf(Locale.ROOT, "%-6s %-10s %9.2f %11.3f %13s %8s %10s%n", r.cache(), r.method(), r.gibPerS(), r.cpuSPerGib(),
-                    io.directmap.sys.Units.bytes(Math.max(0, r.cacheGrowthBytes())), vsFio == null ? "-" : String.format(Locale.ROOT, "%.2f", vsFio),
-                    vsJava == null ? "-" : String.format(Locale.ROOT, "%.2f", vsJava));
+            out.printf(Locale.ROOT, "%-6s %-10s %7.2f %7.2f %7.2f %10.3f %13s %9d %8s %8s %8s%n", r.cache(), r.method(), r.min(), r.median(), r.max(),
+                    r.medianRun().cpuSPerGib(), io.directmap.sys.Units.bytes(Math.max(0, r.medianRun().cacheGrowthBytes())), r.medianRun().deviceRequests(),
+                    ratio(Bench.ratio(r, Bench.row(report.rows(), "fio-ranges", r.cache()))),
+                    ratio(Bench.ratio(r, Bench.row(report.rows(), "fio-file", r.cache()))),
+                    ratio(Bench.ratio(r, Bench.bestJava(report.rows(), r.cache()))));
         }
+        out.println("GiB/s; dev reqs: read requests the block device completed in the median run; ratios are of medians. Every row read " + io.directmap.sys.Units.bytes(s.size())
+                + " (fio-ranges: the file's blocks on the device, " + s.spans() + (s.spans() == 1 ? " span" : " spans, one fio job each") + "), checked.");
+    }
+
+    private static String ratio(Double v) {
+        return v == null ? "-" : String.format(Locale.ROOT, "%.2f", v);
     }
 }

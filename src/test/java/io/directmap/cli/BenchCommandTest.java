@@ -14,7 +14,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
-/** dmap bench as a user runs it: every row of the JSON schema, the page cache untouched by the direct path, the plot. */
+/** dmap bench as a user runs it: every row of the JSON schema reading the same bytes, the page cache untouched by the direct path, the plot. */
 class BenchCommandTest {
     @RegisterExtension
     static final ScratchFs EXT4 = new ScratchFs(ScratchFilesystem.Type.EXT4);
@@ -35,32 +35,87 @@ class BenchCommandTest {
     }
 
     @Test
-    void jsonHasEveryMethodAndTheDirectPathLeavesTheCacheAlone() throws Exception {
+    void jsonHasEveryMethodEachReadingTheSameBytesAndTheDirectPathLeavesTheCacheAlone() throws Exception {
         Path f = EXT4.file("bench.bin");
         Workloads.write(f, 0, 32 << 20, 9);
         Path plot = dir.resolve("bench.html");
         try {
-            DmapCommandTest.Result r = DmapCommandTest.dmap("bench", f.toString(), "--caches", "cold,half", "--repeat", "1",
-                    "--json", "--plot", plot.toString());
+            DmapCommandTest.Result r = DmapCommandTest.dmap("bench", f.toString(), "--caches", "cold,half", "--repeat", "3",
+                    "--seed", "42", "--json", "--plot", plot.toString());
             assertEquals(Dmap.OK, r.code(), r.err());
+            assertTrue(r.err().contains("--seed 42"), "the order's seed is printed so the run can be repeated: " + r.err());
+            assertTrue(r.out().contains("\"order_seed\": 42"), r.out());
+            assertTrue(r.out().contains("\"loop_direct_io\": true"), "the scratch loop device does direct I/O: " + r.out());
+            assertEquals(4 << 20, field(r.out(), "request_bytes"), "32 MiB at depth 8: 4 MiB requests, as the DMA engine makes them");
+            assertTrue(field(r.out(), "device_spans") >= 1, "fio-ranges reads the file's spans on the device: " + r.out());
+            boolean fio = io.directmap.sys.Commands.available("fio");
             for (String cache : List.of("cold", "half")) {
                 for (String method : Bench.METHODS) {
                     String row = row(r.out(), method, cache);
-                    assertTrue(field(row, "gib_per_s") > 0, row);
+                    if (method.startsWith("fio-") && !fio) {
+                        assertTrue(row.contains("fio is not installed"), row);
+                        continue;
+                    }
+                    assertEquals(32 << 20, field(row, "bytes_read"), "every row reads the file's bytes: " + row);
+                    double min = field(row, "gib_per_s_min"), median = field(row, "gib_per_s"), max = field(row, "gib_per_s_max");
+                    assertTrue(0 < min && min <= median && median <= max, row);
                     assertTrue(field(row, "cpu_s_per_gib") >= 0, row);
                     assertTrue(field(row, "request_bytes") > 0 && field(row, "depth") >= 1, row);
                     assertTrue(row.contains("\"cache_growth_bytes\""), row);
+                    if (!method.startsWith("java-") && !method.equals("fallback") && !cache.equals("half")) {
+                        assertTrue(field(row, "device_requests") >= 8, "a cold 32 MiB read reaches the device in requests of at most 4 MiB: " + row);
+                    }
                 }
-                assertEquals(1.0, field(row(r.out(), "fio", cache), "vs_fio"), "fio is its own baseline");
+                if (fio) {
+                    assertEquals(1.0, field(row(r.out(), "fio-ranges", cache), "vs_fio_ranges"), "fio-ranges is its own baseline");
+                    assertEquals(1.0, field(row(r.out(), "fio-file", cache), "vs_fio_file"), "fio-file is its own baseline");
+                    assertTrue(field(row(r.out(), "direct", cache), "vs_fio_file") > 0, "direct is compared with both fio rows");
+                    assertEquals(0, field(row(r.out(), "fio-file", cache), "cache_growth_bytes"), "fio-file reads with O_DIRECT");
+                }
                 assertEquals(0, field(row(r.out(), "direct", cache), "cache_growth_bytes"), "the direct path does not fill the cache");
             }
             assertEquals(32 << 20, field(row(r.out(), "java-read", "cold"), "cache_growth_bytes"), "a buffered read fills it");
             assertEquals(16 << 20, field(row(r.out(), "fallback", "half"), "cache_growth_bytes"), "the fallback fills the cold half");
             String html = Files.readString(plot);
-            assertTrue(html.contains("<svg") && html.contains("half file") && html.contains("mixed"), "the plot has the table");
+            assertTrue(html.contains("<svg") && html.contains("half file") && html.contains("mixed") && html.contains("fio-file"), "the plot has the table");
         } finally {
             Files.deleteIfExists(f);
         }
+    }
+
+    @Test
+    void fioReportIsReadFromItsJsonNotFromPatterns() throws Exception {
+        // Two stonewalled jobs, with a warning line before the JSON and a nested "read" in each job's options.
+        String out = "fio: note: something\n{\"fio version\": \"fio-3.33\", \"jobs\": ["
+                + "{\"jobname\": \"span0\", \"error\": 0, \"job options\": {\"rw\": \"read\"},"
+                + " \"read\": {\"io_bytes\": 8388608, \"bw_bytes\": 1, \"runtime\": 4, \"clat_ns\": {\"percentile\": {\"1.000000\": 5}}},"
+                + " \"write\": {\"io_bytes\": 0, \"runtime\": 0}, \"job_runtime\": 5, \"usr_cpu\": 10.0, \"sys_cpu\": 30.0},"
+                + "{\"jobname\": \"span1\", \"error\": 0, \"read\": {\"io_bytes\": 4096, \"runtime\": 1},"
+                + " \"job_runtime\": 1, \"usr_cpu\": 0, \"sys_cpu\": 100.0, \"name\": \"a \\\"quoted\\\" \\u00e9\"}]}\n";
+        Fio.Outcome o = Fio.parse(out);
+        assertEquals(8388608 + 4096, o.bytes());
+        assertEquals(0.005, o.seconds(), 1e-9);
+        assertEquals(0.4 * 0.005 + 1.0 * 0.001, o.cpuSeconds(), 1e-9);
+        java.io.IOException e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
+                () -> Fio.parse("{\"jobs\": [{\"jobname\": \"span0\", \"error\": 5, \"read\": {}}]}"));
+        assertTrue(e.getMessage().contains("span0") && e.getMessage().contains("error 5"), e.getMessage());
+    }
+
+    @Test
+    void aRowThatReadOtherBytesFailsTheBenchWithWhatItRead() {
+        Path f = Path.of("/data/bench.bin");
+        long size = 32 << 20;
+        Bench.Result fioShort = new Bench.Result("fio-ranges", "cold", 1, 0.1, 0, 4 << 20, 8, size - (28 << 20), size - (28 << 20), 1, null);
+        String why = Bench.bytesMismatch(fioShort, f, size, "/dev/loop3", size);
+        assertTrue(why != null && why.contains("fio-ranges") && why.contains("read 4194304 bytes, not 33554432")
+                && why.contains("/dev/loop3") && why.contains("/data/bench.bin"), why);
+        Bench.Result directOther = new Bench.Result("direct", "hot", 1, 0.1, 0, 4 << 20, 8, size, size - 4096, 1, null);
+        why = Bench.bytesMismatch(directOther, f, size, "/dev/loop3", size);
+        assertTrue(why != null && why.contains("direct row") && why.contains("fio-ranges reads 33554432"), why);
+        Bench.Result same = new Bench.Result("fio-file", "half", 1, 0.1, 0, 4 << 20, 8, size, size, 1, null);
+        assertEquals(null, Bench.bytesMismatch(same, f, size, "/dev/loop3", size), "the same bytes pass");
+        Bench.Result skipped = new Bench.Result("fio-file", "half", Double.NaN, Double.NaN, 0, 4 << 20, 8, 0, 0, 0, "fio is not installed");
+        assertEquals(null, Bench.bytesMismatch(skipped, f, size, "/dev/loop3", size), "a skipped row read nothing, and says why");
     }
 
     @Test
