@@ -109,7 +109,7 @@ public final class Bench {
         Workloads.syncAndEvict(file);   // dirty pages would hide the blocks from device_map
         Route route = route();
         deviceStat = route.device() == null ? null : Path.of("/sys/class/block", Path.of(route.device()).getFileName().toString(), "stat");
-        Setup setup = new Setup(file, size, route.device(), route.loopDirectIo(), route.spans().size(), requestSize(route.directBytes(), depth), depth, repeat, seed);
+        Setup setup = new Setup(file, size, route.device(), route.loopDirectIo(), route.spans().size(), SoftwareDevice.directRequestSize(route.directBytes(), depth), depth, repeat, seed);
         // The Java baselines' "device memory": allocated once and reused, as a device's memory is.
         try (Arena arena = Arena.ofShared()) {
             javaMemory = arena.allocate(size, 4096);
@@ -172,15 +172,6 @@ public final class Bench {
                 + "; its figure would not compare with the other rows. Is the file changing, or does it end mid-block?";
     }
 
-    /**
-     * The request size of DirectMap's DMA engine for a transfer of bytes at depth (as
-     * DmaEngine.requestSize: 4 MiB, smaller for small transfers so that depth of them are in
-     * flight, at least 256 KiB, a power of two). The fio rows read with the same.
-     */
-    static long requestSize(long bytes, int depth) {
-        long r = Math.min(SoftwareDevice.PEER_REQUEST, Math.max(256L << 10, bytes / depth));
-        return Long.highestOneBit(r);
-    }
 
     /**
      * Where the file's blocks are on the block device, as device_map sees it: the contiguous device

@@ -152,6 +152,15 @@ final class DmaEngine implements AutoCloseable {
     }
 
     private long requestSize(long total, long largest) {
+        return requestSize(total, largest, depth);
+    }
+
+    /**
+     * The request size for a transfer of total bytes at depth: largest, smaller for small transfers
+     * so that depth of them are still in flight (an 8 MiB read is 8 requests of 1 MiB, not 2 of
+     * 4 MiB), at least MIN_REQUEST, a power of two.
+     */
+    static long requestSize(long total, long largest, int depth) {
         long r = Math.min(largest, Math.max(MIN_REQUEST, total / depth));
         return Long.highestOneBit(r);
     }
