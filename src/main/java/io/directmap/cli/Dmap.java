@@ -19,6 +19,13 @@ public final class Dmap {
 
     /** Runs with the given streams (tests capture them); returns the exit code. */
     public static int run(PrintWriter out, PrintWriter err, String... args) {
+        try {
+            String faults = io.directmap.fault.Faults.fromEnvironment();
+            if (!faults.isEmpty()) err.println("dmap: fault points are on (DMAP_FAULTS=" + faults + "): failures are injected on purpose");
+        } catch (IllegalArgumentException e) {
+            err.println("dmap: " + e.getMessage());
+            return INVALID_INPUT;
+        }
         CommandLine cl = new CommandLine(new Dmap());
         cl.setOut(out);
         cl.setErr(err);

@@ -21,10 +21,29 @@ public final class Faults {
     private static final AtomicLongArray remaining = new AtomicLongArray(POINTS.length);
     private static final AtomicLongArray fired = new AtomicLongArray(POINTS.length);
     private static volatile int enabled;     // how many points are on
+    /** What was wrong with DMAP_FAULTS (then no point is on), or null. */
+    private static final String environmentError;
 
     static {
+        String spec = System.getenv("DMAP_FAULTS"), error = null;
+        if (spec != null && !spec.isBlank()) {
+            try {
+                parse(spec).forEach(Faults::on);
+            } catch (IllegalArgumentException e) {
+                error = e.getMessage();
+            }
+        }
+        environmentError = error;
+    }
+
+    /**
+     * The points DMAP_FAULTS switched on, as it spells them (empty when none); throws when it could
+     * not be read, with what is wrong and how to write it. A program calls this first.
+     */
+    public static String fromEnvironment() {
+        if (environmentError != null) throw new IllegalArgumentException(environmentError);
         String spec = System.getenv("DMAP_FAULTS");
-        if (spec != null && !spec.isBlank()) parse(spec).forEach(Faults::on);
+        return spec == null ? "" : spec.trim();
     }
 
     private Faults() {}
