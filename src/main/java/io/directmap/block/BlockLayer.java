@@ -98,7 +98,10 @@ public final class BlockLayer implements AutoCloseable {
         }
         if (dev.openFailure().isPresent()) {
             SysException e = dev.openFailure().get();
-            String hint = e.errno() == Errno.EACCES ? "run as root or join the device's group"
+            String hint = e.errno() == Errno.EACCES
+                    ? (io.directmap.sys.Process.isRoot()
+                            ? "even root was refused: /dev is mounted nodev here, or a device cgroup or LSM denies it"
+                            : "run as root or join the device's group")
                     : e.errno() == Errno.EPERM ? "the kernel protects this device (it is in use or locked down)"
                     : e.errno() == Errno.ENOENT ? "this mount namespace has no such node (a container?); DirectMap creates none" : "";
             return refuse(BlockReason.UNREADABLE, dev.devNode() + ": open O_DIRECT failed with " + e.shortReason()
