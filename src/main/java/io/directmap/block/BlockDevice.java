@@ -34,6 +34,7 @@ public final class BlockDevice implements AutoCloseable {
     private final long diskSeq;               // -1 where the kernel has none
     private final Optional<Backing> backing;  // a loop device's, from the ioctl
     private long apertureUsed;
+    private int directReaders;     // DMAs reading through the O_DIRECT descriptor now; guarded by this
     private boolean closed;                   // guarded by this: the descriptor was given back
     private volatile long sizeBytes;             // follows resizes; the geometry keeps the size at open
     private volatile String goingAway;           // why, once the device takes its mappings back for good
@@ -195,13 +196,29 @@ public final class BlockDevice implements AutoCloseable {
     public synchronized long apertureUsed() { return apertureUsed; }
 
     /**
+     * A DMA is about to read through the O_DIRECT descriptor: it stays open (its number is not
+     * given to another file) until {@link #endDirectRead()}, even if every grant was revoked
+     * meanwhile. False when it was already closed: then nothing may be read through it.
+     */
+    public synchronized boolean beginDirectRead() {
+        if (closed) return false;
+        directReaders++;
+        return true;
+    }
+
+    /** The DMA begun with {@link #beginDirectRead()} has no read in flight any more. */
+    public synchronized void endDirectRead() {
+        directReaders--;
+    }
+
+    /**
      * Gives the descriptor back once the device is going away and nothing holds a grant on it, so
      * a loop device being detached (losetup -d) can go: the kernel detaches it at its last close.
      * Returns true when the descriptor is closed (now or before).
      */
     synchronized boolean retireIfIdle(boolean peerMappings) throws SysException {
         if (closed) return true;
-        if (goingAway == null || apertureUsed > 0 || peerMappings) return false;
+        if (goingAway == null || apertureUsed > 0 || peerMappings || directReaders > 0) return false;
         closed = true;
         if (handle != null) handle.close();
         return true;

@@ -120,6 +120,18 @@ final class DmaEngine implements AutoCloseable {
     void transfer(List<Entry> entries, MemorySegment memory, LongConsumer progress, Stats stats) throws IOException {
         if (this.memory != null && this.memory.isSetAside(memory)) throw new DmaInFlightException(device, memory.byteSize());
         DmaBatch b = new DmaBatch(device, memory, progress, stats);
+        // Hold every block device read from open for the whole transfer: a device retired meanwhile
+        // (its grants revoked) must not close a descriptor whose number a read is about to use.
+        List<io.directmap.block.BlockDevice> held = new ArrayList<>();
+        for (Entry e : entries) {
+            if (!(e.target() instanceof Target.Peer p) || held.contains(p.device())) continue;
+            if (!p.device().beginDirectRead()) {
+                held.forEach(io.directmap.block.BlockDevice::endDirectRead);
+                throw new IOException(p.device().devNode() + " was closed (it is going away): nothing is read through it;"
+                        + " the mapping is taken back and faults again");
+            }
+            held.add(p.device());
+        }
         try {
             List<PeerRead> peer = new ArrayList<>();
             // Large requests for large transfers; for small ones, smaller requests so that depth of them
@@ -145,6 +157,8 @@ final class DmaEngine implements AutoCloseable {
             b.fail(x);
         }
         Throwable failure = b.awaitAll();
+        // Reads that could not be waited for (memory set aside) may still use the descriptor: keep it open.
+        if (!(failure instanceof DmaInFlightException)) held.forEach(io.directmap.block.BlockDevice::endDirectRead);
         if (failure instanceof IOException io) throw io;
         if (failure instanceof RuntimeException r) throw r;
         if (failure instanceof Error err) throw err;

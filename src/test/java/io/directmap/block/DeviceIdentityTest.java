@@ -2,6 +2,7 @@ package io.directmap.block;
 
 import io.directmap.testing.LoopImages;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -204,8 +205,14 @@ class DeviceIdentityTest {
             Refusal r = refusal(dev);
             assertEquals(BlockReason.GOING_AWAY, r.reason(), "the old device grants nothing more: " + r);
 
+            // A DMA still reading through the descriptor keeps it open, even with every grant given back.
+            assertTrue(dev.beginDirectRead());
             blocks.retireIdle();
             var buf = java.lang.foreign.Arena.ofAuto().allocate(4096, 4096);
+            assertEquals(4096, dev.directHandle().pread(buf, 0), "still open while a DMA reads through it");
+            dev.endDirectRead();
+            blocks.retireIdle();
+            assertFalse(dev.beginDirectRead(), "once given back, no DMA may start through it");
             var e = org.junit.jupiter.api.Assertions.assertThrows(io.directmap.sys.SysException.class,
                     () -> dev.directHandle().pread(buf, 0), "its descriptor was given back once idle");
             assertEquals(Errno.EBADF, e.errno());
