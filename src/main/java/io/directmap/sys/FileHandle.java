@@ -86,20 +86,10 @@ public final class FileHandle implements AutoCloseable {
 
     /** Clears O_NONBLOCK (fcntl F_SETFL) once the descriptor is known to be what was meant. */
     public FileHandle blocking() throws SysException {
-        try {
-            MemorySegment state = Libc.state();
-            int flags = (int) FCNTL.invokeExact(state, fd(), F_GETFL, 0);
-            if (flags < 0) throw new SysException("fcntl F_GETFL", path, Libc.errno(state), "");
-            if ((flags & O_NONBLOCK) == 0) return this;
-            if ((int) FCNTL.invokeExact(state, fd(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
-                throw new SysException("fcntl F_SETFL", path, Libc.errno(state), "");
-            }
-            return this;
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        int flags = (int) Libc.check("fcntl F_GETFL", path, "", s -> (int) FCNTL.invokeExact(s, fd(), F_GETFL, 0));
+        if ((flags & O_NONBLOCK) == 0) return this;
+        Libc.check("fcntl F_SETFL", path, "", s -> (int) FCNTL.invokeExact(s, fd(), F_SETFL, flags & ~O_NONBLOCK));
+        return this;
     }
 
     /** Opens for reading and writing, creating the file if needed (tests, demo). */
@@ -126,17 +116,10 @@ public final class FileHandle implements AutoCloseable {
 
     private static FileHandle open(String path, int flags, boolean direct, int mode) throws SysException {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = Libc.state();
-            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path), flags | O_CLOEXEC, mode);
-            if (fd < 0) {
-                int errno = Libc.errno(state);
-                throw new SysException(direct ? "open O_DIRECT" : "open", path, errno, openHint(errno));
-            }
+            MemorySegment name = arena.allocateFrom(path);
+            int fd = (int) Libc.call(s -> (int) OPEN.invokeExact(s, name, flags | O_CLOEXEC, mode));
+            if (fd < 0) throw new SysException(direct ? "open O_DIRECT" : "open", path, -fd, openHint(-fd));
             return new FileHandle(path, fd, direct);
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
         }
     }
 
@@ -167,7 +150,8 @@ public final class FileHandle implements AutoCloseable {
 
     /**
      * Reads up to dst.byteSize() bytes at offset; returns the count (short at end of file).
-     * Allocates nothing: it is the DMA engine's per-request call.
+     * Allocates nothing: it is the DMA engine's per-request call, so it is the one call written out
+     * rather than passed to {@link Libc#call} as a lambda (which escape analysis may or may not remove).
      */
     public long pread(MemorySegment dst, long offset) throws SysException {
         try {
@@ -201,29 +185,15 @@ public final class FileHandle implements AutoCloseable {
     public void pwriteFully(MemorySegment src, long offset) throws SysException {
         long done = 0;
         while (done < src.byteSize()) {
-            try {
-                MemorySegment state = Libc.state();
-                MemorySegment slice = src.asSlice(done);
-                long n = (long) PWRITE.invokeExact(state, fd(), slice, slice.byteSize(), offset + done);
-                if (n < 0) throw new SysException("pwrite", path + " @" + (offset + done), Libc.errno(state), "");
-                done += n;
-            } catch (SysException e) {
-                throw e;
-            } catch (Throwable t) {
-                throw new AssertionError(t);
-            }
+            MemorySegment slice = src.asSlice(done);
+            long at = offset + done;
+            done += Libc.check("pwrite", path + " @" + at, "",
+                    s -> (long) PWRITE.invokeExact(s, fd(), slice, slice.byteSize(), at));
         }
     }
 
     public void fsync() throws SysException {
-        try {
-            MemorySegment state = Libc.state();
-            if ((int) FSYNC.invokeExact(state, fd()) != 0) throw new SysException("fsync", path, Libc.errno(state), "");
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        Libc.check("fsync", path, "", s -> (int) FSYNC.invokeExact(s, fd()));
     }
 
     /** posix_fadvise(DONTNEED): drops clean cached pages of the range (no root needed). */
@@ -237,14 +207,9 @@ public final class FileHandle implements AutoCloseable {
     }
 
     private void fadvise(long offset, long length, int advice, String call) throws SysException {
-        try {
-            int err = (int) FADVISE.invokeExact(fd(), offset, length, advice);
-            if (err != 0) throw new SysException(call, path, err, "");
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        // The error comes back as the result (never negative), not in errno: the state goes unused.
+        int err = (int) Libc.call(s -> (int) FADVISE.invokeExact(fd(), offset, length, advice));
+        if (err != 0) throw new SysException(call, path, err, "");
     }
 
     /**
@@ -252,19 +217,10 @@ public final class FileHandle implements AutoCloseable {
      * closes; touching it faults pages in through the page cache, as a CPU access would.
      */
     public MemorySegment mapShared(long length, Arena arena) throws SysException {
-        try {
-            MemorySegment state = Libc.state();
-            MemorySegment addr = (MemorySegment) MMAP.invokeExact(state, MemorySegment.NULL, length,
-                    PROT_READ, MAP_SHARED, fd(), 0L);
-            if (addr.address() == -1L) {
-                throw new SysException("mmap", path + " 0+" + length, Libc.errno(state), "");
-            }
-            return addr.reinterpret(length, arena, FileHandle::unmap);
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        // MAP_FAILED is (void*)-1; no user-space address is negative as a long.
+        long addr = Libc.check("mmap", path + " 0+" + length, "", s -> ((MemorySegment) MMAP.invokeExact(s,
+                MemorySegment.NULL, length, PROT_READ, MAP_SHARED, fd(), 0L)).address());
+        return MemorySegment.ofAddress(addr).reinterpret(length, arena, FileHandle::unmap);
     }
 
     /**
@@ -272,14 +228,8 @@ public final class FileHandle implements AutoCloseable {
      * entries, not the data; the page cache keeps the pages, and posix_fadvise can evict them after.
      */
     public static void dropMappedPages(MemorySegment mapped) throws SysException {
-        try {
-            int rc = (int) MADVISE.invokeExact(Libc.state(), mapped, mapped.byteSize(), MADV_DONTNEED);
-            if (rc < 0) throw new SysException("madvise MADV_DONTNEED", mapped.toString(), Libc.errno(Libc.state()), "");
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        Libc.check("madvise MADV_DONTNEED", mapped.toString(), "",
+                s -> (int) MADVISE.invokeExact(s, mapped, mapped.byteSize(), MADV_DONTNEED));
     }
 
     private static void unmap(MemorySegment s) {
@@ -300,14 +250,7 @@ public final class FileHandle implements AutoCloseable {
             fd = -1;
         }
         OPEN_COUNT.decrementAndGet();
-        try {
-            MemorySegment state = Libc.state();
-            if ((int) CLOSE.invokeExact(state, f) != 0) throw new SysException("close", path, Libc.errno(state), "");
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        Libc.check("close", path, "", s -> (int) CLOSE.invokeExact(s, f));
     }
 
     @Override
