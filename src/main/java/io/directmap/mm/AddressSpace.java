@@ -3,6 +3,7 @@ package io.directmap.mm;
 import io.directmap.block.BlockLayer;
 import io.directmap.fs.FsLayer;
 import io.directmap.fs.OpenFile;
+import io.directmap.lang.Closer;
 import io.directmap.fs.Policy;
 import io.directmap.pci.Topology;
 import io.directmap.sys.SysException;
@@ -72,29 +73,15 @@ public final class AddressSpace implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
-        IOException failure = null;
         List<Vma> all;
         synchronized (vmas) {
             all = new ArrayList<>(vmas);
             vmas.clear();
         }
-        for (Vma v : all) {
-            try {
-                v.close();
-            } catch (IOException e) {
-                if (failure == null) failure = e; else failure.addSuppressed(e);
-            }
-        }
-        try {
-            fs.close();
-        } catch (SysException e) {
-            if (failure == null) failure = e; else failure.addSuppressed(e);
-        }
-        try {
-            blocks.close();
-        } catch (SysException e) {
-            if (failure == null) failure = e; else failure.addSuppressed(e);
-        }
-        if (failure != null) throw failure;
+        Closer<IOException> closer = Closer.keeping(IOException.class);
+        closer.closeEach(all, Vma::close);
+        closer.run(fs::close);
+        closer.run(blocks::close);
+        closer.throwIfFailed();
     }
 }
