@@ -6,6 +6,7 @@ import io.directmap.fs.OpenFile;
 import io.directmap.lang.Closer;
 import io.directmap.fs.Policy;
 import io.directmap.pci.Topology;
+import io.directmap.sys.Mmap;
 import io.directmap.sys.SysException;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -48,7 +49,7 @@ public final class AddressSpace implements AutoCloseable {
         OpenFile file = OpenFile.open(path);
         Arena arena = Arena.ofShared();
         try {
-            MemorySegment pages = file.handle().mapShared(file.stat().size(), arena);
+            MemorySegment pages = Mmap.mapShared(file.handle(), file.stat().size(), arena);
             Vma vma = new Vma(file, arena, pages, fileOps, this::forget);
             synchronized (vmas) {
                 vmas.add(vma);

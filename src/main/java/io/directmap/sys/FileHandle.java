@@ -13,7 +13,8 @@ import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * An open file descriptor (open(2), pread(2), pwrite(2), posix_fadvise(2), mmap(2), close(2)).
+ * An open file descriptor (open(2), pread(2), pwrite(2), fsync(2), close(2)). Advice to the page
+ * cache about it is {@link PageCacheAdvice}; mapping it into memory is {@link Mmap}.
  * Closing is idempotent; a closed handle fails with EBADF rather than touching a recycled number.
  */
 public final class FileHandle implements AutoCloseable {
@@ -22,8 +23,6 @@ public final class FileHandle implements AutoCloseable {
     private static final int O_NOCTTY = 0400, O_NONBLOCK = 04000;
     private static final int F_GETFL = 3, F_SETFL = 4;
     private static final int O_TMPFILE = 020200000; // __O_TMPFILE | O_DIRECTORY
-    private static final int POSIX_FADV_DONTNEED = 4, POSIX_FADV_WILLNEED = 3;
-    private static final int PROT_READ = 1, MAP_SHARED = 1;
 
     // (MemorySegment state, const char*, int, ...int)int
     private static final MethodHandle OPEN = Libc.errnoHandle("open",
@@ -38,17 +37,6 @@ public final class FileHandle implements AutoCloseable {
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), Linker.Option.firstVariadicArg(2));
     private static final MethodHandle CLOSE = Libc.errnoHandle("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle FSYNC = Libc.errnoHandle("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    // posix_fadvise returns the error number instead of setting errno: (int, off_t, off_t, int)int
-    private static final MethodHandle FADVISE = Libc.plainHandle("posix_fadvise",
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
-    // (state, void*, size_t, int, int, int, off_t)void*
-    private static final MethodHandle MMAP = Libc.errnoHandle("mmap",
-            FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
-    private static final int MADV_DONTNEED = 4;
-    private static final MethodHandle MADVISE = Libc.errnoHandle("madvise",
-            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
-    private static final MethodHandle MUNMAP = Libc.plainHandle("munmap",
-            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
 
     private static final AtomicInteger OPEN_COUNT = new AtomicInteger();
 
@@ -194,51 +182,6 @@ public final class FileHandle implements AutoCloseable {
 
     public void fsync() throws SysException {
         Libc.check("fsync", path, "", s -> (int) FSYNC.invokeExact(s, fd()));
-    }
-
-    /** posix_fadvise(DONTNEED): drops clean cached pages of the range (no root needed). */
-    public void dropCache(long offset, long length) throws SysException {
-        fadvise(offset, length, POSIX_FADV_DONTNEED, "posix_fadvise DONTNEED");
-    }
-
-    /** posix_fadvise(WILLNEED): starts reading the range into the page cache. */
-    public void prefetch(long offset, long length) throws SysException {
-        fadvise(offset, length, POSIX_FADV_WILLNEED, "posix_fadvise WILLNEED");
-    }
-
-    private void fadvise(long offset, long length, int advice, String call) throws SysException {
-        // The error comes back as the result (never negative), not in errno: the state goes unused.
-        int err = (int) Libc.call(s -> (int) FADVISE.invokeExact(fd(), offset, length, advice));
-        if (err != 0) throw new SysException(call, path, err, "");
-    }
-
-    /**
-     * mmap(PROT_READ, MAP_SHARED) of the first length bytes. The mapping lives until the arena
-     * closes; touching it faults pages in through the page cache, as a CPU access would.
-     */
-    public MemorySegment mapShared(long length, Arena arena) throws SysException {
-        // MAP_FAILED is (void*)-1; no user-space address is negative as a long.
-        long addr = Libc.check("mmap", path + " 0+" + length, "", s -> ((MemorySegment) MMAP.invokeExact(s,
-                MemorySegment.NULL, length, PROT_READ, MAP_SHARED, fd(), 0L)).address());
-        return MemorySegment.ofAddress(addr).reinterpret(length, arena, FileHandle::unmap);
-    }
-
-    /**
-     * madvise(MADV_DONTNEED) on pages of a shared file mapping: drops this process's page-table
-     * entries, not the data; the page cache keeps the pages, and posix_fadvise can evict them after.
-     */
-    public static void dropMappedPages(MemorySegment mapped) throws SysException {
-        Libc.check("madvise MADV_DONTNEED", mapped.toString(), "",
-                s -> (int) MADVISE.invokeExact(s, mapped, mapped.byteSize(), MADV_DONTNEED));
-    }
-
-    private static void unmap(MemorySegment s) {
-        try {
-            int rc = (int) MUNMAP.invokeExact(s, s.byteSize());
-            assert rc == 0;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
     }
 
     @Override
