@@ -1,5 +1,6 @@
 package io.directmap.block;
 
+import io.directmap.lang.Closer;
 import io.directmap.pci.Topology;
 import io.directmap.sys.Errno;
 import io.directmap.sys.SysException;
@@ -260,17 +261,11 @@ public final class BlockLayer implements AutoCloseable {
     @Override
     public void close() throws SysException {
         watcher.close();
-        SysException failure = null;
-        for (BlockDevice d : watched()) {
-            try {
-                d.close();
-            } catch (SysException e) {
-                if (failure == null) failure = e; else failure.addSuppressed(e);
-            }
-        }
+        Closer<SysException> closer = Closer.keeping(SysException.class);
+        closer.closeEach(watched(), BlockDevice::close);
         devices.clear();
         leaving.clear();
-        if (failure != null) throw failure;
+        closer.throwIfFailed();
     }
 
     public List<BlockDevice> known() {

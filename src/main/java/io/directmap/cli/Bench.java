@@ -304,7 +304,7 @@ public final class Bench {
         long request = 4L << 20;
         try (Arena arena = Arena.ofShared(); FileHandle h = FileHandle.openRead(file)) {
             MemorySegment deviceMemory = javaMemory;
-            MemorySegment mapped = h.mapShared(size, arena);
+            MemorySegment mapped = io.directmap.sys.Mmap.mapShared(h, size, arena);
             return measure("java-mmap", cache, request, 1, () -> {
                 long at = 0;
                 for (; at < size; at += Math.min(request, size - at)) {

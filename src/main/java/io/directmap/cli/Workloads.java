@@ -47,7 +47,7 @@ public final class Workloads {
     public static void syncAndEvict(Path file) throws IOException {
         try (FileHandle h = FileHandle.openRead(file)) {
             h.fsync();
-            h.dropCache(0, 0);
+            io.directmap.sys.PageCacheAdvice.dropCache(h, 0, 0);
         }
     }
 
@@ -59,7 +59,7 @@ public final class Workloads {
         // One WILLNEED reads at most the device's readahead window; ask in small steps to cover it all.
         try (FileHandle h = FileHandle.openRead(file)) {
             for (long at = offset; at < offset + length; at += 512 * 1024) {
-                h.prefetch(at, Math.min(512 * 1024, offset + length - at));
+                io.directmap.sys.PageCacheAdvice.prefetch(h, at, Math.min(512 * 1024, offset + length - at));
             }
         }
     }

@@ -4,6 +4,7 @@ import io.directmap.block.BlockDecision;
 import io.directmap.block.BlockDevice;
 import io.directmap.block.BlockLayer;
 import io.directmap.block.Refusal;
+import io.directmap.lang.Closer;
 import io.directmap.sys.Errno;
 import io.directmap.sys.Fiemap;
 import io.directmap.sys.SysException;
@@ -660,16 +661,10 @@ public final class FsLayer {
 
     /** Closes the backing files kept open. */
     public void close() throws SysException {
-        SysException failure = null;
-        for (OpenFile f : backingFiles.values()) {
-            try {
-                f.close();
-            } catch (SysException e) {
-                if (failure == null) failure = e; else failure.addSuppressed(e);
-            }
-        }
+        Closer<SysException> closer = Closer.keeping(SysException.class);
+        closer.closeEach(backingFiles.values(), OpenFile::close);
         backingFiles.clear();
-        if (failure != null) throw failure;
+        closer.throwIfFailed();
     }
 
     private List<Extent> typedExtents(OpenFile file, long start, long end) throws SysException {

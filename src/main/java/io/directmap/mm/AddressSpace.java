@@ -3,8 +3,10 @@ package io.directmap.mm;
 import io.directmap.block.BlockLayer;
 import io.directmap.fs.FsLayer;
 import io.directmap.fs.OpenFile;
+import io.directmap.lang.Closer;
 import io.directmap.fs.Policy;
 import io.directmap.pci.Topology;
+import io.directmap.sys.Mmap;
 import io.directmap.sys.SysException;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -47,7 +49,7 @@ public final class AddressSpace implements AutoCloseable {
         OpenFile file = OpenFile.open(path);
         Arena arena = Arena.ofShared();
         try {
-            MemorySegment pages = file.handle().mapShared(file.stat().size(), arena);
+            MemorySegment pages = Mmap.mapShared(file.handle(), file.stat().size(), arena);
             Vma vma = new Vma(file, arena, pages, fileOps, this::forget);
             synchronized (vmas) {
                 vmas.add(vma);
@@ -72,29 +74,15 @@ public final class AddressSpace implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
-        IOException failure = null;
         List<Vma> all;
         synchronized (vmas) {
             all = new ArrayList<>(vmas);
             vmas.clear();
         }
-        for (Vma v : all) {
-            try {
-                v.close();
-            } catch (IOException e) {
-                if (failure == null) failure = e; else failure.addSuppressed(e);
-            }
-        }
-        try {
-            fs.close();
-        } catch (SysException e) {
-            if (failure == null) failure = e; else failure.addSuppressed(e);
-        }
-        try {
-            blocks.close();
-        } catch (SysException e) {
-            if (failure == null) failure = e; else failure.addSuppressed(e);
-        }
-        if (failure != null) throw failure;
+        Closer<IOException> closer = Closer.keeping(IOException.class);
+        closer.closeEach(all, Vma::close);
+        closer.run(fs::close);
+        closer.run(blocks::close);
+        closer.throwIfFailed();
     }
 }

@@ -101,7 +101,7 @@ public final class Vma implements AutoCloseable {
         synchronized (this) {
             if (closed) return;
         }
-        io.directmap.sys.FileHandle.dropMappedPages(pages);
+        io.directmap.sys.Mmap.dropMappedPages(pages);
     }
 
     /** Runs release when the vma is unmapped, unless the device mapping was released first. */

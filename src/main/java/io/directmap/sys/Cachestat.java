@@ -34,20 +34,16 @@ public final class Cachestat {
             range.set(JAVA_LONG, 0, offset);
             range.set(JAVA_LONG, 8, length);
             MemorySegment cs = arena.allocate(40, 8);      // struct cachestat: 5 x u64
-            MemorySegment state = Libc.state();
-            long rc = (long) SYSCALL.invokeExact(state, SYS_CACHESTAT, (long) file.fd(), range.address(), cs.address(), 0L);
-            if (rc != 0) {
-                int errno = Libc.errno(state);
+            long rc = Libc.call(s -> (long) SYSCALL.invokeExact(s, SYS_CACHESTAT, (long) file.fd(), range.address(),
+                    cs.address(), 0L));
+            if (rc < 0) {
+                int errno = (int) -rc;
                 throw new SysException("cachestat", file.path() + " " + offset + "+" + length, errno,
                         errno == Errno.EPERM ? "cachestat needs ownership of or write permission on the file"
                                 : errno == Errno.ENOSYS ? "the kernel is older than 6.5" : "");
             }
             return new Stat(cs.get(JAVA_LONG, 0), cs.get(JAVA_LONG, 8), cs.get(JAVA_LONG, 16),
                     cs.get(JAVA_LONG, 24), cs.get(JAVA_LONG, 32));
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
         }
     }
 

@@ -13,7 +13,8 @@ import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * An open file descriptor (open(2), pread(2), pwrite(2), posix_fadvise(2), mmap(2), close(2)).
+ * An open file descriptor (open(2), pread(2), pwrite(2), fsync(2), close(2)). Advice to the page
+ * cache about it is {@link PageCacheAdvice}; mapping it into memory is {@link Mmap}.
  * Closing is idempotent; a closed handle fails with EBADF rather than touching a recycled number.
  */
 public final class FileHandle implements AutoCloseable {
@@ -22,8 +23,6 @@ public final class FileHandle implements AutoCloseable {
     private static final int O_NOCTTY = 0400, O_NONBLOCK = 04000;
     private static final int F_GETFL = 3, F_SETFL = 4;
     private static final int O_TMPFILE = 020200000; // __O_TMPFILE | O_DIRECTORY
-    private static final int POSIX_FADV_DONTNEED = 4, POSIX_FADV_WILLNEED = 3;
-    private static final int PROT_READ = 1, MAP_SHARED = 1;
 
     // (MemorySegment state, const char*, int, ...int)int
     private static final MethodHandle OPEN = Libc.errnoHandle("open",
@@ -38,17 +37,6 @@ public final class FileHandle implements AutoCloseable {
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), Linker.Option.firstVariadicArg(2));
     private static final MethodHandle CLOSE = Libc.errnoHandle("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle FSYNC = Libc.errnoHandle("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    // posix_fadvise returns the error number instead of setting errno: (int, off_t, off_t, int)int
-    private static final MethodHandle FADVISE = Libc.plainHandle("posix_fadvise",
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
-    // (state, void*, size_t, int, int, int, off_t)void*
-    private static final MethodHandle MMAP = Libc.errnoHandle("mmap",
-            FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
-    private static final int MADV_DONTNEED = 4;
-    private static final MethodHandle MADVISE = Libc.errnoHandle("madvise",
-            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
-    private static final MethodHandle MUNMAP = Libc.plainHandle("munmap",
-            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
 
     private static final AtomicInteger OPEN_COUNT = new AtomicInteger();
 
@@ -86,20 +74,10 @@ public final class FileHandle implements AutoCloseable {
 
     /** Clears O_NONBLOCK (fcntl F_SETFL) once the descriptor is known to be what was meant. */
     public FileHandle blocking() throws SysException {
-        try {
-            MemorySegment state = Libc.state();
-            int flags = (int) FCNTL.invokeExact(state, fd(), F_GETFL, 0);
-            if (flags < 0) throw new SysException("fcntl F_GETFL", path, Libc.errno(state), "");
-            if ((flags & O_NONBLOCK) == 0) return this;
-            if ((int) FCNTL.invokeExact(state, fd(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
-                throw new SysException("fcntl F_SETFL", path, Libc.errno(state), "");
-            }
-            return this;
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        int flags = (int) Libc.check("fcntl F_GETFL", path, "", s -> (int) FCNTL.invokeExact(s, fd(), F_GETFL, 0));
+        if ((flags & O_NONBLOCK) == 0) return this;
+        Libc.check("fcntl F_SETFL", path, "", s -> (int) FCNTL.invokeExact(s, fd(), F_SETFL, flags & ~O_NONBLOCK));
+        return this;
     }
 
     /** Opens for reading and writing, creating the file if needed (tests, demo). */
@@ -126,17 +104,10 @@ public final class FileHandle implements AutoCloseable {
 
     private static FileHandle open(String path, int flags, boolean direct, int mode) throws SysException {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = Libc.state();
-            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path), flags | O_CLOEXEC, mode);
-            if (fd < 0) {
-                int errno = Libc.errno(state);
-                throw new SysException(direct ? "open O_DIRECT" : "open", path, errno, openHint(errno));
-            }
+            MemorySegment name = arena.allocateFrom(path);
+            int fd = (int) Libc.call(s -> (int) OPEN.invokeExact(s, name, flags | O_CLOEXEC, mode));
+            if (fd < 0) throw new SysException(direct ? "open O_DIRECT" : "open", path, -fd, openHint(-fd));
             return new FileHandle(path, fd, direct);
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
         }
     }
 
@@ -167,7 +138,8 @@ public final class FileHandle implements AutoCloseable {
 
     /**
      * Reads up to dst.byteSize() bytes at offset; returns the count (short at end of file).
-     * Allocates nothing: it is the DMA engine's per-request call.
+     * Allocates nothing: it is the DMA engine's per-request call, so it is the one call written out
+     * rather than passed to {@link Libc#call} as a lambda (which escape analysis may or may not remove).
      */
     public long pread(MemorySegment dst, long offset) throws SysException {
         try {
@@ -201,94 +173,15 @@ public final class FileHandle implements AutoCloseable {
     public void pwriteFully(MemorySegment src, long offset) throws SysException {
         long done = 0;
         while (done < src.byteSize()) {
-            try {
-                MemorySegment state = Libc.state();
-                MemorySegment slice = src.asSlice(done);
-                long n = (long) PWRITE.invokeExact(state, fd(), slice, slice.byteSize(), offset + done);
-                if (n < 0) throw new SysException("pwrite", path + " @" + (offset + done), Libc.errno(state), "");
-                done += n;
-            } catch (SysException e) {
-                throw e;
-            } catch (Throwable t) {
-                throw new AssertionError(t);
-            }
+            MemorySegment slice = src.asSlice(done);
+            long at = offset + done;
+            done += Libc.check("pwrite", path + " @" + at, "",
+                    s -> (long) PWRITE.invokeExact(s, fd(), slice, slice.byteSize(), at));
         }
     }
 
     public void fsync() throws SysException {
-        try {
-            MemorySegment state = Libc.state();
-            if ((int) FSYNC.invokeExact(state, fd()) != 0) throw new SysException("fsync", path, Libc.errno(state), "");
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
-    }
-
-    /** posix_fadvise(DONTNEED): drops clean cached pages of the range (no root needed). */
-    public void dropCache(long offset, long length) throws SysException {
-        fadvise(offset, length, POSIX_FADV_DONTNEED, "posix_fadvise DONTNEED");
-    }
-
-    /** posix_fadvise(WILLNEED): starts reading the range into the page cache. */
-    public void prefetch(long offset, long length) throws SysException {
-        fadvise(offset, length, POSIX_FADV_WILLNEED, "posix_fadvise WILLNEED");
-    }
-
-    private void fadvise(long offset, long length, int advice, String call) throws SysException {
-        try {
-            int err = (int) FADVISE.invokeExact(fd(), offset, length, advice);
-            if (err != 0) throw new SysException(call, path, err, "");
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
-    }
-
-    /**
-     * mmap(PROT_READ, MAP_SHARED) of the first length bytes. The mapping lives until the arena
-     * closes; touching it faults pages in through the page cache, as a CPU access would.
-     */
-    public MemorySegment mapShared(long length, Arena arena) throws SysException {
-        try {
-            MemorySegment state = Libc.state();
-            MemorySegment addr = (MemorySegment) MMAP.invokeExact(state, MemorySegment.NULL, length,
-                    PROT_READ, MAP_SHARED, fd(), 0L);
-            if (addr.address() == -1L) {
-                throw new SysException("mmap", path + " 0+" + length, Libc.errno(state), "");
-            }
-            return addr.reinterpret(length, arena, FileHandle::unmap);
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
-    }
-
-    /**
-     * madvise(MADV_DONTNEED) on pages of a shared file mapping: drops this process's page-table
-     * entries, not the data; the page cache keeps the pages, and posix_fadvise can evict them after.
-     */
-    public static void dropMappedPages(MemorySegment mapped) throws SysException {
-        try {
-            int rc = (int) MADVISE.invokeExact(Libc.state(), mapped, mapped.byteSize(), MADV_DONTNEED);
-            if (rc < 0) throw new SysException("madvise MADV_DONTNEED", mapped.toString(), Libc.errno(Libc.state()), "");
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
-    }
-
-    private static void unmap(MemorySegment s) {
-        try {
-            int rc = (int) MUNMAP.invokeExact(s, s.byteSize());
-            assert rc == 0;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        Libc.check("fsync", path, "", s -> (int) FSYNC.invokeExact(s, fd()));
     }
 
     @Override
@@ -300,14 +193,7 @@ public final class FileHandle implements AutoCloseable {
             fd = -1;
         }
         OPEN_COUNT.decrementAndGet();
-        try {
-            MemorySegment state = Libc.state();
-            if ((int) CLOSE.invokeExact(state, f) != 0) throw new SysException("close", path, Libc.errno(state), "");
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        Libc.check("close", path, "", s -> (int) CLOSE.invokeExact(s, f));
     }
 
     @Override

@@ -87,24 +87,19 @@ public final class IoUring implements AutoCloseable {
     /** A ring of entries (a power of two), or the reason there is none (old kernel, io_uring disabled, seccomp). */
     public static IoUring open(int entries) throws SysException {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = Libc.state();
             MemorySegment params = arena.allocate(120, 8);
-            int fd = (int) (long) SYSCALL_SETUP.invokeExact(state, SYS_IO_URING_SETUP, entries, params);
-            if (fd < 0) throw new SysException("io_uring_setup", entries + " entries", Libc.errno(state),
-                    "io_uring is unavailable (kernel.io_uring_disabled, or a seccomp filter); reads use threads instead");
+            int fd = (int) Libc.check("io_uring_setup", entries + " entries",
+                    "io_uring is unavailable (kernel.io_uring_disabled, or a seccomp filter); reads use threads instead",
+                    s -> (long) SYSCALL_SETUP.invokeExact(s, SYS_IO_URING_SETUP, entries, params));
             int sqEntries = params.get(JAVA_INT, 0), cqEntries = params.get(JAVA_INT, 4), features = params.get(JAVA_INT, 20);
             long sqSize = params.get(JAVA_INT, 64) + 4L * sqEntries;
             long cqSize = params.get(JAVA_INT, 100) + (long) CQE * cqEntries;
             boolean single = (features & FEAT_SINGLE_MMAP) != 0;
             if (single) sqSize = cqSize = Math.max(sqSize, cqSize);
-            MemorySegment sq = map(state, fd, sqSize, OFF_SQ_RING);
-            MemorySegment cq = single ? sq : map(state, fd, cqSize, OFF_CQ_RING);
-            MemorySegment sqes = map(state, fd, (long) SQE * sqEntries, OFF_SQES);
+            MemorySegment sq = map(fd, sqSize, OFF_SQ_RING);
+            MemorySegment cq = single ? sq : map(fd, cqSize, OFF_CQ_RING);
+            MemorySegment sqes = map(fd, (long) SQE * sqEntries, OFF_SQES);
             return new IoUring(fd, sq, cq, sqes, params, sqEntries, cqEntries);
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
         }
     }
 
@@ -117,10 +112,11 @@ public final class IoUring implements AutoCloseable {
         }
     }
 
-    private static MemorySegment map(MemorySegment state, int fd, long size, long offset) throws Throwable {
-        MemorySegment a = (MemorySegment) MMAP.invokeExact(state, MemorySegment.NULL, size, PROT_RW, MAP_SHARED_POPULATE, fd, offset);
-        if (a.address() == -1L) throw new SysException("mmap io_uring ring", "offset " + offset, Libc.errno(state), "");
-        return a.reinterpret(size);
+    private static MemorySegment map(int fd, long size, long offset) throws SysException {
+        // (state, void*, size_t, int, int, int, off_t)void*; MAP_FAILED is (void*)-1, no user-space address is negative
+        long a = Libc.check("mmap io_uring ring", "offset " + offset, "", s -> ((MemorySegment) MMAP.invokeExact(s,
+                MemorySegment.NULL, size, PROT_RW, MAP_SHARED_POPULATE, fd, offset)).address());
+        return MemorySegment.ofAddress(a).reinterpret(size);
     }
 
     public int entries() { return entries; }
@@ -166,6 +162,8 @@ public final class IoUring implements AutoCloseable {
             pending = 0;
             INT.setRelease(sqRing, sqTail, tail);
         }
+        // Written out rather than through Libc.call: this runs once per batch of the DMA engine, and a
+        // lambda capturing the loop's values would be an allocation per io_uring_enter.
         try {
             MemorySegment state = Libc.state();
             int busy = 0;

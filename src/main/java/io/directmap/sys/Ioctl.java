@@ -19,15 +19,7 @@ final class Ioctl {
 
     /** Returns the call's non-negative result (most requests return 0; LOOP_CTL_GET_FREE returns a number). */
     static int call(FileHandle file, long request, MemorySegment arg, String name, String hint) throws SysException {
-        try {
-            MemorySegment state = Libc.state();
-            int rc = (int) IOCTL.invokeExact(state, file.fd(), request, arg);
-            if (rc < 0) throw new SysException("ioctl " + name, file.path(), Libc.errno(state), hint);
-            return rc;
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        return (int) Libc.check("ioctl " + name, file.path(), hint,
+                s -> (int) IOCTL.invokeExact(s, file.fd(), request, arg));
     }
 }

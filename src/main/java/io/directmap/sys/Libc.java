@@ -13,6 +13,10 @@ import java.lang.invoke.VarHandle;
  * The one place that binds libc symbols. Every handle captures errno with the call (as
  * jdk.internal.foreign.CaptureStateUtil does), so a failure is reported as (result, errno) and
  * never read from a stale thread-local errno after the JVM has made calls of its own.
+ *
+ * <p>{@link #call} runs one such call and returns (result, errno) in one long, as CaptureStateUtil's
+ * adapted handles do: the result when it is non-negative, else minus the errno captured with it.
+ * {@link #check} is the common case, a failure that becomes a {@link SysException} at once.
  */
 final class Libc {
     static final Linker LINKER = Linker.nativeLinker();
@@ -50,5 +54,38 @@ final class Libc {
 
     static int errno(MemorySegment state) {
         return (int) ERRNO.get(state, 0L);
+    }
+
+    /**
+     * One call through an errno handle, given this thread's capture-state segment; returns the C
+     * result widened to long (an address as {@link MemorySegment#address()}: MAP_FAILED is -1).
+     */
+    @FunctionalInterface
+    interface Downcall {
+        long invoke(MemorySegment state) throws Throwable;
+    }
+
+    /**
+     * Runs call and returns its result, or minus the errno captured with it when the result is
+     * negative (libc's -1). A SysException the call throws (a closed handle's EBADF) goes through;
+     * anything else a downcall throws is a wrong handle shape, a bug.
+     */
+    static long call(Downcall call) throws SysException {
+        try {
+            MemorySegment state = STATE.get();
+            long rc = call.invoke(state);
+            return rc < 0 ? -errno(state) : rc;
+        } catch (SysException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** {@link #call}, failing with SysException(name, target, errno, hint); returns the non-negative result. */
+    static long check(String name, String target, String hint, Downcall call) throws SysException {
+        long rc = call(call);
+        if (rc < 0) throw new SysException(name, target, (int) -rc, hint);
+        return rc;
     }
 }

@@ -3,7 +3,6 @@ package io.directmap.sys;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 
 import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 
 /** kill(2) with a signal other than SIGKILL (which ProcessHandle already sends): stop and continue a process. */
@@ -16,15 +15,6 @@ public final class Signals {
     private Signals() {}
 
     public static void send(long pid, int signal) throws SysException {
-        try {
-            MemorySegment state = Libc.state();
-            if ((int) KILL.invokeExact(state, (int) pid, signal) != 0) {
-                throw new SysException("kill " + signal, "pid " + pid, Libc.errno(state), "");
-            }
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        Libc.check("kill " + signal, "pid " + pid, "", s -> (int) KILL.invokeExact(s, (int) pid, signal));
     }
 }

@@ -24,15 +24,8 @@ public final class StatFs {
     public static long type(FileHandle file) throws SysException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(256, 8);
-            MemorySegment state = Libc.state();
-            if ((int) FSTATFS.invokeExact(state, file.fd(), buf) != 0) {
-                throw new SysException("fstatfs", file.path(), Libc.errno(state), "");
-            }
+            Libc.check("fstatfs", file.path(), "", s -> (int) FSTATFS.invokeExact(s, file.fd(), buf));
             return buf.get(JAVA_LONG, 0) & 0xFFFFFFFFL;
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
         }
     }
 }

@@ -62,11 +62,11 @@ public final class Statx {
     private static Info call(int dirfd, String path, int flags, String what) throws SysException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(SIZE, 8);
-            MemorySegment state = Libc.state();
-            int rc = (int) STATX.invokeExact(state, dirfd, arena.allocateFrom(path), flags,
-                    STATX_BASIC_STATS | STATX_DIOALIGN | STATX_MNT_ID, buf);
-            if (rc != 0) {
-                int errno = Libc.errno(state);
+            MemorySegment name = arena.allocateFrom(path);
+            int rc = (int) Libc.call(s -> (int) STATX.invokeExact(s, dirfd, name, flags,
+                    STATX_BASIC_STATS | STATX_DIOALIGN | STATX_MNT_ID, buf));
+            if (rc < 0) {
+                int errno = -rc;
                 throw new SysException("statx", what, errno, errno == Errno.ENOENT ? "no such file: check the path" : "");
             }
             // struct statx offsets: stx_blksize@4 stx_nlink@16 stx_uid@20 stx_mode@28 (u16) stx_ino@32 stx_size@40
@@ -87,10 +87,6 @@ public final class Statx {
                     buf.get(JAVA_INT, 136), buf.get(JAVA_INT, 140), buf.get(JAVA_INT, 128), buf.get(JAVA_INT, 132),
                     buf.get(JAVA_INT, 20), buf.get(JAVA_INT, 16), buf.get(JAVA_INT, 4),
                     buf.get(JAVA_INT, 152), buf.get(JAVA_INT, 156), buf.get(JAVA_LONG, 144));
-        } catch (SysException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
         }
     }
 }

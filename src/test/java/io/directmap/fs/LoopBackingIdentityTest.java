@@ -93,7 +93,7 @@ class LoopBackingIdentityTest {
             ch.force(true);
         }
         try (FileHandle h = FileHandle.openRead(at)) {
-            h.dropCache(0, size); // uncached, so its file system would grant it directly
+            io.directmap.sys.PageCacheAdvice.dropCache(h, 0, size); // uncached, so its file system would grant it directly
         }
     }
 }

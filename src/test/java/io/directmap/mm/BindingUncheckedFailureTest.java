@@ -116,7 +116,7 @@ class BindingUncheckedFailureTest {
         OpenFile f = OpenFile.open(file);
         Arena arena = Arena.ofShared();
         ops = new Injecting(new FileVmOperations(mm.fs()));
-        vma = new Vma(f, arena, f.handle().mapShared(SIZE, arena), ops, v -> { });
+        vma = new Vma(f, arena, io.directmap.sys.Mmap.mapShared(f.handle(), SIZE, arena), ops, v -> { });
         buf = gpu.allocate(file.toString(), SIZE);
     }
 
