@@ -2,7 +2,9 @@ package io.directmap.cli;
 
 import io.directmap.fs.InvalidRequestException;
 import io.directmap.pci.Topology;
-import io.directmap.sys.ScratchFilesystem;
+import io.directmap.tools.ScratchFilesystem;
+import io.directmap.tools.Workloads;
+import io.directmap.tools.bench.Bench;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;

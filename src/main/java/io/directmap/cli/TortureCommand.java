@@ -2,6 +2,9 @@ package io.directmap.cli;
 
 import io.directmap.device.SoftwareDevice;
 import io.directmap.mm.AddressSpace;
+import io.directmap.tools.Workloads;
+import io.directmap.tools.torture.Torture;
+import io.directmap.tools.torture.TrustedDirectory;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;

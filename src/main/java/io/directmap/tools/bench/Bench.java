@@ -1,4 +1,4 @@
-package io.directmap.cli;
+package io.directmap.tools.bench;
 
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
@@ -11,8 +11,9 @@ import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
 import io.directmap.sys.Cachestat;
-import io.directmap.sys.Commands;
 import io.directmap.sys.FileHandle;
+import io.directmap.tools.Commands;
+import io.directmap.tools.Workloads;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -32,6 +33,7 @@ import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
 import java.util.function.Consumer;
+import java.util.function.LongConsumer;
 
 /**
  * dmap bench: one file, one block device, every way of moving the file into device memory, in
@@ -86,12 +88,12 @@ public final class Bench {
     private final long size;
     private final String deviceName;
     private final Consumer<String> status;
-    private final Progress progress;
+    private final LongConsumer progress;
     private final int depth;
     private MemorySegment javaMemory;
     private Path deviceStat;
 
-    public Bench(Path file, String deviceName, Consumer<String> status, Progress progress) throws IOException {
+    public Bench(Path file, String deviceName, Consumer<String> status, LongConsumer progress) throws IOException {
         this.file = file;
         this.size = Files.size(file);
         this.deviceName = deviceName;
@@ -429,17 +431,17 @@ public final class Bench {
         return out;
     }
 
-    static Optional<Row> row(List<Row> rows, String method, String cache) {
+    public static Optional<Row> row(List<Row> rows, String method, String cache) {
         return rows.stream().filter(x -> x.method().equals(method) && x.cache().equals(cache) && x.ran()).findFirst();
     }
 
-    static Optional<Row> bestJava(List<Row> rows, String cache) {
+    public static Optional<Row> bestJava(List<Row> rows, String cache) {
         return rows.stream().filter(x -> x.method().startsWith("java-") && x.cache().equals(cache) && x.ran())
                 .max(Comparator.comparingDouble(Row::median));
     }
 
     /** The ratio of medians, both measured in this run. */
-    static Double ratio(Row r, Optional<Row> base) {
+    public static Double ratio(Row r, Optional<Row> base) {
         return r.ran() && base.isPresent() ? round(r.median() / base.get().median()) : null;
     }
 
