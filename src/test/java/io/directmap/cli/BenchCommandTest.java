@@ -86,6 +86,24 @@ class BenchCommandTest {
     }
 
     @Test
+    void theTopologyGivenIsTheMachineEveryRowRunsOn() throws Exception {
+        Path f = EXT4.file("bench-topology.bin");
+        Workloads.write(f, 0, 8 << 20, 10);
+        Path topology = dir.resolve("no-peers.topology");
+        Files.writeString(topology, "no-p2p gpu0 *\n");
+        try {
+            DmapCommandTest.Result r = DmapCommandTest.dmap("bench", f.toString(), "--topology", topology.toString(),
+                    "--evicted-page-cost", "2000", "--methods", "fio-ranges,direct,mixed", "--caches", "cold", "--repeat", "1", "--json");
+            assertEquals(Dmap.OK, r.code(), r.err());
+            assertTrue(row(r.out(), "fio-ranges", "cold").contains("no direct path"), "gpu0 has no peer path there: " + r.out());
+            assertEquals(8 << 20, field(row(r.out(), "direct", "cold"), "bytes_read"), "every byte still arrives: " + r.out());
+            assertEquals(8 << 20, field(row(r.out(), "mixed", "cold"), "bytes_read"), r.out());
+        } finally {
+            Files.deleteIfExists(f);
+        }
+    }
+
+    @Test
     void badInputIsOneLineThatSaysWhatToDo() {
         DmapCommandTest.Result r = DmapCommandTest.dmap("bench", dir.resolve("nope.bin").toString());
         assertEquals(Dmap.INVALID_INPUT, r.code());
