@@ -1,8 +1,9 @@
 package io.directmap.cli;
 
 import io.directmap.fs.InvalidRequestException;
-import io.directmap.pci.Topology;
-import io.directmap.sys.ScratchFilesystem;
+import io.directmap.tools.ScratchFilesystem;
+import io.directmap.tools.Workloads;
+import io.directmap.tools.bench.Bench;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -11,9 +12,12 @@ import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.ITypeConverter;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
+import picocli.CommandLine.TypeConversionException;
 
 @Command(name = "bench", description = {
         "Measure, in one run on the same file and block device: fio with O_DIRECT on the device ranges that hold",
@@ -30,20 +34,25 @@ final class BenchCommand implements Callable<Integer> {
     Path file;
 
     @Option(names = "--size", paramLabel = "SIZE", defaultValue = "1G", description = "Size of the scratch file (default: ${DEFAULT-VALUE}).")
-    String size;
+    Size size;
 
     @Option(names = "--fs", paramLabel = "ext4|xfs|btrfs", defaultValue = "ext4", description = "The scratch filesystem (default: ${DEFAULT-VALUE}).")
-    String fs;
+    ScratchFilesystem.Type fs;
 
     @Option(names = "--device", paramLabel = "NAME", defaultValue = "gpu0", description = "The software device (default: ${DEFAULT-VALUE}).")
     String device;
 
-    @Option(names = "--caches", split = ",", paramLabel = "LIST", defaultValue = "cold,hot,half", description = "Cache states (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--caches", split = ",", paramLabel = "LIST", defaultValue = "cold,hot,half", converter = CacheState.class,
+            description = "Cache states (default: ${DEFAULT-VALUE}).")
     List<String> caches;
 
     @Option(names = "--methods", split = ",", paramLabel = "LIST", defaultValue = "fio-ranges,fio-file,java-read,java-mmap,direct,fallback,mixed",
-            description = "Methods (default: ${DEFAULT-VALUE}).")
+            converter = Method.class, description = "Methods (default: ${DEFAULT-VALUE}).")
     List<String> methods;
+
+    @Mixin Common.TopologyOption topology;
+
+    @Mixin Common.LearnerOption learner;
 
     @Option(names = "--repeat", defaultValue = "3", description = "Runs of each measurement; min, median and max are shown (default: ${DEFAULT-VALUE}).")
     int repeat;
@@ -60,23 +69,18 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
-        for (String c : caches) if (!Bench.CACHES.contains(c)) throw new InvalidRequestException("--caches: unknown state '" + c + "'; use " + Bench.CACHES);
-        for (String m : methods) if (!Bench.METHODS.contains(m)) throw new InvalidRequestException("--methods: unknown method '" + m + "'; use " + Bench.METHODS);
+        // --topology is checked here (a bad line fails with the file and the line); each row makes its own from the rules.
+        Bench.Machine machine = topology.file == null ? Bench.Machine.defaults(learner.evictedPageCost)
+                : new Bench.Machine(topology.load().source(), Files.readString(topology.file), learner.evictedPageCost);
         ScratchFilesystem scratch = null;
         Path target = file;
         try {
             if (target == null) {
-                ScratchFilesystem.Type type;
-                try {
-                    type = ScratchFilesystem.Type.valueOf(fs.toUpperCase(Locale.ROOT));
-                } catch (IllegalArgumentException e) {
-                    throw new InvalidRequestException("--fs " + fs + ": use ext4, xfs or btrfs");
-                }
-                Optional<String> why = ScratchFilesystem.unavailableBecause(type);
+                Optional<String> why = ScratchFilesystem.unavailableBecause(fs);
                 if (why.isPresent()) throw new InvalidRequestException("bench needs FILE here: it cannot make a scratch filesystem (" + why.get() + ")");
-                long bytes = Topology.parseSize(size, "--size");
-                err.println("dmap bench: making a scratch " + type.fsName() + " with a " + io.directmap.sys.Units.bytes(bytes) + " file ...");
-                scratch = ScratchFilesystem.create(type, bytes + bytes / 4 + (256L << 20), false, List.of());
+                long bytes = size.bytes();
+                err.println("dmap bench: making a scratch " + fs.fsName() + " with a " + io.directmap.sys.Units.bytes(bytes) + " file ...");
+                scratch = ScratchFilesystem.create(fs, bytes + bytes / 4 + (256L << 20), false, List.of());
                 target = scratch.mountPoint().resolve("bench.bin");
                 Workloads.write(target, 0, bytes, 1);
             } else if (!Files.isRegularFile(target) || Files.size(target) < (8L << 20)) {
@@ -86,7 +90,7 @@ final class BenchCommand implements Callable<Integer> {
             err.println("dmap bench: measuring in an order shuffled with --seed " + order + " ...");
             Bench.Report report;
             try (Progress bar = new Progress(err, Files.size(target), !json)) {
-                report = new Bench(target, device, line -> err.println("  " + line), bar).run(caches, methods, Math.max(1, repeat), order);
+                report = new Bench(target, device, machine, line -> err.println("  " + line), bar).run(caches, methods, Math.max(1, repeat), order);
             }
             if (json) {
                 out.print(Json.write(Bench.toJson(report)));
@@ -128,6 +132,24 @@ final class BenchCommand implements Callable<Integer> {
         }
         out.println("GiB/s; dev reqs: read requests the block device completed in the median run; ratios are of medians. Every row read " + io.directmap.sys.Units.bytes(s.size())
                 + " (fio-ranges: the file's blocks on the device, " + s.spans() + (s.spans() == 1 ? " span" : " spans, one fio job each") + "), checked.");
+    }
+
+    /** --caches: a cache state the bench knows. */
+    static final class CacheState implements ITypeConverter<String> {
+        @Override
+        public String convert(String s) {
+            if (!Bench.CACHES.contains(s)) throw new TypeConversionException("unknown state '" + s + "'; use " + Bench.CACHES);
+            return s;
+        }
+    }
+
+    /** --methods: a method the bench knows. */
+    static final class Method implements ITypeConverter<String> {
+        @Override
+        public String convert(String s) {
+            if (!Bench.METHODS.contains(s)) throw new TypeConversionException("unknown method '" + s + "'; use " + Bench.METHODS);
+            return s;
+        }
     }
 
     private static String ratio(Double v) {

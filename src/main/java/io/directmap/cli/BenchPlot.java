@@ -1,5 +1,6 @@
 package io.directmap.cli;
 
+import io.directmap.tools.bench.Bench;
 import java.util.List;
 import java.util.Locale;
 

@@ -1,6 +1,8 @@
 package io.directmap.cli;
 
 import io.directmap.fs.InvalidRequestException;
+import io.directmap.fs.Policy;
+import io.directmap.tools.ScratchFilesystem;
 import java.io.IOException;
 import java.io.PrintWriter;
 import picocli.CommandLine;
@@ -29,6 +31,12 @@ public final class Dmap {
         CommandLine cl = new CommandLine(new Dmap());
         cl.setOut(out);
         cl.setErr(err);
+        // Typed options, converted once for every command: bad input is picocli's "Invalid value" (exit 2).
+        cl.registerConverter(Size.class, new Size.Converter());
+        cl.registerConverter(Range.class, new Range.Converter());
+        cl.registerConverter(Policy.CachedPages.class, new Choice<>(Policy.CachedPages.class));
+        cl.registerConverter(Common.PolicyChoice.class, new Choice<>(Common.PolicyChoice.class));
+        cl.registerConverter(ScratchFilesystem.Type.class, new Choice<>(ScratchFilesystem.Type.class));
         cl.setExecutionExceptionHandler((ex, line, parsed) -> {
             if (ex instanceof InvalidRequestException) {
                 err.println("dmap: " + ex.getMessage());

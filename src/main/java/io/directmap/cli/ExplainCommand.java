@@ -34,11 +34,11 @@ final class ExplainCommand implements Callable<Integer> {
     Path file;
 
     @Option(names = "--range", paramLabel = "START:END", description = "Bytes to explain (default: the whole file).")
-    String range;
+    Range range;
 
     @Override
     public Integer call() throws Exception {
-        Range r = Range.parse(range);
+        Range r = range == null ? Range.WHOLE : range;
         PrintWriter out = spec.commandLine().getOut();
         try (AddressSpace mm = common.addressSpace(); SoftwareDevice dev = common.device(mm); Vma vma = mm.mmap(file)) {
             long page = Process.PAGE_SIZE;

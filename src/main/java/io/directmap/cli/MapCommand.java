@@ -24,7 +24,7 @@ final class MapCommand implements Callable<Integer> {
     Path file;
 
     @Option(names = "--range", paramLabel = "START:END", description = "Bytes to map (default: the whole file); sizes like 4M.")
-    String range;
+    Range range;
 
     @Option(names = "--all-or-nothing", description = "The proposal's contract: direct for the whole range, or fall back entirely.")
     boolean allOrNothing;
@@ -43,7 +43,7 @@ final class MapCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Range r = Range.parse(range);
+        Range r = range == null ? Range.WHOLE : range;
         var flags = EnumSet.noneOf(MapFlag.class);
         if (write) flags.add(MapFlag.WRITE);
         if (pin) flags.add(MapFlag.PIN);

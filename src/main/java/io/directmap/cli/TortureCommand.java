@@ -2,6 +2,9 @@ package io.directmap.cli;
 
 import io.directmap.device.SoftwareDevice;
 import io.directmap.mm.AddressSpace;
+import io.directmap.tools.Workloads;
+import io.directmap.tools.torture.Torture;
+import io.directmap.tools.torture.TrustedDirectory;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -39,7 +42,7 @@ final class TortureCommand implements Callable<Integer> {
 
     @Option(names = "--throughput-size", paramLabel = "SIZE", defaultValue = "256M",
             description = "Size of the file for the throughput part, 0 to skip it (default: ${DEFAULT-VALUE}).")
-    String throughputSize;
+    Size throughputSize;
 
     @Option(names = "--seconds", defaultValue = "3", description = "Seconds per throughput phase (default: ${DEFAULT-VALUE}).")
     double seconds;
@@ -50,7 +53,7 @@ final class TortureCommand implements Callable<Integer> {
         Path dir = TrustedDirectory.require(this.dir);
         String fs = io.directmap.sys.MountInfo.of(io.directmap.sys.Statx.of(dir).mountId())
                 .map(io.directmap.sys.MountInfo.Mount::fsType).orElse("?");
-        long tsize = io.directmap.pci.Topology.parseSize(throughputSize, "--throughput-size");
+        long tsize = throughputSize.bytes();
         Path file = Files.createTempFile(dir, "dmap-torture", ".bin");
         Path big = tsize > 0 ? Files.createTempFile(dir, "dmap-throughput", ".bin") : null;
         try (AddressSpace mm = common.addressSpace()) {

@@ -43,11 +43,11 @@ final class WatchCommand implements Callable<Integer> {
     Path file;
 
     @Option(names = "--range", paramLabel = "START:END", description = "Bytes to map (default: the whole file); sizes like 4M.")
-    String range;
+    Range range;
 
     @Option(names = "--window", paramLabel = "SIZE", defaultValue = "8M",
             description = "The device maps the range in windows of this size; an invalidation takes back only the windows it touches (default: ${DEFAULT-VALUE}).")
-    String window;
+    Size window;
 
     @Option(names = "--for", paramLabel = "SECONDS", description = "Stop after this many seconds (default: until Ctrl-C).")
     Double seconds;
@@ -60,7 +60,7 @@ final class WatchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
-        Range r = Range.parse(range);
+        Range r = range == null ? Range.WHOLE : range;
         long windowBytes = windowBytes();
         LinkedBlockingQueue<Seen> reports = new LinkedBlockingQueue<>();
         try (AddressSpace mm = common.addressSpace(); var dev = common.device(mm); Vma vma = mm.mmap(file)) {
@@ -123,12 +123,7 @@ final class WatchCommand implements Callable<Integer> {
      */
     private long windowBytes() throws InvalidRequestException {
         long page = Process.PAGE_SIZE;
-        long w;
-        try {
-            w = io.directmap.pci.Topology.parseSize(window, "--window ");
-        } catch (java.io.IOException e) {
-            throw new InvalidRequestException(e.getMessage());
-        }
+        long w = window.bytes();
         if (w <= 0 || w % page != 0) {
             throw new InvalidRequestException("--window " + window + ": give a positive multiple of the page size (" + page
                     + " bytes), such as 64K or 8M");

@@ -130,7 +130,8 @@ public final class FileHandle implements AutoCloseable {
     public String path() { return path; }
     public boolean isDirect() { return direct; }
 
-    int fd() throws SysException {
+    /** The descriptor's number (for /proc/PID/fd/N, a path other processes can open); throws once closed. */
+    public int fd() throws SysException {
         int f = fd;
         if (f < 0) throw new SysException("use", path, Errno.EBADF, "the handle was closed");
         return f;

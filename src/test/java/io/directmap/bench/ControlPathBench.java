@@ -1,6 +1,5 @@
 package io.directmap.bench;
 
-import io.directmap.cli.Workloads;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.DeviceMapping;
 import io.directmap.fs.Invalidation;
@@ -8,7 +7,8 @@ import io.directmap.fs.MapRequest;
 import io.directmap.fs.MappingOwner;
 import io.directmap.fs.OpenFile;
 import io.directmap.mm.AddressSpace;
-import io.directmap.sys.ScratchFilesystem;
+import io.directmap.tools.ScratchFilesystem;
+import io.directmap.tools.Workloads;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;

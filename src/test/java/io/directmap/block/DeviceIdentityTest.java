@@ -1,6 +1,5 @@
 package io.directmap.block;
 
-import io.directmap.testing.LoopImages;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -10,12 +9,13 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.pci.Topology;
-import io.directmap.sys.Commands;
 import io.directmap.sys.Errno;
-import io.directmap.sys.ScratchFilesystem;
 import io.directmap.sys.Statx;
 import io.directmap.sys.SysfsBlock;
+import io.directmap.testing.LoopImages;
 import io.directmap.testing.ScratchFs;
+import io.directmap.tools.Commands;
+import io.directmap.tools.ScratchFilesystem;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;

@@ -1,22 +1,22 @@
 package io.directmap.block;
 
-import io.directmap.testing.LoopImages;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.cli.Workloads;
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.Segment;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Vma;
-import io.directmap.sys.ScratchFilesystem;
 import io.directmap.sys.Statx;
 import io.directmap.testing.Bytes;
+import io.directmap.testing.LoopImages;
 import io.directmap.testing.ScratchFs;
+import io.directmap.tools.ScratchFilesystem;
+import io.directmap.tools.Workloads;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

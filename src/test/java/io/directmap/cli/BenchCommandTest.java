@@ -3,8 +3,10 @@ package io.directmap.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.sys.ScratchFilesystem;
 import io.directmap.testing.ScratchFs;
+import io.directmap.tools.ScratchFilesystem;
+import io.directmap.tools.Workloads;
+import io.directmap.tools.bench.Bench;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -48,7 +50,7 @@ class BenchCommandTest {
             assertTrue(r.out().contains("\"loop_direct_io\": true"), "the scratch loop device does direct I/O: " + r.out());
             assertEquals(4 << 20, field(r.out(), "request_bytes"), "32 MiB at depth 8: 4 MiB requests, as the DMA engine makes them");
             assertTrue(field(r.out(), "device_spans") >= 1, "fio-ranges reads the file's spans on the device: " + r.out());
-            boolean fio = io.directmap.sys.Commands.available("fio");
+            boolean fio = io.directmap.tools.Commands.available("fio");
             for (String cache : List.of("cold", "half")) {
                 for (String method : Bench.METHODS) {
                     String row = row(r.out(), method, cache);
@@ -84,38 +86,21 @@ class BenchCommandTest {
     }
 
     @Test
-    void fioReportIsReadFromItsJsonNotFromPatterns() throws Exception {
-        // Two stonewalled jobs, with a warning line before the JSON and a nested "read" in each job's options.
-        String out = "fio: note: something\n{\"fio version\": \"fio-3.33\", \"jobs\": ["
-                + "{\"jobname\": \"span0\", \"error\": 0, \"job options\": {\"rw\": \"read\"},"
-                + " \"read\": {\"io_bytes\": 8388608, \"bw_bytes\": 1, \"runtime\": 4, \"clat_ns\": {\"percentile\": {\"1.000000\": 5}}},"
-                + " \"write\": {\"io_bytes\": 0, \"runtime\": 0}, \"job_runtime\": 5, \"usr_cpu\": 10.0, \"sys_cpu\": 30.0},"
-                + "{\"jobname\": \"span1\", \"error\": 0, \"read\": {\"io_bytes\": 4096, \"runtime\": 1},"
-                + " \"job_runtime\": 1, \"usr_cpu\": 0, \"sys_cpu\": 100.0, \"name\": \"a \\\"quoted\\\" \\u00e9\"}]}\n";
-        Fio.Outcome o = Fio.parse(out);
-        assertEquals(8388608 + 4096, o.bytes());
-        assertEquals(0.005, o.seconds(), 1e-9);
-        assertEquals(0.4 * 0.005 + 1.0 * 0.001, o.cpuSeconds(), 1e-9);
-        java.io.IOException e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
-                () -> Fio.parse("{\"jobs\": [{\"jobname\": \"span0\", \"error\": 5, \"read\": {}}]}"));
-        assertTrue(e.getMessage().contains("span0") && e.getMessage().contains("error 5"), e.getMessage());
-    }
-
-    @Test
-    void aRowThatReadOtherBytesFailsTheBenchWithWhatItRead() {
-        Path f = Path.of("/data/bench.bin");
-        long size = 32 << 20;
-        Bench.Result fioShort = new Bench.Result("fio-ranges", "cold", 1, 0.1, 0, 4 << 20, 8, size - (28 << 20), size - (28 << 20), 1, null);
-        String why = Bench.bytesMismatch(fioShort, f, size, "/dev/loop3", size);
-        assertTrue(why != null && why.contains("fio-ranges") && why.contains("read 4194304 bytes, not 33554432")
-                && why.contains("/dev/loop3") && why.contains("/data/bench.bin"), why);
-        Bench.Result directOther = new Bench.Result("direct", "hot", 1, 0.1, 0, 4 << 20, 8, size, size - 4096, 1, null);
-        why = Bench.bytesMismatch(directOther, f, size, "/dev/loop3", size);
-        assertTrue(why != null && why.contains("direct row") && why.contains("fio-ranges reads 33554432"), why);
-        Bench.Result same = new Bench.Result("fio-file", "half", 1, 0.1, 0, 4 << 20, 8, size, size, 1, null);
-        assertEquals(null, Bench.bytesMismatch(same, f, size, "/dev/loop3", size), "the same bytes pass");
-        Bench.Result skipped = new Bench.Result("fio-file", "half", Double.NaN, Double.NaN, 0, 4 << 20, 8, 0, 0, 0, "fio is not installed");
-        assertEquals(null, Bench.bytesMismatch(skipped, f, size, "/dev/loop3", size), "a skipped row read nothing, and says why");
+    void theTopologyGivenIsTheMachineEveryRowRunsOn() throws Exception {
+        Path f = EXT4.file("bench-topology.bin");
+        Workloads.write(f, 0, 8 << 20, 10);
+        Path topology = dir.resolve("no-peers.topology");
+        Files.writeString(topology, "no-p2p gpu0 *\n");
+        try {
+            DmapCommandTest.Result r = DmapCommandTest.dmap("bench", f.toString(), "--topology", topology.toString(),
+                    "--evicted-page-cost", "2000", "--methods", "fio-ranges,direct,mixed", "--caches", "cold", "--repeat", "1", "--json");
+            assertEquals(Dmap.OK, r.code(), r.err());
+            assertTrue(row(r.out(), "fio-ranges", "cold").contains("no direct path"), "gpu0 has no peer path there: " + r.out());
+            assertEquals(8 << 20, field(row(r.out(), "direct", "cold"), "bytes_read"), "every byte still arrives: " + r.out());
+            assertEquals(8 << 20, field(row(r.out(), "mixed", "cold"), "bytes_read"), r.out());
+        } finally {
+            Files.deleteIfExists(f);
+        }
     }
 
     @Test

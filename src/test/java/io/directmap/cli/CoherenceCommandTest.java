@@ -4,9 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.sys.Commands;
-import io.directmap.sys.ScratchFilesystem;
 import io.directmap.testing.ScratchFs;
+import io.directmap.tools.Commands;
+import io.directmap.tools.ScratchFilesystem;
+import io.directmap.tools.Workloads;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;

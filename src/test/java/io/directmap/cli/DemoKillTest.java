@@ -5,10 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import io.directmap.sys.ScratchFilesystem;
 import io.directmap.sys.Signals;
 import io.directmap.sys.SysException;
 import io.directmap.testing.ScratchFs;
+import io.directmap.tools.ScratchFilesystem;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

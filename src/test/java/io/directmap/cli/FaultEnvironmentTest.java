@@ -4,8 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.sys.ScratchFilesystem;
 import io.directmap.testing.ScratchFs;
+import io.directmap.tools.ScratchFilesystem;
+import io.directmap.tools.Workloads;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;

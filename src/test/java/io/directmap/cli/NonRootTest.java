@@ -3,9 +3,10 @@ package io.directmap.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.sys.Commands;
-import io.directmap.sys.ScratchFilesystem;
 import io.directmap.testing.ScratchFs;
+import io.directmap.tools.Commands;
+import io.directmap.tools.ScratchFilesystem;
+import io.directmap.tools.Workloads;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;

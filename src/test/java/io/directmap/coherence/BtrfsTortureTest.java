@@ -1,7 +1,7 @@
 package io.directmap.coherence;
 
-import io.directmap.sys.ScratchFilesystem;
 import io.directmap.testing.ScratchFs;
+import io.directmap.tools.ScratchFilesystem;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
 class BtrfsTortureTest extends TortureTest {

@@ -5,14 +5,14 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.cli.Leaks;
-import io.directmap.cli.Torture;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fault.FaultPoint;
 import io.directmap.fault.Faults;
 import io.directmap.mm.AddressSpace;
-import io.directmap.sys.ScratchFilesystem;
 import io.directmap.testing.ScratchFs;
+import io.directmap.tools.ScratchFilesystem;
+import io.directmap.tools.torture.Leaks;
+import io.directmap.tools.torture.Torture;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;

@@ -3,11 +3,11 @@ package io.directmap.coherence;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.cli.Leaks;
-import io.directmap.cli.Torture;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.mm.AddressSpace;
 import io.directmap.testing.ScratchFs;
+import io.directmap.tools.torture.Leaks;
+import io.directmap.tools.torture.Torture;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -4,14 +4,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.cli.Workloads;
 import io.directmap.fs.InvalidRequestException;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Process;
-import io.directmap.sys.ScratchFilesystem;
 import io.directmap.testing.Bytes;
 import io.directmap.testing.ScratchFs;
+import io.directmap.tools.ScratchFilesystem;
+import io.directmap.tools.Workloads;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

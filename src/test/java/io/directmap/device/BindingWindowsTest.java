@@ -1,21 +1,17 @@
 package io.directmap.device;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.cli.Dmap;
-import io.directmap.cli.Workloads;
 import io.directmap.fs.InvalidRequestException;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Process;
+import io.directmap.tools.Workloads;
 import java.io.IOException;
-import java.io.PrintWriter;
 import java.io.RandomAccessFile;
-import java.io.StringWriter;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Set;
@@ -27,7 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The number of windows a binding makes is bounded, and a window size the engine cannot use is
  * refused: with a message that names the range, the window, the count it would need and the
- * smallest window allowed; on the command line with exit code 2 and no stack trace.
+ * smallest window allowed (dmap watch with such a window: WatchWindowTest, with the command tests).
  */
 class BindingWindowsTest {
     static final long GiB = 1L << 30;
@@ -105,32 +101,6 @@ class BindingWindowsTest {
                         () -> gpu.bind(vma, 0, 1 << 20, w, Set.of(), Importer.Mode.MIXED)).getMessage();
                 assertTrue(m.contains(small.toString()) && m.contains(w + " bytes") && m.contains("multiple of the page size"), m);
             }
-        }
-    }
-
-    record Result(int code, String out, String err) {}
-
-    static Result dmap(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        int code = Dmap.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
-        return new Result(code, out.toString(), err.toString());
-    }
-
-    @Test
-    void watchWithTooSmallAWindowSaysWhatToGiveAndExitsTwo() {
-        Result r = assertTimeoutPreemptively(Duration.ofSeconds(20), () -> dmap("watch", big.toString(), "--window", "4K", "--for", "1"));
-        assertEquals(Dmap.INVALID_INPUT, r.code(), r.out() + r.err());
-        assertTrue(r.err().contains("1048576 windows") && r.err().contains("at least 256 KiB"), r.err());
-        assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
-    }
-
-    @Test
-    void watchWithAWindowThatIsNotAPageMultipleExitsTwo() {
-        for (String w : new String[] {"0", "5000", "-4K", "lots"}) {
-            Result r = assertTimeoutPreemptively(Duration.ofSeconds(20), () -> dmap("watch", big.toString(), "--window", w, "--for", "1"));
-            assertEquals(Dmap.INVALID_INPUT, r.code(), w + ": " + r.out() + r.err());
-            assertTrue(r.err().contains("--window"), r.err());
-            assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
         }
     }
 }

@@ -3,11 +3,11 @@ package io.directmap.fs;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
-import io.directmap.cli.Workloads;
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Vma;
+import io.directmap.tools.Workloads;
 import java.nio.file.Path;
 import java.util.List;
 import jdk.jfr.Recording;

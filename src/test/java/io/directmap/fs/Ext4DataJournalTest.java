@@ -2,14 +2,14 @@ package io.directmap.fs;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import io.directmap.cli.Workloads;
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Vma;
-import io.directmap.sys.ScratchFilesystem;
 import io.directmap.testing.Bytes;
 import io.directmap.testing.ScratchFs;
+import io.directmap.tools.ScratchFilesystem;
+import io.directmap.tools.Workloads;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.block.Layer;
 import io.directmap.block.Reason;
-import io.directmap.cli.Workloads;
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
@@ -15,6 +14,7 @@ import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
 import io.directmap.testing.Bytes;
 import io.directmap.testing.ScratchFs;
+import io.directmap.tools.Workloads;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -4,14 +4,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.cli.Workloads;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Leases;
-import io.directmap.sys.ScratchFilesystem;
 import io.directmap.testing.ChildWriter;
 import io.directmap.testing.ScratchFs;
+import io.directmap.tools.ScratchFilesystem;
+import io.directmap.tools.Workloads;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -5,11 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.cli.Workloads;
 import io.directmap.mm.AddressSpace;
-import io.directmap.sys.Commands;
 import io.directmap.sys.FileHandle;
 import io.directmap.sys.Statx;
+import io.directmap.tools.Commands;
+import io.directmap.tools.Workloads;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

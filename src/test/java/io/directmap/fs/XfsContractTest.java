@@ -3,10 +3,10 @@ package io.directmap.fs;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.cli.Workloads;
-import io.directmap.sys.Commands;
-import io.directmap.sys.ScratchFilesystem;
 import io.directmap.testing.ScratchFs;
+import io.directmap.tools.Commands;
+import io.directmap.tools.ScratchFilesystem;
+import io.directmap.tools.Workloads;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

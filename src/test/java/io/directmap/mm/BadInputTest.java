@@ -4,12 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.cli.Workloads;
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.InvalidRequestException;
 import io.directmap.sys.FileHandle;
 import io.directmap.testing.Bytes;
+import io.directmap.tools.Workloads;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.cli.Workloads;
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
 import io.directmap.device.Importer;
@@ -17,6 +16,7 @@ import io.directmap.fs.InvalidationReport;
 import io.directmap.fs.OpenFile;
 import io.directmap.pci.Topology.Endpoint;
 import io.directmap.testing.Bytes;
+import io.directmap.tools.Workloads;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

@@ -2,7 +2,7 @@ package io.directmap.testing;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
-import io.directmap.cli.Workloads;
+import io.directmap.tools.Workloads;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;

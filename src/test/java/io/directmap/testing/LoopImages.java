@@ -1,6 +1,6 @@
 package io.directmap.testing;
 
-import io.directmap.sys.Commands;
+import io.directmap.tools.Commands;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,7 +34,7 @@ public final class LoopImages implements AutoCloseable {
     /** A raw image of size bytes of seeded data. */
     public Path raw(String name, long size, long seed) throws IOException {
         Path img = dir.resolve(name);
-        io.directmap.cli.Workloads.write(img, 0, size, seed);
+        io.directmap.tools.Workloads.write(img, 0, size, seed);
         return img;
     }
 

@@ -1,6 +1,6 @@
 package io.directmap.testing;
 
-import io.directmap.sys.ScratchFilesystem;
+import io.directmap.tools.ScratchFilesystem;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
@@ -59,7 +59,7 @@ public final class ScratchFs implements BeforeAllCallback, AfterAllCallback {
     @Override
     public void beforeAll(ExtensionContext context) throws Exception {
         requireRootFixtures(type);
-        if (partitioned && !io.directmap.sys.Commands.available("sfdisk")) {
+        if (partitioned && !io.directmap.tools.Commands.available("sfdisk")) {
             String why = "sfdisk is not installed (Debian package fdisk; .ci/run installs it)";
             if ("true".equals(System.getenv("CI"))) Assertions.fail(why);
             Assumptions.abort("skipped: " + why);

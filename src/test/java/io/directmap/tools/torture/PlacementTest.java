@@ -1,4 +1,4 @@
-package io.directmap.cli;
+package io.directmap.tools.torture;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 

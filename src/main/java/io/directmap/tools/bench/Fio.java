@@ -1,6 +1,6 @@
-package io.directmap.cli;
+package io.directmap.tools.bench;
 
-import io.directmap.sys.Commands;
+import io.directmap.tools.Commands;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

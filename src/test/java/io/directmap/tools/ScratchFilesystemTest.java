@@ -1,9 +1,10 @@
-package io.directmap.sys;
+package io.directmap.tools;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.directmap.sys.LoopDevice;
 import io.directmap.testing.ScratchFs;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,4 +1,4 @@
-package io.directmap.sys;
+package io.directmap.tools;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;

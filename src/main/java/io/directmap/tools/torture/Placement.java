@@ -1,7 +1,7 @@
-package io.directmap.cli;
+package io.directmap.tools.torture;
 
-import io.directmap.sys.FileHandle;
 import io.directmap.sys.Fiemap;
+import io.directmap.sys.FileHandle;
 import io.directmap.sys.SysException;
 import java.nio.file.Path;
 import java.util.ArrayList;

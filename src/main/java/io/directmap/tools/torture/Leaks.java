@@ -1,4 +1,4 @@
-package io.directmap.cli;
+package io.directmap.tools.torture;
 
 import io.directmap.sys.FileHandle;
 import java.io.IOException;

@@ -1,6 +1,5 @@
-package io.directmap.cli;
+package io.directmap.tools;
 
-import io.directmap.sys.Commands;
 import io.directmap.sys.FileHandle;
 import java.io.IOException;
 import java.nio.ByteBuffer;

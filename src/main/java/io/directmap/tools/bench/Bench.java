@@ -1,18 +1,20 @@
-package io.directmap.cli;
+package io.directmap.tools.bench;
 
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
 import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.DeviceMapping;
+import io.directmap.fs.PathLearner;
 import io.directmap.fs.Policy;
 import io.directmap.fs.Segment;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
 import io.directmap.sys.Cachestat;
-import io.directmap.sys.Commands;
 import io.directmap.sys.FileHandle;
+import io.directmap.tools.Commands;
+import io.directmap.tools.Workloads;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -32,6 +34,7 @@ import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
 import java.util.function.Consumer;
+import java.util.function.LongConsumer;
 
 /**
  * dmap bench: one file, one block device, every way of moving the file into device memory, in
@@ -82,19 +85,34 @@ public final class Bench {
 
     public record Report(Setup setup, List<Row> rows) {}
 
+    /**
+     * The machine the DirectMap rows run on: the topology's rules (empty: every device a peer of
+     * every other) and where they came from, and what the mixed row's learner puts on one evicted
+     * page of hot cache. The rows keep their own policies: direct allows cached pages, fallback
+     * adds a rule that the device has no peer path, mixed learns.
+     */
+    public record Machine(String topologySource, String topologyRules, double evictedPageNanos) {
+        /** The default topology, and the learner with that price. */
+        public static Machine defaults(double evictedPageNanos) {
+            return new Machine("default topology", "", evictedPageNanos);
+        }
+    }
+
     private final Path file;
     private final long size;
     private final String deviceName;
+    private final Machine machine;
     private final Consumer<String> status;
-    private final Progress progress;
+    private final LongConsumer progress;
     private final int depth;
     private MemorySegment javaMemory;
     private Path deviceStat;
 
-    public Bench(Path file, String deviceName, Consumer<String> status, Progress progress) throws IOException {
+    public Bench(Path file, String deviceName, Machine machine, Consumer<String> status, LongConsumer progress) throws IOException {
         this.file = file;
         this.size = Files.size(file);
         this.deviceName = deviceName;
+        this.machine = machine;
         this.status = status;
         this.progress = progress;
         this.depth = io.directmap.device.Profile.ofDeviceName(deviceName).queueDepth();
@@ -180,7 +198,7 @@ public final class Bench {
     record Route(String device, Optional<Boolean> loopDirectIo, List<long[]> spans, long directBytes, String noRoute) {}
 
     private Route route() throws IOException {
-        try (AddressSpace mm = AddressSpace.create(Topology.defaults(), new Policy(Policy.CachedPages.ALLOW));
+        try (AddressSpace mm = AddressSpace.create(topology(false), new Policy(Policy.CachedPages.ALLOW));
              SoftwareDevice dev = SoftwareDevice.create(deviceName, mm.topology());
              Vma vma = mm.mmap(file)) {
             DeviceMapping m = vma.ops().deviceMap(vma, dev.endpoint(), 0, roundUp(size, 4096), Set.of(), false);
@@ -320,11 +338,10 @@ public final class Bench {
     private Result directMap(String method, String cache, Setup setup) throws IOException {
         Policy policy = switch (method) {
             case "direct" -> new Policy(Policy.CachedPages.ALLOW);
-            case "mixed" -> Policy.learning();
+            case "mixed" -> new Policy(Policy.CachedPages.REFUSE, new PathLearner(machine.evictedPageNanos()));
             default -> Policy.defaults();
         };
-        Topology topology = method.equals("fallback") ? Topology.parse("no-p2p " + deviceName + " *", "fallback") : Topology.defaults();
-        try (AddressSpace mm = AddressSpace.create(topology, policy);
+        try (AddressSpace mm = AddressSpace.create(topology(method.equals("fallback")), policy);
              SoftwareDevice dev = SoftwareDevice.create(deviceName, mm.topology());
              Vma vma = mm.mmap(file)) {
             long window = 64L << 20;
@@ -353,6 +370,14 @@ public final class Bench {
                 });
             }
         }
+    }
+
+    /** A fresh topology of the machine (each address space registers its own endpoints); noPeerPath: with no peer path from the device. */
+    private Topology topology(boolean noPeerPath) throws IOException {
+        String rules = machine.topologyRules();
+        if (!noPeerPath) return rules.isEmpty() ? Topology.defaults() : Topology.parse(rules, machine.topologySource());
+        String fallback = "no-p2p " + deviceName + " *";
+        return rules.isEmpty() ? Topology.parse(fallback, "fallback") : Topology.parse(rules + "\n" + fallback, machine.topologySource() + " + fallback");
     }
 
     /** fio on the block device, reading the spans DirectMap reads (see {@link Fio} for why spans). */
@@ -429,17 +454,17 @@ public final class Bench {
         return out;
     }
 
-    static Optional<Row> row(List<Row> rows, String method, String cache) {
+    public static Optional<Row> row(List<Row> rows, String method, String cache) {
         return rows.stream().filter(x -> x.method().equals(method) && x.cache().equals(cache) && x.ran()).findFirst();
     }
 
-    static Optional<Row> bestJava(List<Row> rows, String cache) {
+    public static Optional<Row> bestJava(List<Row> rows, String cache) {
         return rows.stream().filter(x -> x.method().startsWith("java-") && x.cache().equals(cache) && x.ran())
                 .max(Comparator.comparingDouble(Row::median));
     }
 
     /** The ratio of medians, both measured in this run. */
-    static Double ratio(Row r, Optional<Row> base) {
+    public static Double ratio(Row r, Optional<Row> base) {
         return r.ran() && base.isPresent() ? round(r.median() / base.get().median()) : null;
     }
 

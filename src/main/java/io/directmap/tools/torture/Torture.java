@@ -1,4 +1,4 @@
-package io.directmap.cli;
+package io.directmap.tools.torture;
 
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
@@ -8,7 +8,8 @@ import io.directmap.fs.Invalidation;
 import io.directmap.fs.InvalidationReport;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Vma;
-import io.directmap.sys.Commands;
+import io.directmap.tools.Commands;
+import io.directmap.tools.Workloads;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -306,7 +307,7 @@ public final class Torture {
                     invalidations, acks.isEmpty() ? 0.0 : acks.get(acks.size() / 2) / 1e6);
         }
 
-        Map<String, Object> json() {
+        public Map<String, Object> json() {
             return jsonMap("file_bytes", fileBytes, "alone_gib_per_s", quietGiBs, "while_written_gib_per_s", writtenGiBs,
                     "writes", writes, "invalidations", invalidations,
                     "let_go_ns", Spread.of(ackNanos).json());

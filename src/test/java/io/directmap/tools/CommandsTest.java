@@ -1,4 +1,4 @@
-package io.directmap.sys;
+package io.directmap.tools;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

@@ -1,4 +1,4 @@
-package io.directmap.cli;
+package io.directmap.tools.torture;
 
 import io.directmap.fs.InvalidRequestException;
 import io.directmap.sys.Process;

@@ -1,5 +1,10 @@
-package io.directmap.sys;
+package io.directmap.tools;
 
+import io.directmap.sys.Errno;
+import io.directmap.sys.FileHandle;
+import io.directmap.sys.LoopDevice;
+import io.directmap.sys.Process;
+import io.directmap.sys.SysException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;

@@ -1,7 +1,6 @@
-package io.directmap.testing;
+package io.directmap.cli;
 
-import io.directmap.cli.Dmap;
-import io.directmap.sys.Commands;
+import io.directmap.tools.Commands;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;

@@ -1,4 +1,4 @@
-package io.directmap.cli;
+package io.directmap.tools.torture;
 
 import java.util.Arrays;
 import java.util.List;

@@ -1,0 +1,76 @@
+package io.directmap;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Dependencies point one way: {@code cli} (the dmap command) on top, the tools ({@code tools}:
+ * the torture, the bench, scratch file systems, command running) under it, the library's packages
+ * under both. Read from the source tree: a file of a lower package that names a package above it,
+ * in an import or spelt out in the code, fails here with the file and the line.
+ */
+class DependencyRuleTest {
+    static final Path MAIN = Path.of("src/main/java/io/directmap"), TEST = Path.of("src/test/java/io/directmap");
+    static final Pattern CLI = Pattern.compile("\\bio\\.directmap\\.cli\\b"), TOOLS = Pattern.compile("\\bio\\.directmap\\.tools\\b");
+
+    @Test
+    void theLibraryNamesNeitherTheToolsNorTheCommand() throws IOException {
+        List<String> found = new ArrayList<>();
+        for (Path dir : packages(MAIN)) {
+            String name = dir.getFileName().toString();
+            if (name.equals("cli") || name.equals("tools")) continue;
+            found.addAll(mentions(dir, CLI));
+            found.addAll(mentions(dir, TOOLS));
+        }
+        assertEquals(List.of(), found, "a package below the tools and the command reaches up");
+    }
+
+    @Test
+    void theToolsDoNotNameTheCommand() throws IOException {
+        assertEquals(List.of(), mentions(MAIN.resolve("tools"), CLI), "the tools are called by the command, never the other way");
+    }
+
+    @Test
+    void onlyTheCommandsTestsNameTheCommand() throws IOException {
+        List<String> found = new ArrayList<>();
+        for (Path dir : packages(TEST)) {
+            if (!dir.getFileName().toString().equals("cli")) found.addAll(mentions(dir, CLI));
+        }
+        assertEquals(List.of(), found, "a test of a lower layer goes through the command");
+    }
+
+    /** The package directories directly under root (each with its subpackages). */
+    private static List<Path> packages(Path root) throws IOException {
+        assertTrue(Files.isDirectory(root), root.toAbsolutePath() + ": run from the project's directory");
+        try (Stream<Path> s = Files.list(root)) {
+            List<Path> dirs = s.filter(Files::isDirectory).sorted().toList();
+            assertTrue(dirs.size() > 3, "packages under " + root + ": " + dirs);
+            return dirs;
+        }
+    }
+
+    /** "file:line: text" for every line of a .java file under dir that matches pattern. */
+    private static List<String> mentions(Path dir, Pattern pattern) throws IOException {
+        List<String> out = new ArrayList<>();
+        try (Stream<Path> s = Files.walk(dir)) {
+            for (Path f : s.filter(p -> p.toString().endsWith(".java")).sorted().toList()) {
+                List<String> lines = Files.readAllLines(f);
+                for (int i = 0; i < lines.size(); i++) {
+                    Matcher m = pattern.matcher(lines.get(i));
+                    if (m.find()) out.add(f + ":" + (i + 1) + ": " + lines.get(i).strip());
+                }
+            }
+        }
+        return out;
+    }
+}
