@@ -37,6 +37,14 @@ public final class Dmap {
         cl.registerConverter(Policy.CachedPages.class, new Choice<>(Policy.CachedPages.class));
         cl.registerConverter(Common.PolicyChoice.class, new Choice<>(Common.PolicyChoice.class));
         cl.registerConverter(ScratchFilesystem.Type.class, new Choice<>(ScratchFilesystem.Type.class));
+        // Bad input is one line that says what is wrong, and where to look, not a usage dump.
+        cl.setParameterExceptionHandler((ex, line) -> {
+            err.println("dmap: " + ex.getMessage());
+            CommandLine sub = ex.getCommandLine();
+            String name = sub == null || sub == cl ? "" : " " + sub.getCommandName();
+            err.println("      (dmap" + name + " --help lists the options)");
+            return INVALID_INPUT;
+        });
         cl.setExecutionExceptionHandler((ex, line, parsed) -> {
             if (ex instanceof InvalidRequestException) {
                 err.println("dmap: " + ex.getMessage());

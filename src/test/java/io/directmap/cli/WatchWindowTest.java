@@ -56,6 +56,8 @@ class WatchWindowTest {
             assertEquals(Dmap.INVALID_INPUT, r.code(), w + ": " + r.out() + r.err());
             assertTrue(r.err().contains("--window"), r.err());
             assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+            assertFalse(r.err().contains("Usage:"), "one line that says what is wrong, not a usage dump: " + r.err());
+            assertTrue(r.err().contains("dmap watch --help"), "says where the options are: " + r.err());
         }
     }
 }
