@@ -97,10 +97,16 @@ public final class IntervalIndex<T> {
         return out;
     }
 
-    /** The intervals with the greatest start at or below point (they need not contain it), or none. */
-    public List<Interval<T>> floor(long point) {
+    /**
+     * The value of the first interval with the greatest start at or below point, if that interval
+     * contains point; else null (a sorted map's floor lookup, for users that keep one interval per
+     * start). Allocates nothing.
+     */
+    public T floorContaining(long point) {
         Map.Entry<Long, List<Interval<T>>> f = byStart.floorEntry(point);
-        return f == null ? List.of() : List.copyOf(f.getValue());
+        if (f == null) return null;
+        Interval<T> iv = f.getValue().getFirst();
+        return point < iv.end() ? iv.value() : null;
     }
 
     /** Every value, by start. */
