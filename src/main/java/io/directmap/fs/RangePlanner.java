@@ -33,26 +33,10 @@ final class RangePlanner {
         this.loops = loops;
     }
 
-    void releaseGrants(List<Segment> segments) {
-        for (Segment s : segments) {
-            if (s instanceof Segment.Direct d) blocks.release(d.grant());
-        }
-    }
-
-    /** Direct segments become fallbacks for refusal (no lease: the blocks could change unseen). */
-    List<Segment> refuseDirect(List<Segment> segments, Refusal refusal) {
-        List<Segment> out = new ArrayList<>();
-        for (Segment s : segments) {
-            if (s instanceof Segment.Direct d) {
-                blocks.release(d.grant());
-                out.add(new Segment.Fallback(d.start(), d.end(), refusal));
-            } else {
-                out.add(s);
-            }
-        }
-        return Segments.merge(out);
-    }
-
+    /**
+     * The segments of r's range of file, depth loop devices down; the extents seen are added to
+     * placement (what the read_retry check compares with later).
+     */
     List<Segment> plan(OpenFile file, MapRequest r, int depth, List<Extent> placement) throws IOException {
         long start = r.start(), end = r.end();
         List<Segment> out = new ArrayList<>();
@@ -205,6 +189,7 @@ final class RangePlanner {
         }
     }
 
+    /** The typed extents of [start, end) as the adapter converts them, holes included. */
     List<Extent> typedExtents(OpenFile file, long start, long end) throws SysException {
         List<Extent> out = new ArrayList<>();
         long at = start;
@@ -219,6 +204,20 @@ final class RangePlanner {
         }
         if (at < end) out.add(new Extent(at, end, Extent.Kind.HOLE, 0, false));
         return out;
+    }
+
+    /** Direct segments become fallbacks for refusal (no lease: the blocks could change unseen). */
+    List<Segment> refuseDirect(List<Segment> segments, Refusal refusal) {
+        List<Segment> out = new ArrayList<>();
+        for (Segment s : segments) {
+            if (s instanceof Segment.Direct d) {
+                blocks.release(d.grant());
+                out.add(new Segment.Fallback(d.start(), d.end(), refusal));
+            } else {
+                out.add(s);
+            }
+        }
+        return Segments.merge(out);
     }
 
     /** The proposal's contract: success for the whole range, or failure and fall back entirely. */
@@ -242,5 +241,12 @@ final class RangePlanner {
             }
         }
         return Segments.merge(out);
+    }
+
+    /** Gives back what the block devices granted for the direct segments. */
+    void releaseGrants(List<Segment> segments) {
+        for (Segment s : segments) {
+            if (s instanceof Segment.Direct d) blocks.release(d.grant());
+        }
     }
 }
