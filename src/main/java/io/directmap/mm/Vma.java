@@ -75,6 +75,19 @@ public final class Vma implements AutoCloseable {
         synchronized (notifiers) {
             found = notifiers.overlapping(start, end);
         }
+        return inInsertionOrder(found);
+    }
+
+    /** Every notifier now, in the order they were inserted. */
+    private List<IntervalNotifier> allNotifiers() {
+        List<IntervalNotifier> found;
+        synchronized (notifiers) {
+            found = notifiers.all();
+        }
+        return inInsertionOrder(found);
+    }
+
+    private static List<IntervalNotifier> inInsertionOrder(List<IntervalNotifier> found) {
         found.sort(java.util.Comparator.comparingLong(IntervalNotifier::order));
         return found;
     }
@@ -155,12 +168,7 @@ public final class Vma implements AutoCloseable {
         }
         RuntimeException failure = null;
         Invalidation unmap = Invalidation.of(0, Long.MAX_VALUE, Invalidation.Cause.UNMAPPED, "munmap of " + file.path(), true);
-        List<IntervalNotifier> all;
-        synchronized (notifiers) {
-            all = notifiers.all();
-        }
-        all.sort(java.util.Comparator.comparingLong(IntervalNotifier::order));
-        for (IntervalNotifier n : all) {
+        for (IntervalNotifier n : allNotifiers()) {
             try {
                 if (io.directmap.fault.Faults.fire(io.directmap.fault.FaultPoint.MUNMAP_ERROR)) {
                     throw new IllegalStateException("fault point munmap_error: " + n + " threw at munmap of " + file.path());
