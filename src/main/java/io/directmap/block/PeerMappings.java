@@ -1,10 +1,9 @@
 package io.directmap.block;
 
-import java.util.ArrayList;
+import io.directmap.mm.IntervalIndex;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
 
 /**
  * The block device side's reverse map (the proposal's open question 3: "helpers that let block
@@ -25,33 +24,26 @@ public final class PeerMappings {
     /** One peer mapping: [start, end) of device, held by owner. */
     public record Entry(BlockDevice device, long start, long end, Owner owner) {}
 
-    private final Map<BlockDevice, TreeMap<Long, List<Entry>>> byDevice = new IdentityHashMap<>();
+    private final Map<BlockDevice, IntervalIndex<Entry>> byDevice = new IdentityHashMap<>();
 
     public synchronized Entry register(BlockDecision.Granted g, Owner owner) {
         Entry e = new Entry(g.device(), g.offset(), g.offset() + g.length(), owner);
-        byDevice.computeIfAbsent(g.device(), d -> new TreeMap<>()).computeIfAbsent(e.start(), s -> new ArrayList<>()).add(e);
+        byDevice.computeIfAbsent(g.device(), d -> new IntervalIndex<>()).add(e.start(), e.end(), e);
         return e;
     }
 
     public synchronized void unregister(Entry e) {
-        TreeMap<Long, List<Entry>> ranges = byDevice.get(e.device());
+        IntervalIndex<Entry> ranges = byDevice.get(e.device());
         if (ranges == null) return;
-        List<Entry> at = ranges.get(e.start());
-        if (at == null) return;
-        at.remove(e);
-        if (at.isEmpty()) ranges.remove(e.start());
+        ranges.remove(e.start(), e.end(), e);
         if (ranges.isEmpty()) byDevice.remove(e.device());
     }
 
     /** The entries of device that overlap [start, end). */
     public synchronized List<Entry> overlapping(BlockDevice device, long start, long end) {
-        TreeMap<Long, List<Entry>> ranges = byDevice.get(device);
+        IntervalIndex<Entry> ranges = byDevice.get(device);
         if (ranges == null) return List.of();
-        List<Entry> out = new ArrayList<>();
-        for (List<Entry> at : ranges.headMap(end, false).values()) {
-            for (Entry e : at) if (e.end() > start) out.add(e);
-        }
-        return out;
+        return ranges.overlapping(start, end);
     }
 
     /** Devices that have peer mappings now. */
@@ -60,7 +52,7 @@ public final class PeerMappings {
     }
 
     public synchronized int size() {
-        return byDevice.values().stream().mapToInt(m -> m.values().stream().mapToInt(List::size).sum()).sum();
+        return byDevice.values().stream().mapToInt(IntervalIndex::size).sum();
     }
 
     /** Asks every owner of an overlapping range, once each, to take it back; returns how many owners were asked. */

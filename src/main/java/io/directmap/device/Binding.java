@@ -3,8 +3,6 @@ package io.directmap.device;
 import io.directmap.fs.DeviceMapping;
 import io.directmap.fs.InvalidRequestException;
 import io.directmap.fs.Invalidation;
-import io.directmap.fs.Segment;
-import io.directmap.mm.IntervalNotifier;
 import io.directmap.mm.MapFlag;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Process;
@@ -15,7 +13,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import java.util.function.LongConsumer;
 
@@ -32,11 +29,13 @@ import java.util.function.LongConsumer;
  * and munmap never wait for a DMA that will not end.
  *
  * <p>A binding has at most {@link #MAX_WINDOWS} (16,384) windows, as the kernel bounds the vmas of a
- * process (vm.max_map_count). Each window is an interval notifier in the vma's list, which every
- * insert copies and every invalidation scans: binding and closing 65,536 windows took 7.6 s on a
- * busy 2-core VM, 16,384 took 0.8 s. 16,384 windows of 8 MiB (the CLI's default) cover 128 GiB;
+ * process (vm.max_map_count). Each window is an interval notifier of the vma: binding and closing
+ * 65,536 windows took 7.6 s on a busy 2-core VM, 16,384 took 0.8 s (measured when the vma kept its
+ * notifiers in a list that every insert copied; it now keeps them in an interval index). 16,384 windows of 8 MiB (the CLI's default) cover 128 GiB;
  * a range that would need more is refused with the smallest window it allows
  * ({@link #smallestWindow}).
+ *
+ * <p>A {@link Window} does one window's part; {@link BindingStats} holds the counters.
  */
 public final class Binding implements AutoCloseable {
     /** The most windows one binding may have (see the class comment). */
@@ -59,9 +58,7 @@ public final class Binding implements AutoCloseable {
     private volatile Consumer<LetGo> onLetGo = l -> { };
     private volatile boolean closed;
 
-    final AtomicLong faults = new AtomicLong(), refaults = new AtomicLong(), invalidations = new AtomicLong(),
-            retries = new AtomicLong(), reads = new AtomicLong(), incoherentReads = new AtomicLong(),
-            directBytes = new AtomicLong(), fallbackBytes = new AtomicLong();
+    final BindingStats stats = new BindingStats();
 
     Binding(SoftwareDevice device, Vma vma, long start, long end, long windowBytes, Set<MapFlag> flags, Importer.Mode mode) {
         this.device = device;
@@ -73,7 +70,7 @@ public final class Binding implements AutoCloseable {
         this.windowBytes = windowBytes;
         try {
             for (long s = start; s < end; s += windowBytes) {
-                Window w = new Window(s, Math.min(end, s + windowBytes));
+                Window w = new Window(this, s, Math.min(end, s + windowBytes));
                 w.notifier = vma.insertNotifier(w.start, w.end, w);
                 windows.add(w);
             }
@@ -115,6 +112,11 @@ public final class Binding implements AutoCloseable {
     public long start() { return start; }
     public long end() { return end; }
     public SoftwareDevice device() { return device; }
+    Set<MapFlag> flags() { return flags; }
+    Importer.Mode mode() { return mode; }
+    Duration coherentWait() { return coherentWait; }
+    Consumer<LetGo> onLetGo() { return onLetGo; }
+    boolean isClosed() { return closed; }
 
     /**
      * How long a read may wait for the file to become coherent (no other process holding it open
@@ -131,22 +133,21 @@ public final class Binding implements AutoCloseable {
         return this;
     }
 
-    public long faults() { return faults.get(); }
-    public long refaults() { return refaults.get(); }
-    public long invalidations() { return invalidations.get(); }
-    public long retries() { return retries.get(); }
-    public long reads() { return reads.get(); }
-    public long incoherentReads() { return incoherentReads.get(); }
-    public long directBytes() { return directBytes.get(); }
-    public long fallbackBytes() { return fallbackBytes.get(); }
+    public long faults() { return stats.faults.get(); }
+    public long refaults() { return stats.refaults.get(); }
+    public long invalidations() { return stats.invalidations.get(); }
+    public long retries() { return stats.retries.get(); }
+    public long reads() { return stats.reads.get(); }
+    public long incoherentReads() { return stats.incoherentReads.get(); }
+    public long directBytes() { return stats.directBytes.get(); }
+    public long fallbackBytes() { return stats.fallbackBytes.get(); }
 
     /** The mappings live now, one per faulted window. */
     public List<DeviceMapping> liveMappings() {
         List<DeviceMapping> out = new ArrayList<>();
         for (Window w : windows) {
-            synchronized (w) {
-                if (w.mapping != null) out.add(w.mapping);
-            }
+            DeviceMapping m = w.mapping();
+            if (m != null) out.add(m);
         }
         return out;
     }
@@ -185,30 +186,22 @@ public final class Binding implements AutoCloseable {
         int first = (int) ((offset - start) / windowBytes);
         int last = (int) ((readEnd - 1 - start) / windowBytes);
         // Sized up front, so adding a pin never allocates (and never fails) between pin and list.
-        List<Pinned> pinned = new ArrayList<>(last - first + 1);
-        List<IommuTable.Entry> all = new ArrayList<>();
-        IOException failure = null;
-        DmaEngine.Stats stats = new DmaEngine.Stats();
+        List<Window.Pinned> pinned = new ArrayList<>(last - first + 1);
+        DmaEngine.Stats dmaStats = new DmaEngine.Stats();
         long t0 = System.nanoTime();
         try {
             for (int i = first; i <= last; i++) {
                 Window w = windows.get(i);
                 long s = Math.max(offset, w.start), e = Math.min(readEnd, w.end);
-                Pinned p = w.tryPin(s, e);
-                if (p == null) break;
-                pinned.add(p);
-                all.addAll(IommuTable.window(p.entries(), vma.address() + s, vma.address() + e, s - offset));
+                if (w.tryPin(s, e, pinned) == null) break;
             }
-            if (!pinned.isEmpty()) device.engine().transfer(all, dst, guarded, stats);
-        } catch (DmaInFlightException x) {
-            throw x;                         // its memory is set aside: no retry can use it
-        } catch (IOException x) {
-            failure = x;
-        } finally {
-            for (Pinned p : pinned) p.window().unpin();
+        } catch (RuntimeException | Error x) {
+            for (Window.Pinned p : pinned) p.window().unpin();
+            throw x;
         }
+        IOException failure = transfer(pinned, offset, dst, guarded, dmaStats);
         guarded.rethrow();
-        if (!pinned.isEmpty()) report(stats, System.nanoTime() - t0);
+        if (!pinned.isEmpty()) report(dmaStats, System.nanoTime() - t0);
         long done = 0;
         for (int i = first; i <= last; i++) {
             Window w = windows.get(i);
@@ -229,10 +222,10 @@ public final class Binding implements AutoCloseable {
             coherent &= r.coherent();
         }
         zeroPastEndOfFile(offset, readEnd, dst);
-        reads.incrementAndGet();
-        directBytes.addAndGet(direct);
-        fallbackBytes.addAndGet(fallback);
-        if (!coherent) incoherentReads.incrementAndGet();
+        stats.reads.incrementAndGet();
+        stats.directBytes.addAndGet(direct);
+        stats.fallbackBytes.addAndGet(fallback);
+        if (!coherent) stats.incoherentReads.incrementAndGet();
         return new Read(direct, fallback, retried, coherent);
     }
 
@@ -278,14 +271,35 @@ public final class Binding implements AutoCloseable {
         }
     }
 
-    /** One window's part of a DMA: the sequence it began at and what it read through. */
-    private record Pinned(Window window, long seq, DeviceMapping mapping, List<IommuTable.Entry> entries, long start, long end) {}
+    /**
+     * One DMA for what pinned covers, into dst (which starts at file offset base), so the engine's
+     * queue never drains between windows; every pin is dropped whatever happens. Returns the I/O
+     * failure the DMA ended with, or null; a DMA whose memory had to be set aside is thrown.
+     */
+    IOException transfer(List<Window.Pinned> pinned, long base, MemorySegment dst, LongConsumer progress,
+                         DmaEngine.Stats dmaStats) throws DmaInFlightException {
+        try {
+            if (pinned.isEmpty()) return null;
+            List<IommuTable.Entry> all = new ArrayList<>();
+            for (Window.Pinned p : pinned) {
+                all.addAll(IommuTable.window(p.entries(), vma.address() + p.start(), vma.address() + p.end(), p.start() - base));
+            }
+            device.engine().transfer(all, dst, progress, dmaStats);
+            return null;
+        } catch (DmaInFlightException x) {
+            throw x;                         // its memory is set aside: no retry can use it
+        } catch (IOException x) {
+            return x;
+        } finally {
+            for (Window.Pinned p : pinned) p.window().unpin();
+        }
+    }
 
     /**
      * Tells the policy how fast a DMA that went one way only was, in wall time (per-request times
      * would flatter the I/O-bound way when copies compete for the CPU). Mixed DMAs teach nothing.
      */
-    private void report(DmaEngine.Stats stats, long wallNanos) {
+    void report(DmaEngine.Stats stats, long wallNanos) {
         io.directmap.fs.PathLearner.Way only = null;
         for (io.directmap.fs.PathLearner.Way w : io.directmap.fs.PathLearner.Way.values()) {
             if (stats.bytes[w.ordinal()].sum() == 0) continue;
@@ -316,211 +330,7 @@ public final class Binding implements AutoCloseable {
         if (failure instanceof Error e) throw e;
     }
 
-    /** One window: its notifier, its mapping and table entries while faulted, its DMA in flight. */
-    private final class Window implements IntervalNotifier.Ops {
-        final long start, end;
-        IntervalNotifier notifier;
-        DeviceMapping mapping;                     // guarded by this
-        List<IommuTable.Entry> entries = List.of(); // guarded by this
-        int inFlight;                              // guarded by this
-        boolean faultedBefore;
-
-        Window(long start, long end) {
-            this.start = start;
-            this.end = end;
-        }
-
-        /**
-         * read_begin, fault if unmapped, and count a DMA in flight, if the window is ready for one
-         * now (mapped, coherent); null if it is not (the slow path waits for it).
-         */
-        Pinned tryPin(long s, long e) {
-            long seq = notifier.readBegin();
-            synchronized (this) {
-                if (mapping == null) {
-                    try {
-                        fault();
-                    } catch (IOException x) {
-                        return null;
-                    }
-                }
-                if (!mapping.coherent() && !coherentWait.isZero()) return null;
-                Pinned p = new Pinned(this, seq, mapping, entries, s, e);
-                inFlight++;
-                return p;
-            }
-        }
-
-        synchronized void unpin() {
-            inFlight--;
-            notifyAll();
-        }
-
-        /** read_retry and the placement check after a DMA; the Read to deliver, or null to read again. */
-        Read finish(Pinned p, boolean failed) throws IOException {
-            if (notifier.readRetry(p.seq())) {
-                retries.incrementAndGet();
-                return null;
-            }
-            boolean valid = vma.ops().verify(vma, p.mapping(), p.start(), p.end(), failed);
-            if (!valid || notifier.readRetry(p.seq()) || failed) {
-                retries.incrementAndGet();
-                // Taken back without this window being told (revoked after a failed invalidate, or by a
-                // check that found nobody to tell): drop it, so the next attempt faults afresh instead of
-                // reading through a dead mapping over and over.
-                if (!p.mapping().isLive()) dropDead(p.mapping());
-                return null;
-            }
-            long direct = 0;
-            for (Segment seg : p.mapping().segments()) {
-                if (seg instanceof Segment.Direct) direct += Math.max(0, Math.min(p.end(), seg.end()) - Math.max(p.start(), seg.start()));
-            }
-            return new Read(direct, (p.end() - p.start()) - direct, 0, p.mapping().coherent());
-        }
-
-        /** The whole protocol for one window, waiting where the fast path would not. */
-        Read read(long s, long e, MemorySegment dst, LongConsumer progress) throws IOException {
-            long deadline = System.nanoTime() + coherentWait.toNanos();
-            int retried = 0;
-            while (true) {
-                IOException failure = null;
-                DmaEngine.Stats stats = new DmaEngine.Stats();
-                long seq = notifier.readBegin();
-                DeviceMapping m;
-                List<IommuTable.Entry> es;
-                synchronized (this) {
-                    if (mapping == null) {
-                        try {
-                            fault();
-                        } catch (InvalidRequestException bad) {
-                            // The file is shorter than the window just now (truncated, being extended): wait for it.
-                            if (System.nanoTime() > deadline) throw bad;
-                            retried++;
-                            pause();
-                            continue;
-                        }
-                    }
-                    m = mapping;
-                    es = entries;
-                    if (!m.coherent() && System.nanoTime() < deadline) {
-                        m = null;
-                    } else {
-                        inFlight++;
-                    }
-                }
-                if (m == null) {
-                    // Another process has the file open for writing: wait for it to close, then fault again.
-                    letGo(null);
-                    retried++;
-                    pause();
-                    continue;
-                }
-                // Pinned from here: nothing that can throw comes between the pin and the try whose finally unpins.
-                long t0 = System.nanoTime();
-                try {
-                    device.engine().transfer(IommuTable.window(es, vma.address() + s, vma.address() + e), dst, progress, stats);
-                } catch (DmaInFlightException x) {
-                    throw x;                 // its memory is set aside: no retry can use it
-                } catch (IOException x) {
-                    failure = x;
-                } finally {
-                    unpin();
-                }
-                Read r = finish(new Pinned(this, seq, m, es, s, e), failure != null);
-                if (r != null) {
-                    report(stats, System.nanoTime() - t0);
-                    return new Read(r.directBytes(), r.fallbackBytes(), retried, r.coherent());
-                }
-                retried++;
-                if (failure != null && !notifier.readRetry(seq)) {
-                    // Nothing below changed that we can see: the fault is real (a page-cache read of a truncated file).
-                    if (retried > 8) throw failure;
-                    letGo(null);
-                    pause();
-                }
-            }
-        }
-
-        /** device_map for the window and the table entries for its answer; called holding this. */
-        private void fault() throws IOException {
-            // close() sets closed before it takes each window's lock, so a fault after close lets go of nothing.
-            if (closed) throw new IllegalStateException("binding of " + vma + " is closed");
-            DeviceMapping m = vma.ops().deviceMap(vma, device.endpoint(), start, roundUpPage(end), flags,
-                    mode == Importer.Mode.ALL_OR_NOTHING);
-            try {
-                entries = device.program(vma, m, start);
-            } catch (IOException | RuntimeException | Error x) {
-                try {
-                    vma.ops().deviceUnmap(vma, device.endpoint(), m);
-                } catch (RuntimeException | Error u) {
-                    x.addSuppressed(u);
-                }
-                throw x;
-            }
-            mapping = m;
-            faults.incrementAndGet();
-            if (faultedBefore) refaults.incrementAndGet();
-            faultedBefore = true;
-        }
-
-        @Override
-        public void invalidate(IntervalNotifier n, Invalidation inv) {
-            long t0 = System.nanoTime();
-            if (!letGo(inv)) return;
-            invalidations.incrementAndGet();
-            try {
-                onLetGo.accept(new LetGo(inv, start, end, System.nanoTime() - t0));
-            } catch (RuntimeException | Error x) {
-                // The window has let go; a throw here would stop the invalidation of the windows after it.
-                System.getLogger("io.directmap").log(System.Logger.Level.WARNING, "the onLetGo callback of " + vma + " "
-                        + Units.range(start, end) + " threw; the window was let go all the same", x);
-            }
-        }
-
-        /** Lets go of m if it is still this window's mapping (it is no longer live). */
-        private void dropDead(DeviceMapping m) {
-            synchronized (this) {
-                if (mapping != m) return;
-            }
-            letGo(null);
-        }
-
-        /** Stops new DMA, waits for DMA in flight, drops the entries, unmaps. Returns whether anything was mapped. */
-        boolean letGo(Invalidation inv) {
-            DeviceMapping m;
-            List<IommuTable.Entry> es;
-            synchronized (this) {
-                m = mapping;
-                es = entries;
-                mapping = null;
-                entries = List.of();
-                boolean interrupted = false;
-                while (inFlight > 0) {
-                    try {
-                        wait();
-                    } catch (InterruptedException x) {
-                        interrupted = true;
-                    }
-                }
-                if (interrupted) Thread.currentThread().interrupt();
-            }
-            device.table().drop(es);
-            if (m == null) return false;
-            if (!vma.isClosed() || inv != null) vma.ops().deviceUnmap(vma, device.endpoint(), m);
-            return true;
-        }
-    }
-
-    private static void pause() {
-        try {
-            Thread.sleep(1);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-    }
-
     private static long roundUpPage(long v) {
-        long p = Process.PAGE_SIZE;
-        return (v + p - 1) / p * p;
+        return Window.roundUpPage(v);
     }
 }

@@ -1,10 +1,9 @@
 package io.directmap.device;
 
 import io.directmap.block.BlockDevice;
+import io.directmap.mm.IntervalIndex;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
-import java.util.Map;
-import java.util.TreeMap;
 
 /**
  * The importer's IOMMU-like table: from the virtual addresses of the vma it mirrors to what the
@@ -27,7 +26,8 @@ public final class IommuTable {
     /** virtualAddress..+length is backed by target; memoryOffset is where it lands in device memory. */
     public record Entry(long virtualAddress, long length, Target target, long memoryOffset) {}
 
-    private final TreeMap<Long, Entry> entries = new TreeMap<>();
+    /** At most one entry per virtual address it starts at (programming an address again replaces it). */
+    private final IntervalIndex<Entry> entries = new IntervalIndex<>();
 
     /**
      * The parts of entries inside [vaStart, vaEnd), each with its target narrowed to the part and
@@ -54,22 +54,24 @@ public final class IommuTable {
     }
 
     synchronized void program(List<Entry> batch) {
-        for (Entry e : batch) entries.put(e.virtualAddress(), e);
+        for (Entry e : batch) {
+            entries.removeAt(e.virtualAddress());
+            entries.add(e.virtualAddress(), e.virtualAddress() + e.length(), e);
+        }
     }
 
     synchronized void drop(List<Entry> batch) {
-        for (Entry e : batch) entries.remove(e.virtualAddress(), e);
+        for (Entry e : batch) entries.remove(e.virtualAddress(), e.virtualAddress() + e.length(), e);
     }
 
     /** The entries programmed for [vaStart, vaEnd), in address order. */
     synchronized List<Entry> entriesOf(long vaStart, long vaEnd) {
-        return List.copyOf(entries.subMap(vaStart, true, vaEnd, false).values());
+        return List.copyOf(entries.startingIn(vaStart, vaEnd));
     }
 
     /** The entry that translates va, or null. */
     public synchronized Entry translate(long va) {
-        Map.Entry<Long, Entry> f = entries.floorEntry(va);
-        return f != null && va < f.getKey() + f.getValue().length() ? f.getValue() : null;
+        return entries.floorContaining(va);
     }
 
     public synchronized int size() {

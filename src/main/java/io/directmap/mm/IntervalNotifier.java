@@ -20,12 +20,14 @@ public final class IntervalNotifier {
     private final Vma vma;
     private final long start, end;
     private final Ops ops;
+    private final long order;  // the vma tells its notifiers in the order they were inserted
     private long seq;        // bumped at the start and the end of every invalidation
     private int active;      // invalidations running now
     private long invalidations;
 
-    IntervalNotifier(Vma vma, long start, long end, Ops ops) {
+    IntervalNotifier(Vma vma, long start, long end, Ops ops, long order) {
         this.vma = vma;
+        this.order = order;
         this.start = start;
         this.end = end;
         this.ops = ops;
@@ -62,9 +64,7 @@ public final class IntervalNotifier {
         vma.removeNotifier(this);
     }
 
-    boolean overlaps(long s, long e) {
-        return start < e && s < end;
-    }
+    long order() { return order; }
 
     /**
      * Runs the importer's callback. If it throws, the importer has not acknowledged: the exception

@@ -10,7 +10,6 @@ import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Consumer;
 
 /**
@@ -25,7 +24,9 @@ public final class Vma implements AutoCloseable {
     private final VmOperations ops;
     private final Map<DeviceMapping, Runnable> live = new IdentityHashMap<>();
     private final Consumer<Vma> onClose;
-    private final List<IntervalNotifier> notifiers = new CopyOnWriteArrayList<>();
+    /** The notifiers by the file range they watch; guarded by itself, never held while one runs. */
+    private final IntervalIndex<IntervalNotifier> notifiers = new IntervalIndex<>();
+    private long notifiersInserted;   // under notifiers: the order they are told in is the order they came
     private final MappingOwner owner = this::invalidate;
     private boolean closed;
 
@@ -55,13 +56,40 @@ public final class Vma implements AutoCloseable {
         synchronized (this) {
             if (closed) throw new IllegalStateException(this + " is unmapped");
         }
-        IntervalNotifier n = new IntervalNotifier(this, start, end, ops);
-        notifiers.add(n);
-        return n;
+        synchronized (notifiers) {
+            IntervalNotifier n = new IntervalNotifier(this, start, end, ops, notifiersInserted++);
+            notifiers.add(start, end, n);
+            return n;
+        }
     }
 
     void removeNotifier(IntervalNotifier n) {
-        notifiers.remove(n);
+        synchronized (notifiers) {
+            notifiers.remove(n.start(), n.end(), n);
+        }
+    }
+
+    /** The notifiers that overlap [start, end) now, in the order they were inserted. */
+    private List<IntervalNotifier> notifiers(long start, long end) {
+        List<IntervalNotifier> found;
+        synchronized (notifiers) {
+            found = notifiers.overlapping(start, end);
+        }
+        return inInsertionOrder(found);
+    }
+
+    /** Every notifier now, in the order they were inserted. */
+    private List<IntervalNotifier> allNotifiers() {
+        List<IntervalNotifier> found;
+        synchronized (notifiers) {
+            found = notifiers.all();
+        }
+        return inInsertionOrder(found);
+    }
+
+    private static List<IntervalNotifier> inInsertionOrder(List<IntervalNotifier> found) {
+        found.sort(java.util.Comparator.comparingLong(IntervalNotifier::order));
+        return found;
     }
 
     /** What the file system tells when it takes mappings made through this vma back. */
@@ -74,8 +102,7 @@ public final class Vma implements AutoCloseable {
      */
     private void invalidate(Invalidation inv) {
         RuntimeException failure = null;
-        for (IntervalNotifier n : notifiers) {
-            if (!n.overlaps(inv.start(), inv.end())) continue;
+        for (IntervalNotifier n : notifiers(inv.start(), inv.end())) {
             try {
                 n.invalidate(inv);
             } catch (RuntimeException | Error e) {
@@ -141,7 +168,7 @@ public final class Vma implements AutoCloseable {
         }
         RuntimeException failure = null;
         Invalidation unmap = Invalidation.of(0, Long.MAX_VALUE, Invalidation.Cause.UNMAPPED, "munmap of " + file.path(), true);
-        for (IntervalNotifier n : notifiers) {
+        for (IntervalNotifier n : allNotifiers()) {
             try {
                 if (io.directmap.fault.Faults.fire(io.directmap.fault.FaultPoint.MUNMAP_ERROR)) {
                     throw new IllegalStateException("fault point munmap_error: " + n + " threw at munmap of " + file.path());
@@ -154,7 +181,9 @@ public final class Vma implements AutoCloseable {
                 failure = collect(failure, n + " did not let go at munmap of " + file.path() + ": " + e, e);
             }
         }
-        notifiers.clear();
+        synchronized (notifiers) {
+            notifiers.clear();
+        }
         for (Runnable r : releases) {
             try {
                 r.run();

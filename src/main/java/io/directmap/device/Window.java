@@ -1,0 +1,232 @@
+package io.directmap.device;
+
+import io.directmap.fs.DeviceMapping;
+import io.directmap.fs.InvalidRequestException;
+import io.directmap.fs.Invalidation;
+import io.directmap.fs.Segment;
+import io.directmap.mm.IntervalNotifier;
+import io.directmap.mm.Vma;
+import io.directmap.sys.Process;
+import io.directmap.sys.Units;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.LongConsumer;
+
+/**
+ * One window of a {@link Binding}: its notifier, its mapping and table entries while faulted, its
+ * DMA in flight. A read of it is one sequence, for the binding's fast path and for the window's own
+ * slow one: {@link #pin} (read_begin, fault if unmapped, count the DMA in flight), the DMA
+ * ({@link Binding#transfer}, which unpins), {@link #finish} (read_retry and the placement check).
+ */
+final class Window implements IntervalNotifier.Ops {
+    /** One window's part of a DMA: the sequence it began at and what it read through. */
+    record Pinned(Window window, long seq, DeviceMapping mapping, List<IommuTable.Entry> entries, long start, long end) {}
+
+    private final Binding binding;
+    private final Vma vma;
+    private final BindingStats stats;
+    final long start, end;
+    IntervalNotifier notifier;
+    private DeviceMapping mapping;                     // guarded by this
+    private List<IommuTable.Entry> entries = List.of(); // guarded by this
+    private int inFlight;                              // guarded by this
+    private boolean faultedBefore;
+
+    Window(Binding binding, long start, long end) {
+        this.binding = binding;
+        this.vma = binding.vma();
+        this.stats = binding.stats;
+        this.start = start;
+        this.end = end;
+    }
+
+    /** The live mapping, or null while unfaulted. */
+    synchronized DeviceMapping mapping() {
+        return mapping;
+    }
+
+    /**
+     * read_begin, fault if unmapped, and count a DMA in flight, added to into (which must have room
+     * for it, so nothing allocates between the pin and the caller's unpin); null, with nothing
+     * pinned, while the mapping is not coherent and System.nanoTime() is below coherentDeadline
+     * (the caller waits or takes another path). A fault's failure is thrown.
+     */
+    Pinned pin(long s, long e, long coherentDeadline, List<Pinned> into) throws IOException {
+        long seq = notifier.readBegin();
+        synchronized (this) {
+            if (mapping == null) fault();
+            if (!mapping.coherent() && System.nanoTime() < coherentDeadline) return null;
+            Pinned p = new Pinned(this, seq, mapping, entries, s, e);
+            into.add(p);
+            inFlight++;
+            return p;
+        }
+    }
+
+    /**
+     * The fast path's pin: only if the window is ready for a DMA now (mapped, coherent or no wait
+     * for coherence asked); null if it is not (the slow path waits for it).
+     */
+    Pinned tryPin(long s, long e, List<Pinned> into) {
+        try {
+            return pin(s, e, binding.coherentWait().isZero() ? Long.MIN_VALUE : Long.MAX_VALUE, into);
+        } catch (IOException x) {
+            return null;
+        }
+    }
+
+    synchronized void unpin() {
+        inFlight--;
+        notifyAll();
+    }
+
+    /** read_retry and the placement check after a DMA; the Read to deliver, or null to read again. */
+    Binding.Read finish(Pinned p, boolean failed) throws IOException {
+        if (notifier.readRetry(p.seq())) {
+            stats.retries.incrementAndGet();
+            return null;
+        }
+        boolean valid = vma.ops().verify(vma, p.mapping(), p.start(), p.end(), failed);
+        if (!valid || notifier.readRetry(p.seq()) || failed) {
+            stats.retries.incrementAndGet();
+            // Taken back without this window being told (revoked after a failed invalidate, or by a
+            // check that found nobody to tell): drop it, so the next attempt faults afresh instead of
+            // reading through a dead mapping over and over.
+            if (!p.mapping().isLive()) dropDead(p.mapping());
+            return null;
+        }
+        long direct = 0;
+        for (Segment seg : p.mapping().segments()) {
+            if (seg instanceof Segment.Direct) direct += Math.max(0, Math.min(p.end(), seg.end()) - Math.max(p.start(), seg.start()));
+        }
+        return new Binding.Read(direct, (p.end() - p.start()) - direct, 0, p.mapping().coherent());
+    }
+
+    /** The whole protocol for one window, waiting where the fast path would not. */
+    Binding.Read read(long s, long e, MemorySegment dst, LongConsumer progress) throws IOException {
+        long deadline = System.nanoTime() + binding.coherentWait().toNanos();
+        int retried = 0;
+        while (true) {
+            DmaEngine.Stats dmaStats = new DmaEngine.Stats();
+            List<Pinned> pinned = new ArrayList<>(1);
+            Pinned p;
+            try {
+                p = pin(s, e, deadline, pinned);
+            } catch (InvalidRequestException bad) {
+                // The file is shorter than the window just now (truncated, being extended): wait for it.
+                if (System.nanoTime() > deadline) throw bad;
+                retried++;
+                pause();
+                continue;
+            }
+            if (p == null) {
+                // Another process has the file open for writing: wait for it to close, then fault again.
+                letGo(null);
+                retried++;
+                pause();
+                continue;
+            }
+            // Pinned from here: nothing that can throw comes between the pin and the try whose finally unpins.
+            long t0 = System.nanoTime();
+            IOException failure = binding.transfer(pinned, s, dst, progress, dmaStats);
+            Binding.Read r = finish(p, failure != null);
+            if (r != null) {
+                binding.report(dmaStats, System.nanoTime() - t0);
+                return new Binding.Read(r.directBytes(), r.fallbackBytes(), retried, r.coherent());
+            }
+            retried++;
+            if (failure != null && !notifier.readRetry(p.seq())) {
+                // Nothing below changed that we can see: the fault is real (a page-cache read of a truncated file).
+                if (retried > 8) throw failure;
+                letGo(null);
+                pause();
+            }
+        }
+    }
+
+    /** device_map for the window and the table entries for its answer; called holding this. */
+    private void fault() throws IOException {
+        // close() sets closed before it takes each window's lock, so a fault after close lets go of nothing.
+        if (binding.isClosed()) throw new IllegalStateException("binding of " + vma + " is closed");
+        SoftwareDevice device = binding.device();
+        DeviceMapping m = vma.ops().deviceMap(vma, device.endpoint(), start, roundUpPage(end), binding.flags(),
+                binding.mode() == Importer.Mode.ALL_OR_NOTHING);
+        try {
+            entries = device.program(vma, m, start);
+        } catch (IOException | RuntimeException | Error x) {
+            try {
+                vma.ops().deviceUnmap(vma, device.endpoint(), m);
+            } catch (RuntimeException | Error u) {
+                x.addSuppressed(u);
+            }
+            throw x;
+        }
+        mapping = m;
+        stats.faults.incrementAndGet();
+        if (faultedBefore) stats.refaults.incrementAndGet();
+        faultedBefore = true;
+    }
+
+    @Override
+    public void invalidate(IntervalNotifier n, Invalidation inv) {
+        long t0 = System.nanoTime();
+        if (!letGo(inv)) return;
+        stats.invalidations.incrementAndGet();
+        try {
+            binding.onLetGo().accept(new Binding.LetGo(inv, start, end, System.nanoTime() - t0));
+        } catch (RuntimeException | Error x) {
+            // The window has let go; a throw here would stop the invalidation of the windows after it.
+            System.getLogger("io.directmap").log(System.Logger.Level.WARNING, "the onLetGo callback of " + vma + " "
+                    + Units.range(start, end) + " threw; the window was let go all the same", x);
+        }
+    }
+
+    /** Lets go of m if it is still this window's mapping (it is no longer live). */
+    private void dropDead(DeviceMapping m) {
+        synchronized (this) {
+            if (mapping != m) return;
+        }
+        letGo(null);
+    }
+
+    /** Stops new DMA, waits for DMA in flight, drops the entries, unmaps. Returns whether anything was mapped. */
+    boolean letGo(Invalidation inv) {
+        DeviceMapping m;
+        List<IommuTable.Entry> es;
+        synchronized (this) {
+            m = mapping;
+            es = entries;
+            mapping = null;
+            entries = List.of();
+            boolean interrupted = false;
+            while (inFlight > 0) {
+                try {
+                    wait();
+                } catch (InterruptedException x) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) Thread.currentThread().interrupt();
+        }
+        SoftwareDevice device = binding.device();
+        device.table().drop(es);
+        if (m == null) return false;
+        if (!vma.isClosed() || inv != null) vma.ops().deviceUnmap(vma, device.endpoint(), m);
+        return true;
+    }
+
+    private static void pause() {
+        try {
+            Thread.sleep(1);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    static long roundUpPage(long v) {
+        long p = Process.PAGE_SIZE;
+        return (v + p - 1) / p * p;
+    }
+}
