@@ -29,6 +29,7 @@ public final class Vma implements AutoCloseable {
     private long notifiersInserted;   // under notifiers: the order they are told in is the order they came
     private final MappingOwner owner = this::invalidate;
     private boolean closed;
+    private int pageCalls;           // system calls on pages running now; guarded by this
 
     Vma(OpenFile file, Arena arena, MemorySegment pages, VmOperations ops, Consumer<Vma> onClose) {
         this.file = file;
@@ -127,8 +128,29 @@ public final class Vma implements AutoCloseable {
     public void dropPageMappings() throws io.directmap.sys.SysException {
         synchronized (this) {
             if (closed) return;
+            pageCalls++;
         }
-        io.directmap.sys.Mmap.dropMappedPages(pages);
+        try {
+            io.directmap.sys.Mmap.dropMappedPages(pages);
+        } finally {
+            synchronized (this) {
+                pageCalls--;
+                notifyAll();
+            }
+        }
+    }
+
+    /** munmap waits for system calls on the pages (a shared arena cannot close while one runs). */
+    private synchronized void awaitPageCalls() {
+        boolean interrupted = false;
+        while (pageCalls > 0) {
+            try {
+                wait();
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) Thread.currentThread().interrupt();
     }
 
     /** Runs release when the vma is unmapped, unless the device mapping was released first. */
@@ -197,6 +219,7 @@ public final class Vma implements AutoCloseable {
             failure = collect(failure, e.toString(), e);
         }
         try {
+            awaitPageCalls();
             arena.close();
         } catch (RuntimeException e) {
             failure = collect(failure, "munmap of " + file.path() + " failed: " + e, e);

@@ -170,88 +170,95 @@ public final class Torture {
         Spread.Samples readBytes = new Spread.Samples(), readNanos = new Spread.Samples();
         List<Thread> threads = new ArrayList<>();
         try (Vma vma = mm.mmap(file)) {
-            for (SoftwareDevice d : devices) {
-                bindings.add(d.bind(vma, 0, (long) blocks * BLOCK, 1L << 20, Set.of(), Importer.Mode.MIXED)
-                        .coherentWait(Duration.ofSeconds(30)));
-            }
-            AtomicLong rounds = new AtomicLong();
-            Thread writer = Thread.ofPlatform().name("torture-writer").start(() -> {
-                SplittableRandom rnd = new SplittableRandom(seed);
-                List<Op> round = new ArrayList<>(List.of(Op.values()));
-                round.remove(Op.EVICT);
-                while (!stop.get()) {
-                    Collections.shuffle(round, new java.util.Random(rnd.nextLong()));
-                    for (Op op : round) {
-                        if (stop.get()) return;
-                        try {
-                            if (rnd.nextBoolean()) {
-                                // Evict often (dropping our own page-table entries first), so the devices keep
-                                // finding cold ranges to read directly.
-                                vma.dropPageMappings();
-                                change(Op.EVICT, rnd);
-                                ops.merge(Op.EVICT, 1, Integer::sum);
-                            }
-                            long c0 = System.nanoTime();
-                            change(op, rnd);
-                            ops.merge(op, 1, Integer::sum);
-                            long took = (System.nanoTime() - c0) / 1_000_000;
-                            if (took > 1000) progress.accept(op + " took " + took + " ms");
-                            Thread.sleep(2 + rnd.nextInt(10));
-                        } catch (IOException | RuntimeException e) {
-                            problems.add("writer: " + op + ": " + e.getMessage());
-                            if (problems.size() > 20) stop.set(true);
-                        } catch (InterruptedException e) {
-                            return;
-                        }
-                    }
-                    rounds.incrementAndGet();
+            try {
+                for (SoftwareDevice d : devices) {
+                    bindings.add(d.bind(vma, 0, (long) blocks * BLOCK, 1L << 20, Set.of(), Importer.Mode.MIXED)
+                            .coherentWait(Duration.ofSeconds(30)));
                 }
-            });
-            threads.add(writer);
-            for (int i = 0; i < bindings.size(); i++) {
-                Binding b = bindings.get(i);
-                long readerSeed = seed * 31 + i;
-                threads.add(Thread.ofPlatform().name("torture-reader-" + i).start(() -> {
-                    SplittableRandom rnd = new SplittableRandom(readerSeed);
-                    try (DeviceMemory.Buffer buf = b.device().allocate(file.toString(), 32L * BLOCK)) {
-                        long deadline = System.nanoTime() + limits.timeLimit().toNanos();
-                        for (long n = 0; (n < limits.readsPerDevice() || rounds.get() < limits.minRounds()) && !stop.get(); n++) {
-                            if (System.nanoTime() > deadline) {
-                                problems.add(b.device().name() + ": not done after " + limits.timeLimit() + " (" + n + " reads, "
-                                        + rounds.get() + " rounds of changes)");
-                                break;
-                            }
-                            int count = 1 + rnd.nextInt(32);
-                            int first = rnd.nextInt(blocks - count + 1);
-                            long r0 = System.nanoTime();
+                AtomicLong rounds = new AtomicLong();
+                Thread writer = Thread.ofPlatform().name("torture-writer").start(() -> {
+                    SplittableRandom rnd = new SplittableRandom(seed);
+                    List<Op> round = new ArrayList<>(List.of(Op.values()));
+                    round.remove(Op.EVICT);
+                    while (!stop.get()) {
+                        Collections.shuffle(round, new java.util.Random(rnd.nextLong()));
+                        for (Op op : round) {
+                            if (stop.get()) return;
                             try {
-                                b.read((long) first * BLOCK, (long) count * BLOCK, buf.segment(), x -> { });
-                            } catch (io.directmap.device.DmaInFlightException e) {
-                                throw e;   // its memory is set aside: this reader cannot go on
-                            } catch (IOException e) {
-                                // The device reported the failure (EIO, a short read): nothing was delivered, nothing to check.
-                                readErrors.incrementAndGet();
-                                if (readErrorMessages.size() < 5) readErrorMessages.add(b.device().name() + ": " + e.getMessage());
-                                continue;
+                                if (rnd.nextBoolean()) {
+                                    // Evict often (dropping our own page-table entries first), so the devices keep
+                                    // finding cold ranges to read directly.
+                                    vma.dropPageMappings();
+                                    change(Op.EVICT, rnd);
+                                    ops.merge(Op.EVICT, 1, Integer::sum);
+                                }
+                                long c0 = System.nanoTime();
+                                change(op, rnd);
+                                ops.merge(op, 1, Integer::sum);
+                                long took = (System.nanoTime() - c0) / 1_000_000;
+                                if (took > 1000) progress.accept(op + " took " + took + " ms");
+                                Thread.sleep(2 + rnd.nextInt(10));
+                            } catch (IOException | RuntimeException e) {
+                                problems.add("writer: " + op + ": " + e.getMessage());
+                                if (problems.size() > 20) stop.set(true);
+                            } catch (InterruptedException e) {
+                                return;
                             }
-                            long r1 = System.nanoTime();
-                            readBytes.add((long) count * BLOCK);
-                            readNanos.add(r1 - r0);
-                            for (int k = 0; k < count; k++) {
-                                String bad = check(buf.segment().asSlice((long) k * BLOCK, BLOCK), first + k, r0, r1);
-                                checked.incrementAndGet();
-                                if (bad == null) continue;
-                                (bad.startsWith("torn") ? torn : stale).incrementAndGet();
-                                if (problems.size() < 20) problems.add(b.device().name() + ": " + bad);
-                            }
-                            if (n % 1000 == 0) progress.accept(b.device().name() + ": " + n + " reads");
                         }
-                    } catch (IOException | RuntimeException e) {
-                        problems.add(b.device().name() + ": " + e);
+                        rounds.incrementAndGet();
                     }
-                }));
+                });
+                threads.add(writer);
+                for (int i = 0; i < bindings.size(); i++) {
+                    Binding b = bindings.get(i);
+                    long readerSeed = seed * 31 + i;
+                    threads.add(Thread.ofPlatform().name("torture-reader-" + i).start(() -> {
+                        SplittableRandom rnd = new SplittableRandom(readerSeed);
+                        try (DeviceMemory.Buffer buf = b.device().allocate(file.toString(), 32L * BLOCK)) {
+                            long deadline = System.nanoTime() + limits.timeLimit().toNanos();
+                            for (long n = 0; (n < limits.readsPerDevice() || rounds.get() < limits.minRounds()) && !stop.get(); n++) {
+                                if (System.nanoTime() > deadline) {
+                                    problems.add(b.device().name() + ": not done after " + limits.timeLimit() + " (" + n + " reads, "
+                                            + rounds.get() + " rounds of changes)");
+                                    break;
+                                }
+                                int count = 1 + rnd.nextInt(32);
+                                int first = rnd.nextInt(blocks - count + 1);
+                                long r0 = System.nanoTime();
+                                try {
+                                    b.read((long) first * BLOCK, (long) count * BLOCK, buf.segment(), x -> { });
+                                } catch (io.directmap.device.DmaInFlightException e) {
+                                    throw e;   // its memory is set aside: this reader cannot go on
+                                } catch (IOException e) {
+                                    // The device reported the failure (EIO, a short read): nothing was delivered, nothing to check.
+                                    readErrors.incrementAndGet();
+                                    if (readErrorMessages.size() < 5) readErrorMessages.add(b.device().name() + ": " + e.getMessage());
+                                    continue;
+                                }
+                                long r1 = System.nanoTime();
+                                readBytes.add((long) count * BLOCK);
+                                readNanos.add(r1 - r0);
+                                for (int k = 0; k < count; k++) {
+                                    String bad = check(buf.segment().asSlice((long) k * BLOCK, BLOCK), first + k, r0, r1);
+                                    checked.incrementAndGet();
+                                    if (bad == null) continue;
+                                    (bad.startsWith("torn") ? torn : stale).incrementAndGet();
+                                    if (problems.size() < 20) problems.add(b.device().name() + ": " + bad);
+                                }
+                                if (n % 1000 == 0) progress.accept(b.device().name() + ": " + n + " reads");
+                            }
+                        } catch (IOException | RuntimeException e) {
+                            problems.add(b.device().name() + ": " + e);
+                        }
+                    }));
+                }
+                for (Thread r : threads.subList(1, threads.size())) r.join();
+            } finally {
+                // The writer may be in madvise on this vma (dropPageMappings): every thread stops
+                // before the vma is unmapped, or closing its arena fails and the mapping stays.
+                stop.set(true);
+                joinAll(threads);
             }
-            for (Thread r : threads.subList(1, threads.size())) r.join();
         } finally {
             // However this ends (a bind failed, we were interrupted), every thread has stopped before
             // the bindings close and the stamps go: nothing reads or writes after run returns.
