@@ -23,9 +23,6 @@ import java.util.function.LongConsumer;
  * the end of the file read as zeros, as in the CPU's mapping.
  */
 public final class SoftwareDevice implements Importer {
-    /** The DMA engine's request size for peer (direct) reads. */
-    public static final long PEER_REQUEST = DmaEngine.PEER_REQUEST;
-
     /** The size of the direct read requests the DMA engine makes for a transfer of bytes at depth (what fio is given to compare). */
     public static long directRequestSize(long bytes, int depth) {
         return DmaEngine.requestSize(bytes, DmaEngine.PEER_REQUEST, depth);

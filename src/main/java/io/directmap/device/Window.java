@@ -200,15 +200,7 @@ final class Window implements IntervalNotifier.Ops {
             es = entries;
             mapping = null;
             entries = List.of();
-            boolean interrupted = false;
-            while (inFlight > 0) {
-                try {
-                    wait();
-                } catch (InterruptedException x) {
-                    interrupted = true;
-                }
-            }
-            if (interrupted) Thread.currentThread().interrupt();
+            io.directmap.lang.Monitors.awaitUninterruptibly(this, () -> inFlight == 0);
         }
         SoftwareDevice device = binding.device();
         device.table().drop(es);

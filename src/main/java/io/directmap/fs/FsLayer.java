@@ -129,7 +129,7 @@ public final class FsLayer {
      * of other ranges and other files are not touched. Returns what happened.
      *
      * <p>Every owner is told, whatever another one throws. An owner that throws is told again, up to
-     * {@value Invalidator#OWNER_TRIES} times in all (about 0.1 s); if it still has not acknowledged, its mappings
+     * {@value io.directmap.mm.Acknowledge#TRIES} times in all (about 0.1 s); if it still has not acknowledged, its mappings
      * are revoked without it: they are retired (no read through them passes the read_retry check,
      * so nothing it reads after the writer goes on is delivered), their block-device grants and
      * tracking entries are released, and so is the lease. Then this throws an

@@ -33,7 +33,6 @@ final class Invalidator {
     }
 
     /** How often an owner that throws is told in all before its mappings are revoked without it. */
-    static final int OWNER_TRIES = io.directmap.mm.Acknowledge.TRIES;
 
     /** What an invalidation did, and the owners' failures (null when every owner acknowledged). */
     record Outcome(InvalidationReport report, IllegalStateException failure) {}
@@ -95,7 +94,7 @@ final class Invalidator {
         }
         if (failed.isEmpty()) return new Outcome(report, null);
         IllegalStateException failure = new IllegalStateException(path + " " + inv + ": " + failed.size() + " of "
-                + owners.size() + " owners did not let go after " + OWNER_TRIES + " tries (or a release failed); their "
+                + owners.size() + " owners did not let go after " + io.directmap.mm.Acknowledge.TRIES + " tries (or a release failed); their "
                 + "mappings were revoked without them (no read through them is delivered) and released; fix or restart "
                 + "the importer (the suppressed exceptions say what it threw)");
         failed.forEach(failure::addSuppressed);

@@ -39,15 +39,7 @@ public final class IntervalNotifier {
 
     /** mmu_interval_read_begin: waits while an invalidation of the range runs; returns the sequence to check. */
     public synchronized long readBegin() {
-        boolean interrupted = false;
-        while (active > 0) {
-            try {
-                wait();
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) Thread.currentThread().interrupt();
+        if (active > 0) io.directmap.lang.Monitors.awaitUninterruptibly(this, () -> active == 0);
         return seq;
     }
 

@@ -142,15 +142,7 @@ public final class Vma implements AutoCloseable {
 
     /** munmap waits for system calls on the pages (a shared arena cannot close while one runs). */
     private synchronized void awaitPageCalls() {
-        boolean interrupted = false;
-        while (pageCalls > 0) {
-            try {
-                wait();
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) Thread.currentThread().interrupt();
+        io.directmap.lang.Monitors.awaitUninterruptibly(this, () -> pageCalls == 0);
     }
 
     /** Runs release when the vma is unmapped, unless the device mapping was released first. */

@@ -260,10 +260,8 @@ public final class Torture {
                 joinAll(threads);
             }
         } finally {
-            // However this ends (a bind failed, we were interrupted), every thread has stopped before
-            // the bindings close and the stamps go: nothing reads or writes after run returns.
-            stop.set(true);
-            joinAll(threads);
+            // However this ends (a bind failed, we were interrupted), every thread has stopped (the
+            // inner finally joined them) before the bindings close and the stamps go.
             mm.fs().removeInvalidationListener(listener);
             for (Binding b : bindings) b.close();
             deleteStamps();
