@@ -72,9 +72,11 @@ class BenchCommandTest {
                     assertEquals(1.0, field(row(r.out(), "fio-ranges", cache), "vs_fio_ranges"), "fio-ranges is its own baseline");
                     assertEquals(1.0, field(row(r.out(), "fio-file", cache), "vs_fio_file"), "fio-file is its own baseline");
                     assertTrue(field(row(r.out(), "direct", cache), "vs_fio_file") > 0, "direct is compared with both fio rows");
-                    assertEquals(0, field(row(r.out(), "fio-file", cache), "cache_growth_bytes"), "fio-file reads with O_DIRECT");
+                    // Not filling the cache is the claim: the kernel may reclaim a few of the file's pages
+                    // meanwhile (seen once in 10 runs: -12 KiB), which is no growth.
+                    assertTrue(field(row(r.out(), "fio-file", cache), "cache_growth_bytes") <= 0, "fio-file reads with O_DIRECT");
                 }
-                assertEquals(0, field(row(r.out(), "direct", cache), "cache_growth_bytes"), "the direct path does not fill the cache");
+                assertTrue(field(row(r.out(), "direct", cache), "cache_growth_bytes") <= 0, "the direct path does not fill the cache");
             }
             assertEquals(32 << 20, field(row(r.out(), "java-read", "cold"), "cache_growth_bytes"), "a buffered read fills it");
             assertEquals(16 << 20, field(row(r.out(), "fallback", "half"), "cache_growth_bytes"), "the fallback fills the cold half");
