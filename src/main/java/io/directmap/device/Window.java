@@ -173,7 +173,6 @@ final class Window implements IntervalNotifier.Ops {
     public void invalidate(IntervalNotifier n, Invalidation inv) {
         long t0 = System.nanoTime();
         if (!letGo(inv)) return;
-        stats.invalidations.incrementAndGet();
         try {
             binding.onLetGo().accept(new Binding.LetGo(inv, start, end, System.nanoTime() - t0));
         } catch (RuntimeException | Error x) {
@@ -205,6 +204,8 @@ final class Window implements IntervalNotifier.Ops {
         SoftwareDevice device = binding.device();
         device.table().drop(es);
         if (m == null) return false;
+        // Counted before the mapping is given back: whoever sees it dead sees the count too.
+        if (inv != null) stats.invalidations.incrementAndGet();
         if (!vma.isClosed() || inv != null) vma.ops().deviceUnmap(vma, device.endpoint(), m);
         return true;
     }

@@ -88,14 +88,16 @@ class OpenFileIdentityTest {
 
     /** The descriptor's open flags as the kernel shows them (/proc/self/fdinfo, octal). */
     private static int fdFlags(OpenFile f) throws IOException {
-        for (Path fd : Files.newDirectoryStream(Path.of("/proc/self/fd"))) {
-            try {
-                if (!Files.readSymbolicLink(fd).equals(f.path())) continue;
-            } catch (IOException e) {
-                continue;
-            }
-            for (String line : Files.readAllLines(Path.of("/proc/self/fdinfo", fd.getFileName().toString()))) {
-                if (line.startsWith("flags:")) return Integer.parseInt(line.substring(6).trim(), 8);
+        try (var fds = Files.newDirectoryStream(Path.of("/proc/self/fd"))) {
+            for (Path fd : fds) {
+                try {
+                    if (!Files.readSymbolicLink(fd).equals(f.path())) continue;
+                } catch (IOException e) {
+                    continue;
+                }
+                for (String line : Files.readAllLines(Path.of("/proc/self/fdinfo", fd.getFileName().toString()))) {
+                    if (line.startsWith("flags:")) return Integer.parseInt(line.substring(6).trim(), 8);
+                }
             }
         }
         throw new AssertionError("no descriptor for " + f.path() + " in /proc/self/fd");
