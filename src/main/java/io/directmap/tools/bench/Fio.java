@@ -1,13 +1,18 @@
 package io.directmap.tools.bench;
 
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
+import com.google.gson.JsonPrimitive;
+import com.google.gson.stream.JsonReader;
 import io.directmap.tools.Commands;
 import java.io.IOException;
+import java.io.StringReader;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * fio as the bench's baseline: one fio process (jobs are threads, run one after another) reading
@@ -64,149 +69,75 @@ final class Fio {
         return path.replace(":", "\\:");
     }
 
-    /** Sums the jobs of fio's --output-format=json report (they ran one after another). */
+    /**
+     * Sums the jobs of fio's --output-format=json report (they ran one after another). fio prints
+     * some notes and warnings on standard output before the report ("note: both iodepth >= 1 and
+     * synchronous I/O engine are selected ..."), so the report is taken, as fio's users take it,
+     * from the first line that starts with '{'; what follows the report's closing brace is left.
+     */
     static Outcome parse(String output) throws IOException {
-        int start = output.indexOf('{');
-        if (start < 0) throw new IOException("fio printed no JSON report: " + output.strip());
-        Object root = new Reader(output, start).value();
+        JsonElement root;
+        // JsonParser reads leniently: a field we do not read that fio printed oddly (a bare nan) does not fail the bench.
+        try (JsonReader in = new JsonReader(new StringReader(report(output)))) {
+            root = JsonParser.parseReader(in);
+        } catch (JsonParseException e) {
+            throw new IOException("fio's JSON report is not JSON (" + e.getMessage() + "); fio printed:\n" + shown(output), e);
+        }
         long bytes = 0;
         double runtimeMs = 0, cpuS = 0;
-        for (Object o : list(field(root, "jobs"))) {
+        for (JsonElement o : array(field(root, "jobs"))) {
             if (number(field(o, "error")) != 0) {
-                throw new IOException("fio job " + field(o, "jobname") + " failed with error " + (long) number(field(o, "error")));
+                throw new IOException("fio job " + text(field(o, "jobname")) + " failed with error " + (long) number(field(o, "error")));
             }
-            Object read = field(o, "read");
-            double rt = number(field(read, "runtime"));
-            bytes += (long) number(field(read, "io_bytes"));
-            runtimeMs += rt;
+            JsonElement read = field(o, "read");
+            bytes += whole(field(read, "io_bytes"));
+            runtimeMs += number(field(read, "runtime"));
             cpuS += (number(field(o, "usr_cpu")) + number(field(o, "sys_cpu"))) / 100.0 * number(field(o, "job_runtime")) / 1000.0;
         }
         // fio's runtime is in whole milliseconds: a read under 1 ms counts as 1 ms rather than infinitely fast.
         return new Outcome(bytes, Math.max(1, runtimeMs) / 1000.0, cpuS);
     }
 
-    private static Object field(Object o, String name) throws IOException {
-        if (!(o instanceof Map<?, ?> m) || !m.containsKey(name)) throw new IOException("fio's JSON report has no \"" + name + "\" where expected");
+    /** output from its first line that starts with '{'. */
+    private static String report(String output) throws IOException {
+        int start = output.startsWith("{") ? 0 : output.indexOf("\n{");
+        if (start < 0) throw new IOException("fio printed no JSON report (no line starts with '{'); it printed:\n" + shown(output));
+        return output.substring(start);
+    }
+
+    /** What fio printed, for a message: all of it if short, else its head and its tail. */
+    private static String shown(String output) {
+        String s = output.strip();
+        if (s.isEmpty()) return "(nothing)";
+        return s.length() <= 2000 ? s : s.substring(0, 1000) + "\n[... " + (s.length() - 2000) + " characters ...]\n" + s.substring(s.length() - 1000);
+    }
+
+    private static JsonElement field(JsonElement o, String name) throws IOException {
+        if (!(o instanceof JsonObject m) || !m.has(name)) throw new IOException("fio's JSON report has no \"" + name + "\" where expected");
         return m.get(name);
     }
 
-    private static List<?> list(Object o) throws IOException {
-        if (!(o instanceof List<?> l)) throw new IOException("fio's JSON report: expected a list, found " + o);
-        return l;
+    private static JsonArray array(JsonElement o) throws IOException {
+        if (!(o instanceof JsonArray a)) throw new IOException("fio's JSON report: expected a list, found " + o);
+        return a;
     }
 
-    private static double number(Object o) throws IOException {
-        if (!(o instanceof Double d)) throw new IOException("fio's JSON report: expected a number, found " + o);
-        return d;
+    private static double number(JsonElement o) throws IOException {
+        if (!(o instanceof JsonPrimitive p) || !p.isNumber()) throw new IOException("fio's JSON report: expected a number, found " + o);
+        return p.getAsDouble();
     }
 
-    /** A small JSON reader (RFC 8259): objects as maps, arrays as lists, numbers as Double. */
-    static final class Reader {
-        private final String s;
-        private int i;
-
-        Reader(String s, int start) {
-            this.s = s;
-            this.i = start;
+    /** A count of bytes, exact (a double would round past 2^53). */
+    private static long whole(JsonElement o) throws IOException {
+        number(o);
+        try {
+            return o.getAsLong();
+        } catch (NumberFormatException e) {
+            throw new IOException("fio's JSON report: expected a whole number, found " + o, e);
         }
+    }
 
-        Object value() throws IOException {
-            skip();
-            if (i >= s.length()) throw error("unexpected end");
-            char c = s.charAt(i);
-            switch (c) {
-                case '{' -> {
-                    i++;
-                    Map<String, Object> m = new LinkedHashMap<>();
-                    skip();
-                    if (peek('}')) return m;
-                    do {
-                        skip();
-                        if (i >= s.length() || s.charAt(i) != '"') throw error("expected a name");
-                        String k = string();
-                        skip();
-                        expect(':');
-                        m.put(k, value());
-                        skip();
-                    } while (peekComma());
-                    expect('}');
-                    return m;
-                }
-                case '[' -> {
-                    i++;
-                    List<Object> l = new ArrayList<>();
-                    skip();
-                    if (peek(']')) return l;
-                    do {
-                        l.add(value());
-                        skip();
-                    } while (peekComma());
-                    expect(']');
-                    return l;
-                }
-                case '"' -> { return string(); }
-                default -> {
-                    if (s.startsWith("true", i)) { i += 4; return Boolean.TRUE; }
-                    if (s.startsWith("false", i)) { i += 5; return Boolean.FALSE; }
-                    if (s.startsWith("null", i)) { i += 4; return null; }
-                    int from = i;
-                    while (i < s.length() && "+-0123456789.eE".indexOf(s.charAt(i)) >= 0) i++;
-                    if (from == i) throw error("unexpected '" + c + "'");
-                    try {
-                        return Double.parseDouble(s.substring(from, i));
-                    } catch (NumberFormatException e) {
-                        throw error("bad number " + s.substring(from, i));
-                    }
-                }
-            }
-        }
-
-        private String string() throws IOException {
-            expect('"');
-            StringBuilder b = new StringBuilder();
-            while (i < s.length() && s.charAt(i) != '"') {
-                char c = s.charAt(i++);
-                if (c != '\\') { b.append(c); continue; }
-                if (i >= s.length()) break;
-                char e = s.charAt(i++);
-                switch (e) {
-                    case 'n' -> b.append('\n');
-                    case 't' -> b.append('\t');
-                    case 'r' -> b.append('\r');
-                    case 'b' -> b.append('\b');
-                    case 'f' -> b.append('\f');
-                    case 'u' -> {
-                        if (i + 4 > s.length()) throw error("bad \\u escape");
-                        b.append((char) Integer.parseInt(s.substring(i, i + 4), 16));
-                        i += 4;
-                    }
-                    default -> b.append(e);
-                }
-            }
-            expect('"');
-            return b.toString();
-        }
-
-        private void skip() {
-            while (i < s.length() && Character.isWhitespace(s.charAt(i))) i++;
-        }
-
-        private boolean peek(char c) {
-            if (i < s.length() && s.charAt(i) == c) { i++; return true; }
-            return false;
-        }
-
-        private boolean peekComma() {
-            skip();
-            return peek(',');
-        }
-
-        private void expect(char c) throws IOException {
-            if (!peek(c)) throw error("expected '" + c + "'");
-        }
-
-        private IOException error(String what) {
-            return new IOException("fio's JSON report is not JSON at character " + i + ": " + what);
-        }
+    private static String text(JsonElement o) {
+        return o instanceof JsonPrimitive p && p.isString() ? p.getAsString() : o.toString();
     }
 }
