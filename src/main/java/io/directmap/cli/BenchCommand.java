@@ -86,7 +86,7 @@ final class BenchCommand implements Callable<Integer> {
             } else if (!Files.isRegularFile(target) || Files.size(target) < (8L << 20)) {
                 throw new InvalidRequestException(target + ": give a regular file of at least 8 MiB");
             }
-            long order = seed != null ? seed : new java.util.Random().nextLong() & 0xFFFFFFFFL;
+            long order = seed != null ? seed : io.directmap.lang.Xorshift.newSeed();
             err.println("dmap bench: measuring in an order shuffled with --seed " + order + " ...");
             Bench.Report report;
             try (Progress bar = new Progress(err, Files.size(target), !json)) {

@@ -1,9 +1,10 @@
 package io.directmap.tools;
 
+import io.directmap.lang.Xorshift;
 import io.directmap.sys.FileHandle;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -25,18 +26,16 @@ public final class Workloads {
     }
 
     private static void fill(Path file, long offset, long length, long seed, boolean compressible) throws IOException {
-        ByteBuffer buf = ByteBuffer.allocateDirect(CHUNK).order(ByteOrder.LITTLE_ENDIAN);
-        long x = seed * 0x9E3779B97F4A7C15L + 1;
+        ByteBuffer buf = ByteBuffer.allocateDirect(CHUNK);
+        MemorySegment chunk = MemorySegment.ofBuffer(buf);
+        Xorshift data = Xorshift.seeded(seed);
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
             for (long done = 0; done < length; ) {
-                buf.clear();
                 int n = (int) Math.min(CHUNK, length - done);
-                for (int i = 0; i + 8 <= n; i += 8) {
-                    x ^= x << 13; x ^= x >>> 7; x ^= x << 17;
-                    buf.putLong(compressible ? (x & 0x0707070707070707L) | 0x6161616161616161L : x);
-                }
-                while (buf.position() < n) buf.put((byte) x);
-                buf.flip();
+                // Compressible: each byte one of 'a', 'c', 'e', 'g' (0x61 | 0..7): compresses well, still differs by seed.
+                if (compressible) data.fill(chunk.asSlice(0, n), 0x0707070707070707L, 0x6161616161616161L);
+                else data.fill(chunk.asSlice(0, n));
+                buf.clear().limit(n);
                 while (buf.hasRemaining()) done += ch.write(buf, offset + done);
             }
         }

@@ -25,13 +25,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Random;
 import java.util.Set;
 import java.util.function.Consumer;
 import java.util.function.LongConsumer;
@@ -120,7 +118,7 @@ public final class Bench {
 
     /**
      * Runs every method in every cache state, repeat times over; in each repeat the (cache, method)
-     * pairs run in an order shuffled by a Random seeded with seed. A fio row is skipped with a
+     * pairs run in an order shuffled by an {@link io.directmap.lang.Xorshift} seeded with seed. A fio row is skipped with a
      * reason where fio cannot run.
      */
     public Report run(List<String> caches, List<String> methods, int repeat, long seed) throws IOException {
@@ -141,11 +139,11 @@ public final class Bench {
     private List<Row> runAll(List<String> caches, List<String> methods, Setup setup, Route route) throws IOException {
         Map<String, List<Result>> runs = new LinkedHashMap<>();
         for (String cache : caches) for (String method : methods) runs.put(cache + "/" + method, new ArrayList<>());
-        Random order = new Random(setup.seed());
+        io.directmap.lang.Xorshift order = io.directmap.lang.Xorshift.seeded(setup.seed());
         int total = setup.repeat() * runs.size(), done = 0;
         for (int rep = 0; rep < setup.repeat(); rep++) {
             List<String> pairs = new ArrayList<>(runs.keySet());
-            Collections.shuffle(pairs, order);
+            order.shuffle(pairs);
             for (String pair : pairs) {
                 String cache = pair.substring(0, pair.indexOf('/')), method = pair.substring(pair.indexOf('/') + 1);
                 status.accept("[" + (++done) + "/" + total + "] " + method + ", " + cache + " file");

@@ -6,6 +6,7 @@ import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.Invalidation;
 import io.directmap.fs.InvalidationReport;
+import io.directmap.lang.Xorshift;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Vma;
 import io.directmap.tools.Commands;
@@ -28,7 +29,6 @@ import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.SplittableRandom;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -177,11 +177,11 @@ public final class Torture {
                 }
                 AtomicLong rounds = new AtomicLong();
                 Thread writer = Thread.ofPlatform().name("torture-writer").start(() -> {
-                    SplittableRandom rnd = new SplittableRandom(seed);
+                    Xorshift rnd = Xorshift.seeded(seed);
                     List<Op> round = new ArrayList<>(List.of(Op.values()));
                     round.remove(Op.EVICT);
                     while (!stop.get()) {
-                        Collections.shuffle(round, new java.util.Random(rnd.nextLong()));
+                        rnd.shuffle(round);
                         for (Op op : round) {
                             if (stop.get()) return;
                             try {
@@ -213,7 +213,7 @@ public final class Torture {
                     Binding b = bindings.get(i);
                     long readerSeed = seed * 31 + i;
                     threads.add(Thread.ofPlatform().name("torture-reader-" + i).start(() -> {
-                        SplittableRandom rnd = new SplittableRandom(readerSeed);
+                        Xorshift rnd = Xorshift.seeded(readerSeed);
                         try (DeviceMemory.Buffer buf = b.device().allocate(file.toString(), 32L * BLOCK)) {
                             long deadline = System.nanoTime() + limits.timeLimit().toNanos();
                             for (long n = 0; (n < limits.readsPerDevice() || rounds.get() < limits.minRounds()) && !stop.get(); n++) {
@@ -344,7 +344,7 @@ public final class Torture {
             AtomicLong writes = new AtomicLong();
             long invalBefore = b.invalidations();
             Thread writer = Thread.ofPlatform().name("one-percent-writer").start(() -> {
-                SplittableRandom rnd = new SplittableRandom(seed);
+                Xorshift rnd = Xorshift.seeded(seed);
                 long blocks = Math.max(1, size / 1000 / BLOCK);
                 while (!stop.get()) {
                     long at = rnd.nextLong(size / BLOCK - blocks + 1);
@@ -408,7 +408,7 @@ public final class Torture {
     }
 
     /** One change by another process; the history records the versions it may have left. */
-    private Op change(Op op, SplittableRandom rnd) throws IOException {
+    private Op change(Op op, Xorshift rnd) throws IOException {
         if (op == Op.XFS_IO_PWRITE && (!Commands.available("xfs_io") || stampDir.toString().matches(".*[\\s'\"].*"))) {
             op = Op.DD_BUFFERED; // xfs_io splits its -c command at spaces: the stamp's path goes there
         }
@@ -476,10 +476,9 @@ public final class Torture {
             long at = block.get(ValueLayout.JAVA_LONG_UNALIGNED, 8);
             v = block.get(ValueLayout.JAVA_LONG_UNALIGNED, 16);
             if (at != index) return "stale block " + index + ": holds block " + at + "'s data (version " + v + ")";
-            long x = fillSeed(index, v);
+            Xorshift expected = Xorshift.fromState(fillSeed(index, v));
             for (int i = 24; i < BLOCK; i += 8) {
-                x ^= x << 13; x ^= x >>> 7; x ^= x << 17;
-                if (block.get(ValueLayout.JAVA_LONG_UNALIGNED, i) != x) return "torn block " + index + ": version " + v + " differs at byte " + i;
+                if (block.get(ValueLayout.JAVA_LONG_UNALIGNED, i) != expected.nextLong()) return "torn block " + index + ": version " + v + " differs at byte " + i;
             }
         }
         synchronized (history) {
@@ -509,12 +508,8 @@ public final class Torture {
     private static void stamp(ByteBuffer buf, int index, long v) {
         buf.clear();
         buf.putLong(MAGIC).putLong(index).putLong(v);
-        long x = fillSeed(index, v);
-        while (buf.hasRemaining()) {
-            x ^= x << 13; x ^= x >>> 7; x ^= x << 17;
-            buf.putLong(x);
-        }
-        buf.flip();
+        Xorshift.fromState(fillSeed(index, v)).fill(MemorySegment.ofBuffer(buf));   // the rest of the block
+        buf.rewind();
     }
 
     private static long fillSeed(long index, long v) {
