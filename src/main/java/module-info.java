@@ -1,0 +1,34 @@
+/**
+ * DirectMap: a file's blocks mapped for a device and read straight from the block device, after
+ * the LSF/MM 2019 "direct block mapping" proposal, with the filesystem able to refuse and
+ * invalidate a mapping at any moment.
+ *
+ * <p>What is exported is a decision (ModuleDescriptorTest asserts exactly this list):
+ * <ul>
+ *   <li>{@code io.directmap}: the library, the few types a Java program maps and reads with;</li>
+ *   <li>{@code io.directmap.mm}: the contract for driver writers, the proposal's device_map and
+ *       device_unmap callbacks, interval notifiers with read_begin / read_retry;</li>
+ *   <li>{@code io.directmap.device}: importers, the devices that read through a mapping.</li>
+ * </ul>
+ * Everything else (sys's native calls, fs, block, pci, fault points, the tools and the dmap
+ * command) is the implementation and may change without notice.
+ *
+ * <p>The native calls (io_uring, O_DIRECT, FIEMAP, ...) need native access: on the module path
+ * run with {@code --enable-native-access=io.directmap}; on the class path with
+ * {@code --enable-native-access=ALL-UNNAMED}.
+ */
+module io.directmap {
+    requires info.picocli;          // the dmap command
+    requires com.google.gson;       // fio's JSON report (the bench)
+    requires jdk.jfr;               // DeviceMapEvent, InvalidationEvent
+    requires java.management;       // the bench's CPU time (ManagementFactory)
+    requires jdk.management;        // ... and the process's (com.sun.management.OperatingSystemMXBean)
+
+    // exports io.directmap;   the library's facade: uncomment when the package has a type (javac refuses
+    //                          to export one that holds only package-info; ModuleDescriptorTest fails until then)
+    exports io.directmap.mm;
+    exports io.directmap.device;
+
+    // picocli sets the commands' @Option and @Parameters fields by reflection.
+    opens io.directmap.cli to info.picocli;
+}

@@ -1,0 +1,104 @@
+package io.directmap;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.module.Configuration;
+import java.lang.module.ModuleDescriptor;
+import java.lang.module.ModuleFinder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * What the module exports is a decision a reviewer sees: this test names every exported package,
+ * and every other package as internal, so a new package fails here until someone chooses.
+ * Read from the built descriptor (target/classes/module-info.class), not from the source.
+ */
+class ModuleDescriptorTest {
+    /** A library user's and a driver writer's packages: the facade, the mapping contract, the importers. */
+    static final Set<String> EXPORTED = Set.of("io.directmap", "io.directmap.mm", "io.directmap.device");
+    /** The implementation: may change without notice. */
+    static final Set<String> INTERNAL = Set.of("io.directmap.block", "io.directmap.cli", "io.directmap.fault", "io.directmap.fs",
+            "io.directmap.lang", "io.directmap.pci", "io.directmap.sys", "io.directmap.tools", "io.directmap.tools.bench",
+            "io.directmap.tools.torture");
+
+    static Path classes() throws Exception {
+        return Path.of(io.directmap.lang.Xorshift.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+    }
+
+    static ModuleDescriptor descriptor() throws Exception {
+        Path classes = classes(), info = classes.resolve("module-info.class");
+        assertTrue(Files.isRegularFile(info), info + " is missing: src/main/java/module-info.java was not compiled");
+        try (InputStream in = Files.newInputStream(info)) {
+            return ModuleDescriptor.read(in, () -> packagesWithClasses(classes));
+        }
+    }
+
+    /** The packages under dir that hold a .class file (package-info.class alone counts too). */
+    static Set<String> packagesWithClasses(Path dir) {
+        try (Stream<Path> s = Files.walk(dir)) {
+            return s.filter(p -> p.toString().endsWith(".class") && !p.getFileName().toString().equals("module-info.class"))
+                    .map(p -> dir.relativize(p.getParent()).toString().replace('/', '.'))
+                    .collect(Collectors.toCollection(TreeSet::new));
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    /** javac refuses to export a package that holds only package-info: io.directmap is exported once the facade has a type. */
+    static boolean facadeHasAType() throws Exception {
+        try (Stream<Path> s = Files.list(classes().resolve("io/directmap"))) {
+            return s.anyMatch(p -> p.toString().endsWith(".class") && !p.getFileName().toString().equals("package-info.class"));
+        }
+    }
+
+    @Test
+    void exportsExactlyTheLibraryTheContractAndTheImporters() throws Exception {
+        ModuleDescriptor d = descriptor();
+        assertEquals("io.directmap", d.name());
+        Set<String> expected = new TreeSet<>(EXPORTED);
+        if (!facadeHasAType()) expected.remove("io.directmap");
+        for (ModuleDescriptor.Exports e : d.exports()) {
+            assertTrue(e.targets().isEmpty(), e + ": a qualified export; export to everyone or not at all");
+        }
+        assertEquals(expected, d.exports().stream().map(ModuleDescriptor.Exports::source).collect(Collectors.toCollection(TreeSet::new)),
+                "exports in src/main/java/module-info.java");
+    }
+
+    @Test
+    void everyPackageIsExportedOrNamedInternal() throws Exception {
+        Set<String> undecided = new TreeSet<>(descriptor().packages());
+        undecided.removeAll(EXPORTED);
+        undecided.removeAll(INTERNAL);
+        assertEquals(Set.of(), undecided, "new packages: export them in module-info.java (and EXPORTED here) or add them to INTERNAL");
+    }
+
+    @Test
+    void picocliAloneMayReflectOnTheCommands() throws Exception {
+        ModuleDescriptor d = descriptor();
+        assertEquals(Set.of("io.directmap.cli -> [info.picocli]"),
+                d.opens().stream().map(o -> o.source() + " -> " + new TreeSet<>(o.targets())).collect(Collectors.toSet()));
+        assertTrue(!d.isOpen(), "the module is not open");
+    }
+
+    @Test
+    void itsRequirementsResolveAgainstTheJarsItShipsWith() throws Exception {
+        ModuleDescriptor d = descriptor();
+        assertEquals(Set.of("java.base", "info.picocli", "com.google.gson", "jdk.jfr", "java.management", "jdk.management"),
+                d.requires().stream().map(ModuleDescriptor.Requires::name).collect(Collectors.toSet()));
+        ModuleFinder finder = ModuleFinder.of(classes(), jarOf(picocli.CommandLine.class), jarOf(com.google.gson.Gson.class));
+        Configuration c = ModuleLayer.boot().configuration().resolve(finder, ModuleFinder.of(), Set.of("io.directmap"));
+        assertTrue(c.findModule("io.directmap").isPresent() && c.findModule("com.google.gson").isPresent());
+    }
+
+    static Path jarOf(Class<?> c) throws Exception {
+        return Path.of(c.getProtectionDomain().getCodeSource().getLocation().toURI());
+    }
+}
