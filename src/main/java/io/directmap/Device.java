@@ -1,0 +1,223 @@
+package io.directmap;
+
+import io.directmap.device.Binding;
+import io.directmap.device.DeviceMemory;
+import io.directmap.device.SoftwareDevice;
+import io.directmap.lang.Closer;
+import io.directmap.mm.Vma;
+import io.directmap.sys.Process;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * A software device (a GPU, a NIC, an FPGA) with memory of its own and a DMA engine that reads
+ * files into it: straight from the block device where the file system and the block device agree,
+ * through the page cache elsewhere. Made by {@link DirectMap#device}; {@link #map} maps a file into it.
+ *
+ * <p>Closing it closes its mappings (waiting for their reads), its buffers, and its DMA engine.
+ */
+public final class Device implements AutoCloseable {
+    private final DirectMap owner;
+    private final SoftwareDevice device;
+    private final DeviceKind kind;
+    private final long memoryBytes;
+    private final Set<FileMapping> mappings = new LinkedHashSet<>();   // guarded by this
+    private final Set<DeviceBuffer> buffers = new LinkedHashSet<>();   // guarded by this
+    private ExecutorService readers;                                   // guarded by this; made on the first asynchronous read
+    private final ThreadLocal<Boolean> onReaderThread = ThreadLocal.withInitial(() -> false);
+    private final AtomicInteger running = new AtomicInteger();
+    private final AtomicInteger mostRunning = new AtomicInteger();
+    private boolean closed;                                            // guarded by this
+
+    Device(DirectMap owner, SoftwareDevice device, DeviceKind kind, long memoryBytes) {
+        this.owner = owner;
+        this.device = device;
+        this.kind = kind;
+        this.memoryBytes = memoryBytes;
+    }
+
+    /** Its name: gpu0, nic1, ... (what a topology file names it by). */
+    public String name() { return device.name(); }
+
+    /** What kind of device it is. */
+    public DeviceKind kind() { return kind; }
+
+    /** Its memory, in bytes. */
+    public long memoryBytes() { return memoryBytes; }
+
+    /** Its memory not allocated now, in bytes. */
+    public long memoryFree() { return device.memoryFree(); }
+
+    /** How many DMA requests it keeps in flight, and how many asynchronous reads run at once. */
+    public int queueDepth() { return device.queueDepth(); }
+
+    /** Maps the whole file ({@link MapOptions#defaults}). */
+    public FileMapping map(Path file) throws IOException {
+        return map(file, MapOptions.defaults());
+    }
+
+    /**
+     * Maps the file into this device as options say: mmaps it and binds the range in windows, each
+     * mapped through device_map on its first read. Nothing is read yet.
+     *
+     * @throws IOException a file that cannot be opened or mapped, an empty file, a range outside
+     *         it, a window the device cannot use (each message names the file, the range and what to give)
+     */
+    public FileMapping map(Path file, MapOptions options) throws IOException {
+        synchronized (this) {
+            if (closed) throw new IllegalStateException(this + " is closed; make another with DirectMap.device");
+        }
+        Vma vma = owner.addressSpace().mmap(file);
+        try {
+            long size = vma.length();
+            long start = options.start(), end = options.end() < 0 ? size : options.end();
+            if (size == 0) throw Internals.invalid(file + ": the file is empty; there is nothing to map");
+            if (start < 0 || end <= start) {
+                throw Internals.invalid(file + ": range " + start + ":" + end
+                        + " is empty, reversed or negative; give START < END, both in [0, " + size + "]");
+            }
+            if (end > size) {
+                throw Internals.invalid(file + ": range " + start + ":" + end + " ends past the end of the file ("
+                        + size + " bytes); give END <= " + size);
+            }
+            long page = Process.PAGE_SIZE;
+            long bindStart = start / page * page, bindEnd = (end + page - 1) / page * page;
+            long window = options.windowBytes() != 0 ? options.windowBytes()
+                    : Math.max(MapOptions.DEFAULT_WINDOW, Binding.smallestWindow(bindEnd - bindStart));
+            Binding binding = device.bind(vma, bindStart, bindEnd, window, Set.of(), Internals.mode(options.allOrNothing()));
+            FileMapping m = new FileMapping(this, vma, binding, start, end);
+            synchronized (this) {
+                if (!closed) {
+                    mappings.add(m);
+                    return m;
+                }
+            }
+            binding.close();
+            throw new IllegalStateException(this + " was closed while " + file + " was being mapped");
+        } catch (IOException | RuntimeException | Error e) {
+            try {
+                vma.close();
+            } catch (IOException | RuntimeException c) {
+                e.addSuppressed(c);
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * Device memory of bytes for {@link FileMapping#read(long, long, DeviceBuffer)}; close it to
+     * give it back.
+     *
+     * @throws IOException when it does not fit in the device's free memory (the message says how much is free)
+     */
+    public DeviceBuffer allocate(long bytes) throws IOException {
+        if (bytes <= 0) throw Internals.invalid(name() + ": cannot allocate " + bytes + " bytes; give at least 1 byte");
+        DeviceMemory.Buffer b = allocateMemory(name() + " buffer", bytes);
+        DeviceBuffer buffer = new DeviceBuffer(this, b, bytes);
+        synchronized (this) {
+            if (!closed) {
+                buffers.add(buffer);
+                return buffer;
+            }
+        }
+        b.close();
+        throw new IllegalStateException(this + " is closed; make another with DirectMap.device");
+    }
+
+    DeviceMemory.Buffer allocateMemory(String what, long bytes) throws IOException {
+        return device.allocate(what, bytes);
+    }
+
+    /** Runs a read on one of the device's reader threads; fails f when the device is closed. */
+    void submit(Runnable read, CompletableFuture<?> f) {
+        ExecutorService e;
+        synchronized (this) {
+            if (closed) {
+                f.completeExceptionally(new IllegalStateException(this + " is closed; make another with DirectMap.device"));
+                return;
+            }
+            if (readers == null) readers = Executors.newFixedThreadPool(queueDepth(), Thread.ofPlatform().daemon()
+                    .name("dmap-" + name() + "-reader-", 0).factory());
+            e = readers;
+        }
+        try {
+            e.execute(() -> {
+                onReaderThread.set(true);
+                int now = running.incrementAndGet();
+                mostRunning.accumulateAndGet(now, Math::max);
+                try {
+                    read.run();
+                } finally {
+                    running.decrementAndGet();
+                }
+            });
+        } catch (RejectedExecutionException x) {
+            f.completeExceptionally(new IllegalStateException(this + " is closed; make another with DirectMap.device", x));
+        }
+    }
+
+    /** The most asynchronous reads that ran at once (for tests). */
+    int mostReadsRunning() { return mostRunning.get(); }
+
+    synchronized void forget(FileMapping m) { mappings.remove(m); }
+    synchronized void forget(DeviceBuffer b) { buffers.remove(b); }
+
+    /**
+     * Closes its mappings (each waits for its reads), stops its reader threads, closes its buffers
+     * (each waits for the reads writing into it) and its DMA engine, each whatever the one before
+     * threw; the first failure is thrown with the rest suppressed.
+     */
+    @Override
+    public void close() throws IOException {
+        List<FileMapping> ms;
+        List<DeviceBuffer> bs;
+        ExecutorService e;
+        synchronized (this) {
+            if (closed) return;
+            closed = true;
+            ms = new ArrayList<>(mappings);
+            bs = new ArrayList<>(buffers);
+            e = readers;
+        }
+        Closer<IOException> closer = Closer.keeping(IOException.class);
+        try {
+            closer.closeEach(ms, FileMapping::close);
+            if (e != null) {
+                e.shutdown();
+                // Reads queued behind the mappings' close fail at once; a reader thread closing its own
+                // device must not wait for itself.
+                if (!onReaderThread.get()) awaitUninterruptibly(e);
+            }
+            closer.closeEach(bs, DeviceBuffer::close);
+        } finally {
+            device.close();
+            owner.forget(this);
+        }
+        closer.throwIfFailed();
+    }
+
+    private static void awaitUninterruptibly(ExecutorService e) {
+        boolean interrupted = false;
+        while (true) {
+            try {
+                if (e.awaitTermination(1, TimeUnit.DAYS)) break;
+            } catch (InterruptedException x) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) Thread.currentThread().interrupt();
+    }
+
+    @Override
+    public String toString() { return device.toString(); }
+}

@@ -1,0 +1,179 @@
+package io.directmap;
+
+import io.directmap.device.SoftwareDevice;
+import io.directmap.lang.Closer;
+import io.directmap.mm.AddressSpace;
+import io.directmap.pci.Topology;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * The entry point: the machine (which devices are peers on the bus, from a topology file or the
+ * default where every device is a peer of every other), the policy by which file systems choose
+ * between the direct path and the page cache, and every device made from it. Closing it closes
+ * the devices (and their mappings, waiting for their reads), then the file systems' and block
+ * devices' state.
+ *
+ * <pre>{@code
+ * try (DirectMap dm = DirectMap.open();
+ *      Device gpu = dm.device(DeviceKind.GPU);
+ *      FileMapping m = gpu.map(Path.of("data.bin"));
+ *      Read r = m.read(0, m.length())) {
+ *     System.out.println(r.directBytes() + " bytes direct, " + r.fallbackBytes() + " through the page cache");
+ * }
+ * }</pre>
+ *
+ * Thread-safe.
+ */
+public final class DirectMap implements AutoCloseable {
+    private final AddressSpace mm;
+    private final PathPolicy policy;
+    private final List<Device> devices = new ArrayList<>();   // guarded by this
+    private boolean closed;                                  // guarded by this
+
+    private DirectMap(AddressSpace mm, PathPolicy policy) {
+        this.mm = mm;
+        this.policy = policy;
+    }
+
+    /** The default machine (every device a peer of every other) and policy ({@link PathPolicy#CACHE}). */
+    public static DirectMap open() throws IOException {
+        return builder().open();
+    }
+
+    /** Options: a topology file, the policy, the price of an evicted page. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** The policy file systems follow. */
+    public PathPolicy policy() { return policy; }
+
+    /** Where the topology came from: a file's path, or "default topology". */
+    public String topology() { return mm.topology().source(); }
+
+    AddressSpace addressSpace() { return mm; }
+
+    /** A device of kind named by its kind's prefix and the lowest number free here: gpu0, then gpu1, ... */
+    public Device device(DeviceKind kind) {
+        Objects.requireNonNull(kind, "kind");
+        synchronized (this) {
+            for (int n = 0; ; n++) {
+                String name = kind.prefix() + n;
+                if (devices.stream().noneMatch(d -> d.name().equals(name))) return device(name, kind, kind.defaultMemoryBytes());
+            }
+        }
+    }
+
+    /** A device of kind named name (the name a topology file gives its rules by), with its kind's memory. */
+    public Device device(String name, DeviceKind kind) {
+        return device(name, kind, kind.defaultMemoryBytes());
+    }
+
+    /**
+     * A device of kind named name with memoryBytes of memory.
+     *
+     * @throws IllegalArgumentException a blank name or one with spaces, a name another open device
+     *         of this DirectMap has, or memoryBytes below 1
+     */
+    public synchronized Device device(String name, DeviceKind kind, long memoryBytes) {
+        Objects.requireNonNull(kind, "kind");
+        if (closed) throw new IllegalStateException("this DirectMap is closed; open another");
+        if (name == null || name.isBlank() || !name.equals(name.strip()) || name.chars().anyMatch(Character::isWhitespace)) {
+            throw new IllegalArgumentException("device name '" + name + "' is blank or has spaces; give one word such as "
+                    + kind.prefix() + "0, the name a topology file uses");
+        }
+        if (memoryBytes <= 0) throw new IllegalArgumentException(name + ": memory of " + memoryBytes + " bytes; give at least 1 byte");
+        if (devices.stream().anyMatch(d -> d.name().equals(name))) {
+            throw new IllegalArgumentException("a device named " + name + " is open in this DirectMap; close it first or give another name");
+        }
+        Device d = new Device(this, SoftwareDevice.create(name, kind.profile(), memoryBytes, mm.topology()), kind, memoryBytes);
+        devices.add(d);
+        return d;
+    }
+
+    /** The devices open now, in the order they were made. */
+    public synchronized List<Device> devices() {
+        return List.copyOf(devices);
+    }
+
+    synchronized void forget(Device d) {
+        devices.remove(d);
+    }
+
+    /**
+     * Closes every device it made (each closes its mappings, waiting for their reads, and its
+     * buffers), in the order they were made, then the file systems' and block devices' state; each
+     * whatever the one before threw, the first failure thrown with the rest suppressed.
+     */
+    @Override
+    public void close() throws IOException {
+        List<Device> all;
+        synchronized (this) {
+            if (closed) return;
+            closed = true;
+            all = new ArrayList<>(devices);
+        }
+        Closer<IOException> closer = Closer.keeping(IOException.class);
+        try {
+            closer.closeEach(all, Device::close);
+        } finally {
+            closer.run(mm::close);
+        }
+        closer.throwIfFailed();
+    }
+
+    /** Options for {@link DirectMap#open()}. */
+    public static final class Builder {
+        private Path topologyFile;
+        private PathPolicy policy = PathPolicy.CACHE;
+        private double evictedPageNanos = 1_000;
+
+        private Builder() {}
+
+        /**
+         * A topology file (as {@code dmap --topology} takes): one rule a line, {@code bar NAME SIZE},
+         * {@code no-p2p A B}, {@code atomics A B}; by default every device is a peer of every other.
+         */
+        public Builder topology(Path file) {
+            this.topologyFile = Objects.requireNonNull(file, "file");
+            return this;
+        }
+
+        /** The policy (as {@code dmap --policy}); {@link PathPolicy#CACHE} by default. */
+        public Builder policy(PathPolicy policy) {
+            this.policy = Objects.requireNonNull(policy, "policy");
+            return this;
+        }
+
+        /**
+         * With {@link PathPolicy#LEARN}: what evicting one hot page of cache costs, in nanoseconds
+         * (1000 by default, as {@code dmap --evicted-page-cost}).
+         */
+        public Builder evictedPageCostNanos(double nanos) {
+            if (!(nanos >= 0) || Double.isInfinite(nanos)) {
+                throw new IllegalArgumentException("evicted page cost " + nanos + " ns; give a finite number of nanoseconds >= 0");
+            }
+            this.evictedPageNanos = nanos;
+            return this;
+        }
+
+        /**
+         * Opens it.
+         *
+         * @throws IOException a topology file that is missing or has a bad line (the message names the file and the line)
+         */
+        public DirectMap open() throws IOException {
+            Topology t = topologyFile == null ? Topology.defaults() : Topology.load(topologyFile);
+            return new DirectMap(Internals.addressSpace(t, policy, evictedPageNanos), policy);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "DirectMap (" + topology() + ", policy " + policy.name().toLowerCase(java.util.Locale.ROOT) + ")";
+    }
+}
