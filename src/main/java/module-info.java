@@ -24,8 +24,7 @@ module io.directmap {
     requires java.management;       // the bench's CPU time (ManagementFactory)
     requires jdk.management;        // ... and the process's (com.sun.management.OperatingSystemMXBean)
 
-    exports io.directmap;   the library's facade: uncomment when the package has a type (javac refuses
-    //                          to export one that holds only package-info; ModuleDescriptorTest fails until then)
+    exports io.directmap;           // the library
     exports io.directmap.mm;
     exports io.directmap.device;
 
