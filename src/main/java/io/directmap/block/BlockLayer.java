@@ -1,6 +1,8 @@
 package io.directmap.block;
 
 import io.directmap.lang.Closer;
+import io.directmap.mm.Refusal;
+import io.directmap.mm.Refuser;
 import io.directmap.pci.Topology;
 import io.directmap.sys.Errno;
 import io.directmap.sys.SysException;

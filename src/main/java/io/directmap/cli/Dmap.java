@@ -1,12 +1,12 @@
 package io.directmap.cli;
 
-import io.directmap.fs.InvalidRequestException;
 import io.directmap.fs.Policy;
+import io.directmap.mm.InvalidRequestException;
 import io.directmap.tools.ScratchFilesystem;
 import java.io.IOException;
 import java.io.PrintWriter;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine;
 
 /** The dmap command. Exit codes: 0 done, 1 the system failed, 2 invalid input. */
 @Command(name = "dmap", mixinStandardHelpOptions = true, version = "dmap 0.1.0",

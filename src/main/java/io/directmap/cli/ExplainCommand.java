@@ -44,7 +44,7 @@ final class ExplainCommand implements Callable<Integer> {
             long page = Process.PAGE_SIZE;
             long start = r.start() == null ? 0 : r.start(), end = r.end() == null ? vma.length() : r.end();
             if (start < 0 || end <= start || end > vma.length()) {
-                throw new io.directmap.fs.InvalidRequestException(file + ": range " + start + ":" + end
+                throw new io.directmap.mm.InvalidRequestException(file + ": range " + start + ":" + end
                         + " is not within the file [0, " + vma.length() + "); give START < END <= " + vma.length());
             }
             long mapStart = start / page * page, mapEnd = (end + page - 1) / page * page;

@@ -97,7 +97,7 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
                 case Segment.Direct d -> t.row(s.start(), s.end(), "direct", Units.bytes(s.length()),
                         String.format("%s @ %d (bus 0x%x) via %s", d.device().devNode(), d.deviceOffset(), d.busAddress(), d.route()));
                 case Segment.Fallback f -> t.row(s.start(), s.end(), "fallback", Units.bytes(s.length()),
-                        f.refusal().reason().layer().label() + ": " + f.refusal().reason().summary()
+                        f.refusal().reason().refuser().label() + ": " + f.refusal().reason().summary()
                                 + (f.refusal().detail().isEmpty() ? "" : "; " + f.refusal().detail()));
             }
         }
@@ -148,7 +148,7 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
                 }
                 case Segment.Fallback f -> {
                     j.put("path", "fallback");
-                    j.put("refused_by", f.refusal().reason().layer().label());
+                    j.put("refused_by", f.refusal().reason().refuser().label());
                     j.put("reason", f.refusal().reason().code());
                     j.put("summary", f.refusal().reason().summary());
                     j.put("detail", f.refusal().detail());

@@ -1,8 +1,8 @@
 package io.directmap.device;
 
 import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.InvalidRequestException;
-import io.directmap.fs.Invalidation;
+import io.directmap.mm.InvalidRequestException;
+import io.directmap.mm.Invalidation;
 import io.directmap.mm.MapFlag;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Process;

@@ -1,12 +1,12 @@
 package io.directmap.device;
 
 import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.InvalidRequestException;
 import io.directmap.fs.Segment;
+import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.MapFlag;
 import io.directmap.mm.Vma;
-import io.directmap.pci.Topology;
 import io.directmap.pci.Topology.Endpoint;
+import io.directmap.pci.Topology;
 import io.directmap.sys.Process;
 import io.directmap.sys.Units;
 import java.io.IOException;

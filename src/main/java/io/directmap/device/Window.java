@@ -1,10 +1,10 @@
 package io.directmap.device;
 
 import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.InvalidRequestException;
-import io.directmap.fs.Invalidation;
 import io.directmap.fs.Segment;
 import io.directmap.mm.IntervalNotifier;
+import io.directmap.mm.InvalidRequestException;
+import io.directmap.mm.Invalidation;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Process;
 import io.directmap.sys.Units;

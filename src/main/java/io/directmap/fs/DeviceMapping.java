@@ -1,5 +1,6 @@
 package io.directmap.fs;
 
+import io.directmap.mm.MappingOwner;
 import io.directmap.pci.Topology.Endpoint;
 import java.util.List;
 

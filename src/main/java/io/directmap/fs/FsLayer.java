@@ -2,7 +2,10 @@ package io.directmap.fs;
 
 import io.directmap.block.BlockLayer;
 import io.directmap.block.PeerMappings;
-import io.directmap.block.Refusal;
+import io.directmap.mm.InvalidRequestException;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.MappingOwner;
+import io.directmap.mm.Refusal;
 import io.directmap.sys.SysException;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -188,7 +191,7 @@ public final class FsLayer {
                 }
                 case Segment.Fallback f -> {
                     ev.outcome = "fallback";
-                    ev.refusedBy = f.refusal().reason().layer().label();
+                    ev.refusedBy = f.refusal().reason().refuser().label();
                     ev.reason = f.refusal().reason().code();
                     ev.detail = f.refusal().detail();
                 }

@@ -1,5 +1,7 @@
 package io.directmap.fs;
 
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.MappingOwner;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;

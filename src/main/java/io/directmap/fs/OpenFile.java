@@ -1,5 +1,6 @@
 package io.directmap.fs;
 
+import io.directmap.mm.InvalidRequestException;
 import io.directmap.sys.Errno;
 import io.directmap.sys.FileHandle;
 import io.directmap.sys.MountInfo;

@@ -1,5 +1,6 @@
 package io.directmap.fs;
 
+import io.directmap.mm.Invalidation;
 import io.directmap.sys.SysException;
 import java.util.List;
 

@@ -3,7 +3,7 @@ package io.directmap.fs;
 import io.directmap.block.BlockDecision;
 import io.directmap.block.BlockDevice;
 import io.directmap.block.BlockLayer;
-import io.directmap.block.Refusal;
+import io.directmap.mm.Refusal;
 import io.directmap.sys.Errno;
 import io.directmap.sys.Fiemap;
 import io.directmap.sys.SysException;

@@ -2,7 +2,7 @@ package io.directmap.fs;
 
 import io.directmap.block.BlockDecision;
 import io.directmap.block.BlockDevice;
-import io.directmap.block.Refusal;
+import io.directmap.mm.Refusal;
 
 /** One part of a device_map answer, in file offsets [start, end). */
 public sealed interface Segment {

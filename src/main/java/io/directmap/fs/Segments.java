@@ -1,7 +1,7 @@
 package io.directmap.fs;
 
 import io.directmap.block.BlockDecision;
-import io.directmap.block.Refusal;
+import io.directmap.mm.Refusal;
 import java.util.ArrayList;
 import java.util.List;
 

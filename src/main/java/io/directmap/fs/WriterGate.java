@@ -1,6 +1,7 @@
 package io.directmap.fs;
 
-import io.directmap.block.Refusal;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.Refusal;
 import io.directmap.sys.Errno;
 import io.directmap.sys.SysException;
 import java.util.List;

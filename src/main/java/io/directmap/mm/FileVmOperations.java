@@ -2,7 +2,6 @@ package io.directmap.mm;
 
 import io.directmap.fs.DeviceMapping;
 import io.directmap.fs.FsLayer;
-import io.directmap.fs.InvalidRequestException;
 import io.directmap.fs.MapRequest;
 import io.directmap.pci.Topology.Endpoint;
 import java.io.IOException;

@@ -1,8 +1,6 @@
 package io.directmap.mm;
 
 import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.Invalidation;
-import io.directmap.fs.MappingOwner;
 import io.directmap.fs.OpenFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

@@ -2,11 +2,11 @@ package io.directmap.bench;
 
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.Invalidation;
 import io.directmap.fs.MapRequest;
-import io.directmap.fs.MappingOwner;
 import io.directmap.fs.OpenFile;
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.MappingOwner;
 import io.directmap.tools.ScratchFilesystem;
 import io.directmap.tools.Workloads;
 import java.io.IOException;

@@ -10,6 +10,8 @@ import io.directmap.fs.Policy;
 import io.directmap.fs.Segment;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.MapFlag;
+import io.directmap.mm.Reason;
+import io.directmap.mm.Refuser;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
 import io.directmap.testing.Bytes;

@@ -10,6 +10,7 @@ import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.Segment;
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.Refuser;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Statx;
 import io.directmap.testing.Bytes;

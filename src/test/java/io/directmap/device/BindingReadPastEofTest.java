@@ -4,8 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.fs.InvalidRequestException;
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Process;
 import io.directmap.testing.Bytes;

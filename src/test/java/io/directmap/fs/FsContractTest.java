@@ -4,12 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.block.Layer;
-import io.directmap.block.Reason;
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.Reason;
+import io.directmap.mm.Refuser;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
 import io.directmap.testing.Bytes;
@@ -149,7 +149,7 @@ abstract class FsContractTest {
         assertEquals(3 * MiB, direct(segments));
         Segment cached = segments.stream().filter(s -> s instanceof Segment.Fallback).findFirst().orElseThrow();
         assertEquals(MiB, cached.start());
-        assertEquals(Layer.FILESYSTEM, ((Segment.Fallback) cached).refusal().reason().layer());
+        assertEquals(Refuser.FILESYSTEM, ((Segment.Fallback) cached).refusal().reason().refuser());
     }
 
     @Test
@@ -170,7 +170,7 @@ abstract class FsContractTest {
         assertEquals(0, direct(segments));
         assertEquals(MiB, bytesWith(segments, FsReason.PAGE_CACHED));
         assertEquals(3 * MiB, bytesWith(segments, FsReason.ALL_OR_NOTHING));
-        assertEquals(Layer.IMPORTER, FsReason.ALL_OR_NOTHING.layer());
+        assertEquals(Refuser.IMPORTER, FsReason.ALL_OR_NOTHING.refuser());
         // @AfterEach checks that the aperture reserved for the 3 MiB was given back.
     }
 

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.SoftwareDevice;
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.Invalidation;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Leases;
 import io.directmap.testing.ChildWriter;

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.InvalidRequestException;
 import io.directmap.sys.FileHandle;
 import io.directmap.sys.Statx;
 import io.directmap.tools.Commands;

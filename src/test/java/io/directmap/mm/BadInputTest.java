@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.InvalidRequestException;
 import io.directmap.sys.FileHandle;
 import io.directmap.testing.Bytes;
 import io.directmap.tools.Workloads;

@@ -11,7 +11,6 @@ import io.directmap.device.DeviceMemory;
 import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.Invalidation;
 import io.directmap.fs.InvalidationReport;
 import io.directmap.fs.OpenFile;
 import io.directmap.pci.Topology.Endpoint;

@@ -4,9 +4,9 @@ import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
 import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.Invalidation;
 import io.directmap.fs.InvalidationReport;
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.Invalidation;
 import io.directmap.mm.Vma;
 import io.directmap.tools.Commands;
 import io.directmap.tools.Workloads;
@@ -326,7 +326,7 @@ public final class Torture {
     public static Throughput throughput(AddressSpace mm, SoftwareDevice dev, Path file, double seconds, long seed)
             throws IOException, InterruptedException {
         long size = Files.size(file) / (4L << 20) * (4L << 20);
-        if (size == 0) throw new io.directmap.fs.InvalidRequestException(file + ": needs at least 4 MiB to measure throughput");
+        if (size == 0) throw new io.directmap.mm.InvalidRequestException(file + ": needs at least 4 MiB to measure throughput");
         List<Long> acks = Collections.synchronizedList(new ArrayList<>());
         Consumer<InvalidationReport> listener = r -> {
             if (r.invalidation().cause() == Invalidation.Cause.WRITE_OPEN && r.mappings() > 0) acks.add(r.ackNanos());

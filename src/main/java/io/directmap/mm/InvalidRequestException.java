@@ -1,4 +1,4 @@
-package io.directmap.fs;
+package io.directmap.mm;
 
 import java.io.IOException;
 

@@ -1,4 +1,4 @@
-package io.directmap.fs;
+package io.directmap.mm;
 
 /**
  * Who a device mapping was made for, as the file system reaches it to take the mapping back: the
