@@ -1,8 +1,8 @@
 package io.directmap.cli;
 
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.MapMode;
 import io.directmap.sys.Process;
 import io.directmap.tools.ScratchFilesystem;
 import io.directmap.tools.Workloads;
@@ -83,7 +83,7 @@ final class DemoCommand implements Callable<Integer> {
     }
 
     private MapReport show(PrintWriter out, AddressSpace mm, SoftwareDevice gpu, Path file, String what) throws Exception {
-        MapReport r = MapReport.run(mm, gpu, file, null, null, Set.of(), Importer.Mode.MIXED, true, d -> { });
+        MapReport r = MapReport.run(mm, gpu, file, null, null, Set.of(), MapMode.MIXED, true, d -> { });
         if (!common.json) {
             out.println("== " + file.getFileName() + ": " + what);
             r.print(out);

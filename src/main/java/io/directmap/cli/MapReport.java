@@ -1,11 +1,11 @@
 package io.directmap.cli;
 
 import io.directmap.device.DeviceAccess;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.Segment;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.MapFlag;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Units;
 import java.io.IOException;
@@ -30,7 +30,7 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
 
     /** mmap, access, checksum device memory against the file as the file system returns it, unmap. */
     static MapReport run(AddressSpace mm, SoftwareDevice device, Path path, Long start, Long end, Set<MapFlag> flags,
-                         Importer.Mode mode, boolean verify, LongConsumer progress) throws IOException {
+                         MapMode mode, boolean verify, LongConsumer progress) throws IOException {
         try (Vma vma = mm.mmap(path)) {
             long s = start == null ? 0 : start;
             long e = end == null ? vma.length() : end;

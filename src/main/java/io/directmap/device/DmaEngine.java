@@ -6,6 +6,7 @@ import io.directmap.device.IommuTable.Target;
 import io.directmap.fault.FaultPoint;
 import io.directmap.fault.Faults;
 import io.directmap.fs.PathLearner;
+import io.directmap.mm.Transfer;
 import io.directmap.sys.Errno;
 import io.directmap.sys.IoUring;
 import io.directmap.sys.SysException;
@@ -99,7 +100,7 @@ final class DmaEngine implements AutoCloseable {
         final LongAdder[] bytes = {new LongAdder(), new LongAdder(), new LongAdder()};
         final LongAdder[] nanos = {new LongAdder(), new LongAdder(), new LongAdder()};
 
-        void add(PathLearner.Way way, long n, long ns) {
+        void add(Transfer way, long n, long ns) {
             if (way == null) return;
             bytes[way.ordinal()].add(n);
             nanos[way.ordinal()].add(ns);
@@ -202,7 +203,7 @@ final class DmaEngine implements AutoCloseable {
                 try {
                     long t0 = System.nanoTime();
                     move(e, off, n, b.memory);
-                    b.stats.add(e.target() instanceof Target.HostPages h ? h.way() : PathLearner.Way.DIRECT, n, System.nanoTime() - t0);
+                    b.stats.add(e.target() instanceof Target.HostPages h ? h.way() : Transfer.DIRECT, n, System.nanoTime() - t0);
                     b.progressed(n);
                 } finally {
                     tasksRunning.decrementAndGet();
@@ -283,7 +284,7 @@ final class DmaEngine implements AutoCloseable {
                 if (b.stop) continue;
                 if (got < r.n() && got > 0) got += readDirect(r.device(), r.dst().asSlice(got), r.deviceOffset() + got);
                 if (got < r.n()) throw endedEarly(r.device(), r.deviceOffset(), got, r.n());
-                b.stats.add(PathLearner.Way.DIRECT, r.n(), System.nanoTime() - started[(int) c.userData()]);
+                b.stats.add(Transfer.DIRECT, r.n(), System.nanoTime() - started[(int) c.userData()]);
                 b.progressed(r.n());
             } catch (IOException e) {
                 b.fail(e);

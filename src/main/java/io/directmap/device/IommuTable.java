@@ -2,6 +2,7 @@ package io.directmap.device;
 
 import io.directmap.block.BlockDevice;
 import io.directmap.mm.IntervalIndex;
+import io.directmap.mm.Transfer;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 
@@ -20,7 +21,7 @@ public final class IommuTable {
          * Host memory: pages of the page cache, reached through the vma. way says whether the file
          * system expected them cached or cold (what the learning policy measures), or null.
          */
-        record HostPages(MemorySegment pages, io.directmap.fs.PathLearner.Way way) implements Target {}
+        record HostPages(MemorySegment pages, Transfer way) implements Target {}
     }
 
     /** virtualAddress..+length is backed by target; memoryOffset is where it lands in device memory. */

@@ -5,6 +5,7 @@ import io.directmap.fs.Segment;
 import io.directmap.mm.IntervalNotifier;
 import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.Invalidation;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Process;
 import io.directmap.sys.Units;
@@ -152,7 +153,7 @@ final class Window implements IntervalNotifier.Ops {
         if (binding.isClosed()) throw new IllegalStateException("binding of " + vma + " is closed");
         SoftwareDevice device = binding.device();
         DeviceMapping m = vma.ops().deviceMap(vma, device.endpoint(), start, roundUpPage(end), binding.flags(),
-                binding.mode() == Importer.Mode.ALL_OR_NOTHING);
+                binding.mode() == MapMode.ALL_OR_NOTHING);
         try {
             entries = device.program(vma, m, start);
         } catch (IOException | RuntimeException | Error x) {

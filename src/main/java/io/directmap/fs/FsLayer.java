@@ -6,6 +6,7 @@ import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.Invalidation;
 import io.directmap.mm.MappingOwner;
 import io.directmap.mm.Refusal;
+import io.directmap.mm.Transfer;
 import io.directmap.sys.SysException;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -148,7 +149,7 @@ public final class FsLayer {
     }
 
     /** A device moved bytes one way in nanos (request time): what the learning policy learns from. */
-    public void observe(PathLearner.Way way, long bytes, long nanos) {
+    public void observe(Transfer way, long bytes, long nanos) {
         if (policy.learner() != null) policy.learner().observe(way, bytes, nanos);
     }
 

@@ -2,7 +2,9 @@ package io.directmap.fs;
 
 import io.directmap.mm.Reason;
 import io.directmap.mm.Refuser;
+import io.directmap.mm.Transfer;
 import java.util.Locale;
+import java.util.Optional;
 
 /**
  * The file system's refusals, one per check, like fs/iomap/swapfile.c. ALL_OR_NOTHING is the
@@ -50,4 +52,16 @@ public enum FsReason implements Reason {
     @Override public Refuser refuser() { return refuser; }
     @Override public String code() { return name().toLowerCase(Locale.ROOT); }
     @Override public String summary() { return summary; }
+
+    /** A range refused because it is in the page cache is copied from there; one the learner sends through the cache fills it. */
+    @Override
+    public Optional<Transfer> transfer() {
+        return switch (this) {
+            case PAGE_CACHED -> HOT;
+            case CACHE_FASTER -> COLD;
+            default -> Optional.empty();
+        };
+    }
+
+    private static final Optional<Transfer> HOT = Optional.of(Transfer.CACHE_HOT), COLD = Optional.of(Transfer.CACHE_COLD);
 }

@@ -51,7 +51,7 @@ final class FileVmOperations implements VmOperations {
     }
 
     @Override
-    public void observe(Vma vma, io.directmap.fs.PathLearner.Way way, long bytes, long nanos) {
+    public void observe(Vma vma, Transfer way, long bytes, long nanos) {
         fs.observe(way, bytes, nanos);
     }
 

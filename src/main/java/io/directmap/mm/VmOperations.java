@@ -31,7 +31,7 @@ public interface VmOperations {
     boolean verify(Vma vma, DeviceMapping mapping, long start, long end, boolean readFailed) throws IOException;
 
     /** The importer moved bytes one way in nanos of request time (what a learning policy measures). */
-    default void observe(Vma vma, io.directmap.fs.PathLearner.Way way, long bytes, long nanos) { }
+    default void observe(Vma vma, Transfer way, long bytes, long nanos) { }
 
     /** device_unmap: releases exactly what deviceMap handed out. Idempotent. */
     void deviceUnmap(Vma vma, Endpoint importer, DeviceMapping mapping);

@@ -4,12 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.DeviceAccess;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.Policy;
 import io.directmap.fs.Segment;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.MapFlag;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Reason;
 import io.directmap.mm.Refuser;
 import io.directmap.mm.Vma;
@@ -52,7 +52,7 @@ class BlockPolicyTest {
         try (AddressSpace mm = AddressSpace.create(Topology.load(t), Policy.defaults());
              SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              Vma vma = mm.mmap(file);
-             DeviceAccess a = gpu.access(vma, 0, 4 * MiB, flags, Importer.Mode.MIXED, d -> { })) {
+             DeviceAccess a = gpu.access(vma, 0, 4 * MiB, flags, MapMode.MIXED, d -> { })) {
             Bytes.assertDeviceHoldsFile(file, 0, a.memory());
             return a.segments();
         }

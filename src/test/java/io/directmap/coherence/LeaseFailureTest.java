@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.Binding;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fault.FaultPoint;
 import io.directmap.fault.Faults;
@@ -15,6 +14,7 @@ import io.directmap.fs.DeviceMapping;
 import io.directmap.fs.InvalidationReport;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Invalidation;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Leases;
 import io.directmap.testing.ChildWriter;
@@ -87,7 +87,7 @@ class LeaseFailureTest {
         List<String> problems = Collections.synchronizedList(new ArrayList<>());
         int restartsBefore = Leases.shared().restarts();
         try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
-             Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED)) {
+             Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {
             PrecisionTest.readAll(b, gpu, 4 * MiB);
             assertEquals(4 * MiB, b.directBytes(), "read directly, under a lease");
             CompletableFuture<ChildWriter> writer = new CompletableFuture<>();
@@ -124,8 +124,8 @@ class LeaseFailureTest {
         List<String> problems = Collections.synchronizedList(new ArrayList<>());
         try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              SoftwareDevice nic = SoftwareDevice.create("nic0", mm.topology()); Vma vma = mm.mmap(file);
-             Binding g = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED);
-             Binding n = nic.bind(vma, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED)) {
+             Binding g = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED);
+             Binding n = nic.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {
             PrecisionTest.readAll(g, gpu, 4 * MiB);
             PrecisionTest.readAll(n, nic, 4 * MiB);
             CompletableFuture<ChildWriter> writer = new CompletableFuture<>();
@@ -149,8 +149,8 @@ class LeaseFailureTest {
         try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              SoftwareDevice nic = SoftwareDevice.create("nic0", mm.topology());
              Vma va = mm.mmap(file); Vma vb = mm.mmap(file);
-             Binding g = gpu.bind(va, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED);
-             Binding n = nic.bind(vb, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED)) {
+             Binding g = gpu.bind(va, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED);
+             Binding n = nic.bind(vb, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {
             PrecisionTest.readAll(g, gpu, 4 * MiB);
             PrecisionTest.readAll(n, nic, 4 * MiB);
             InvalidationReport r;
@@ -169,7 +169,7 @@ class LeaseFailureTest {
     @Test
     void anImporterThatNeverLetsGoIsRevokedAndTheLeaseStillReleased() throws Exception {
         try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
-             Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED)) {
+             Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {
             PrecisionTest.readAll(b, gpu, 4 * MiB);
             List<DeviceMapping> mapped = b.liveMappings();
             assertEquals(1, ChildWriter.leasesOn(file).size(), "one lease while mapped");
@@ -193,8 +193,8 @@ class LeaseFailureTest {
         try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              SoftwareDevice nic = SoftwareDevice.create("nic0", mm.topology())) {
             Vma vma = mm.mmap(file);
-            Binding g = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED);
-            Binding n = nic.bind(vma, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED);
+            Binding g = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED);
+            Binding n = nic.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED);
             try {
                 PrecisionTest.readAll(g, gpu, 4 * MiB);
                 PrecisionTest.readAll(n, nic, 4 * MiB);
@@ -228,7 +228,7 @@ class LeaseFailureTest {
     @Test
     void skipInvalidateNeitherTellsTheOwnersNorTakesAnythingBack() throws Exception {
         try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
-             Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED)) {
+             Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {
             PrecisionTest.readAll(b, gpu, 4 * MiB);
             List<DeviceMapping> mapped = b.liveMappings();
             try (var f = Faults.enable(FaultPoint.SKIP_INVALIDATE, 1.0, 1)) {

@@ -6,11 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.block.BlockReason;
 import io.directmap.device.Binding;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.DeviceMapping;
 import io.directmap.fs.Segment;
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.testing.ScratchFs;
 import io.directmap.tools.Commands;
@@ -53,8 +53,8 @@ class LoopResizeTest {
         try (AddressSpace mm = AddressSpace.create();
              SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              Vma v1 = mm.mmap(first); Vma v2 = mm.mmap(second);
-             Binding b1 = gpu.bind(v1, 0, 2 * MiB, 2 * MiB, Set.of(), Importer.Mode.MIXED);
-             Binding b2 = gpu.bind(v2, 0, 2 * MiB, 2 * MiB, Set.of(), Importer.Mode.MIXED)) {
+             Binding b1 = gpu.bind(v1, 0, 2 * MiB, 2 * MiB, Set.of(), MapMode.MIXED);
+             Binding b2 = gpu.bind(v2, 0, 2 * MiB, 2 * MiB, Set.of(), MapMode.MIXED)) {
             PrecisionTest.readAll(b1, gpu, 2 * MiB);
             PrecisionTest.readAll(b2, gpu, 2 * MiB);
             DeviceMapping m1 = b1.liveMappings().getFirst(), m2 = b2.liveMappings().getFirst();

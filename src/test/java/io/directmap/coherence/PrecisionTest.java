@@ -6,12 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.DeviceMapping;
 import io.directmap.fs.InvalidationReport;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Invalidation;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.testing.ScratchFs;
 import io.directmap.tools.Commands;
@@ -72,8 +72,8 @@ class PrecisionTest {
     @Test
     void anotherProcessWritingOneFileLeavesTheOtherFileAlone() throws IOException {
         try (Vma va = mm.mmap(a); Vma vb = mm.mmap(b);
-             Binding ba = gpu.bind(va, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED);
-             Binding bb = gpu.bind(vb, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED)) {
+             Binding ba = gpu.bind(va, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED);
+             Binding bb = gpu.bind(vb, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {
             readAll(ba, gpu, 4 * MiB);
             readAll(bb, gpu, 4 * MiB);
             assertEquals(4 * MiB, ba.directBytes() + 0, "a was read directly");
@@ -96,7 +96,7 @@ class PrecisionTest {
 
     @Test
     void aChangeToOneRangeLeavesTheOtherRangesAlone() throws IOException {
-        try (Vma va = mm.mmap(a); Binding ba = gpu.bind(va, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED)) {
+        try (Vma va = mm.mmap(a); Binding ba = gpu.bind(va, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {
             readAll(ba, gpu, 4 * MiB);
             List<DeviceMapping> before = ba.liveMappings();
 

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.InvalidRequestException;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Process;
 import io.directmap.testing.Bytes;
@@ -71,7 +72,7 @@ class BindingReadPastEofTest {
 
     void readsAcrossEof(boolean direct) throws IOException {
         try (Vma vma = mm.mmap(file);
-             Binding b = gpu.bind(vma, 0, MAPPED, 2 * PAGE, Set.of(), Importer.Mode.MIXED);
+             Binding b = gpu.bind(vma, 0, MAPPED, 2 * PAGE, Set.of(), MapMode.MIXED);
              DeviceMemory.Buffer buf = gpu.allocate(file.toString(), MAPPED)) {
             MemorySegment dst = buf.segment();
 

@@ -10,6 +10,7 @@ import io.directmap.fault.FaultPoint;
 import io.directmap.fault.Faults;
 import io.directmap.fs.Policy;
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
 import io.directmap.sys.Errno;
@@ -133,7 +134,7 @@ class DmaEngineFaultTest {
 
     /** What a user does: map the whole file into the GPU; checks the bytes and that they came directly. */
     private void readAndCheck() throws IOException {
-        try (Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, SIZE, Set.of(), Importer.Mode.MIXED, n -> { })) {
+        try (Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, SIZE, Set.of(), MapMode.MIXED, n -> { })) {
             assertEquals(SIZE, a.directBytes(), "the file was read from the block device directly");
             Bytes.assertDeviceHoldsFile(file, 0, a.memory());
         } finally {
@@ -269,7 +270,7 @@ class DmaEngineFaultTest {
     void aProgressCallbackThatThrowsReturnsOnlyAfterEveryRead(Way way) {
         open(way);
         assertTimeoutPreemptively(BOUND, () -> {
-            try (Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, SIZE, SIZE, Set.of(), Importer.Mode.MIXED);
+            try (Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, SIZE, SIZE, Set.of(), MapMode.MIXED);
                  DeviceMemory.Buffer buf = gpu.allocate(file.toString(), SIZE)) {
                 List<IommuTable.Entry> es = entries(vma, b, buf);
                 for (Throwable thrown : List.of(new IllegalStateException("progress bar broke"), new AssertionError("an Error in progress"))) {
@@ -306,7 +307,7 @@ class DmaEngineFaultTest {
     void anInterruptStopsTheWorkersButWaitsForTheReadsStarted() {
         open(Way.WORKERS);
         assertTimeoutPreemptively(BOUND, () -> {
-            try (Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, SIZE, SIZE, Set.of(), Importer.Mode.MIXED);
+            try (Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, SIZE, SIZE, Set.of(), MapMode.MIXED);
                  DeviceMemory.Buffer buf = gpu.allocate(file.toString(), SIZE)) {
                 List<IommuTable.Entry> es = entries(vma, b, buf);
                 Thread caller = Thread.currentThread();
@@ -339,7 +340,7 @@ class DmaEngineFaultTest {
     void aRingThatCannotBeDrainedIsClosedAndItsMemorySetAside() {
         open(Way.RING);
         assertTimeoutPreemptively(BOUND, () -> {
-            try (Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, SIZE, SIZE, Set.of(), Importer.Mode.MIXED)) {
+            try (Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, SIZE, SIZE, Set.of(), MapMode.MIXED)) {
                 DeviceMemory.Buffer lost = gpu.allocate(file.toString(), SIZE);
                 List<IommuTable.Entry> es = entries(vma, b, lost);
                 AtomicInteger waits = new AtomicInteger();

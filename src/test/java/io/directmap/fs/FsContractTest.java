@@ -5,9 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.DeviceAccess;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Reason;
 import io.directmap.mm.Refuser;
 import io.directmap.mm.Vma;
@@ -62,7 +62,7 @@ abstract class FsContractTest {
     }
 
     /** Maps [start, end) of the file into the GPU, checks the bytes, returns the segments. */
-    List<Segment> mapAndCheck(long start, long end, Importer.Mode mode) throws IOException {
+    List<Segment> mapAndCheck(long start, long end, MapMode mode) throws IOException {
         try (Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, start, end, Set.of(), mode, d -> { })) {
             Bytes.assertDeviceHoldsFile(file, start, a.memory());
             assertEquals(a.mapping().start(), a.segments().getFirst().start(), "segments start where the mapping starts");
@@ -75,7 +75,7 @@ abstract class FsContractTest {
     }
 
     List<Segment> mapAndCheck() throws IOException {
-        return mapAndCheck(0, Files.size(file), Importer.Mode.MIXED);
+        return mapAndCheck(0, Files.size(file), MapMode.MIXED);
     }
 
     static long direct(List<Segment> segments) {
@@ -158,7 +158,7 @@ abstract class FsContractTest {
         Workloads.syncAndEvict(file);
         List<Segment> whole = mapAndCheck();
         assertTrue(direct(whole) >= 3 * MiB, whole.toString());
-        mapAndCheck(4097, 3 * MiB + 1000, Importer.Mode.MIXED);
+        mapAndCheck(4097, 3 * MiB + 1000, MapMode.MIXED);
     }
 
     @Test
@@ -166,7 +166,7 @@ abstract class FsContractTest {
         Workloads.write(file, 0, 4 * MiB, 7);
         Workloads.syncAndEvict(file);
         Workloads.cache(file, 0, MiB);
-        List<Segment> segments = mapAndCheck(0, 4 * MiB, Importer.Mode.ALL_OR_NOTHING);
+        List<Segment> segments = mapAndCheck(0, 4 * MiB, MapMode.ALL_OR_NOTHING);
         assertEquals(0, direct(segments));
         assertEquals(MiB, bytesWith(segments, FsReason.PAGE_CACHED));
         assertEquals(3 * MiB, bytesWith(segments, FsReason.ALL_OR_NOTHING));

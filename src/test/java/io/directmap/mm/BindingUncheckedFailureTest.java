@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.DeviceMapping;
 import io.directmap.fs.InvalidationReport;
@@ -133,7 +132,7 @@ class BindingUncheckedFailureTest {
     }
 
     Binding bind() throws IOException {
-        return gpu.bind(vma, 0, SIZE, WINDOW, Set.of(), Importer.Mode.MIXED);
+        return gpu.bind(vma, 0, SIZE, WINDOW, Set.of(), MapMode.MIXED);
     }
 
     Throwable failedRead(Binding b) {

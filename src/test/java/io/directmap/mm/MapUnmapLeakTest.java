@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.DeviceMemory;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.DeviceMapping;
 import io.directmap.sys.FileHandle;
@@ -195,7 +194,7 @@ class MapUnmapLeakTest {
 
     void bindReadClose(Vma vma, DeviceMemory.Buffer buf, int times) throws IOException {
         for (int i = 0; i < times; i++) {
-            try (Binding b = gpu.bind(vma, 0, SIZE, SIZE / 4, Set.of(), Importer.Mode.MIXED)) {
+            try (Binding b = gpu.bind(vma, 0, SIZE, SIZE / 4, Set.of(), MapMode.MIXED)) {
                 b.read(0, SIZE, buf.segment(), n -> { });
             }
         }

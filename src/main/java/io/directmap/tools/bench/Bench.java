@@ -2,13 +2,14 @@ package io.directmap.tools.bench;
 
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.DeviceMapping;
 import io.directmap.fs.PathLearner;
 import io.directmap.fs.Policy;
 import io.directmap.fs.Segment;
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.MapMode;
+import io.directmap.mm.Transfer;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
 import io.directmap.sys.Cachestat;
@@ -349,21 +350,21 @@ public final class Bench {
                 buf.segment().fill((byte) 0); // as for the Java baselines: memory touched before the timing
                 if (method.equals("mixed")) {
                     // The policy learns as it goes: a first pass on this file (not timed) teaches it both paths' speeds.
-                    try (Binding warm = dev.bind(vma, 0, roundUp(size, 4096), STRIPE, Set.of(), Importer.Mode.MIXED)) {
+                    try (Binding warm = dev.bind(vma, 0, roundUp(size, 4096), STRIPE, Set.of(), MapMode.MIXED)) {
                         prepare(cache);
                         for (long at = 0; at < size; at += STRIPE) warm.read(at, Math.min(STRIPE, size - at), buf.segment().asSlice(at), n -> { });
                     }
                     if (System.getenv("DMAP_DEBUG") != null) {
                         var l = policy.learner();
                         status.accept(String.format("learned: direct %.2f, cold cache %.2f, hot cache %.2f GiB/s",
-                                l.gibPerS(io.directmap.fs.PathLearner.Way.DIRECT), l.gibPerS(io.directmap.fs.PathLearner.Way.CACHE_COLD),
-                                l.gibPerS(io.directmap.fs.PathLearner.Way.CACHE_HOT)));
+                                l.gibPerS(Transfer.DIRECT), l.gibPerS(Transfer.CACHE_COLD),
+                                l.gibPerS(Transfer.CACHE_HOT)));
                     }
                     vma.dropPageMappings(); // the timed pass faults its pages like every other method
                 }
                 long w = window;
                 return measure(method, cache, setup.requestBytes(), dev.queueDepth(), () -> {
-                    try (Binding b = dev.bind(vma, 0, roundUp(size, 4096), w, Set.of(), Importer.Mode.MIXED)) {
+                    try (Binding b = dev.bind(vma, 0, roundUp(size, 4096), w, Set.of(), MapMode.MIXED)) {
                         Binding.Read r = b.read(0, size, buf.segment(), progress);
                         return new long[] {r.directBytes() + r.fallbackBytes(), r.directBytes()};
                     }

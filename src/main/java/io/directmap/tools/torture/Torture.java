@@ -2,11 +2,11 @@ package io.directmap.tools.torture;
 
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.InvalidationReport;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Invalidation;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.tools.Commands;
 import io.directmap.tools.Workloads;
@@ -172,7 +172,7 @@ public final class Torture {
         try (Vma vma = mm.mmap(file)) {
             try {
                 for (SoftwareDevice d : devices) {
-                    bindings.add(d.bind(vma, 0, (long) blocks * BLOCK, 1L << 20, Set.of(), Importer.Mode.MIXED)
+                    bindings.add(d.bind(vma, 0, (long) blocks * BLOCK, 1L << 20, Set.of(), MapMode.MIXED)
                             .coherentWait(Duration.ofSeconds(30)));
                 }
                 AtomicLong rounds = new AtomicLong();
@@ -332,7 +332,7 @@ public final class Torture {
             if (r.invalidation().cause() == Invalidation.Cause.WRITE_OPEN && r.mappings() > 0) acks.add(r.ackNanos());
         };
         try (Vma vma = mm.mmap(file);
-             Binding b = dev.bind(vma, 0, size, 8L << 20, Set.of(), Importer.Mode.MIXED).coherentWait(Duration.ofSeconds(30));
+             Binding b = dev.bind(vma, 0, size, 8L << 20, Set.of(), MapMode.MIXED).coherentWait(Duration.ofSeconds(30));
              DeviceMemory.Buffer buf = dev.allocate(file.toString(), 4L << 20)) {
             vma.dropPageMappings();
             Workloads.syncAndEvict(file);
