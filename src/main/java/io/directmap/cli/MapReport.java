@@ -2,10 +2,10 @@ package io.directmap.cli;
 
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.Segment;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.MapFlag;
 import io.directmap.mm.MapMode;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Units;
 import java.io.IOException;
@@ -95,7 +95,7 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
         for (Segment s : segments) {
             switch (s) {
                 case Segment.Direct d -> t.row(s.start(), s.end(), "direct", Units.bytes(s.length()),
-                        String.format("%s @ %d (bus 0x%x) via %s", d.device().devNode(), d.deviceOffset(), d.busAddress(), d.route()));
+                        String.format("%s @ %d (bus 0x%x) via %s", d.peer().node(), d.deviceOffset(), d.busAddress(), d.route()));
                 case Segment.Fallback f -> t.row(s.start(), s.end(), "fallback", Units.bytes(s.length()),
                         f.refusal().reason().refuser().label() + ": " + f.refusal().reason().summary()
                                 + (f.refusal().detail().isEmpty() ? "" : "; " + f.refusal().detail()));
@@ -141,7 +141,7 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
             switch (s) {
                 case Segment.Direct d -> {
                     j.put("path", "direct");
-                    j.put("block_device", d.device().devNode().toString());
+                    j.put("block_device", d.peer().node().toString());
                     j.put("device_offset", d.deviceOffset());
                     j.put("bus_address", d.busAddress());
                     j.put("route", d.route());

@@ -1,10 +1,10 @@
 package io.directmap.device;
 
 import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.Segment;
 import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.MapFlag;
 import io.directmap.mm.MapMode;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Transfer;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology.Endpoint;
@@ -171,7 +171,7 @@ public final class SoftwareDevice implements Importer {
         for (Segment s : mapping.segments()) {
             long memoryOffset = s.start() - mapStart;
             IommuTable.Target target = switch (s) {
-                case Segment.Direct d -> new IommuTable.Target.Peer(d.device(), d.deviceOffset(), d.busAddress());
+                case Segment.Direct d -> new IommuTable.Target.Peer(d.peer(), d.deviceOffset(), d.busAddress());
                 case Segment.Fallback f -> {
                     // Pages past the end of the file exist only in the last page; the mapping reads them as zeros.
                     long n = Math.min(s.end(), vma.length()) - s.start();

@@ -1,11 +1,11 @@
 package io.directmap.device;
 
 import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.Segment;
 import io.directmap.mm.IntervalNotifier;
 import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.Invalidation;
 import io.directmap.mm.MapMode;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Process;
 import io.directmap.sys.Units;

@@ -1,6 +1,7 @@
 package io.directmap.fs;
 
 import io.directmap.mm.MappingOwner;
+import io.directmap.mm.Segment;
 import io.directmap.pci.Topology.Endpoint;
 import java.util.List;
 

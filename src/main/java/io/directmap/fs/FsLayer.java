@@ -6,6 +6,7 @@ import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.Invalidation;
 import io.directmap.mm.MappingOwner;
 import io.directmap.mm.Refusal;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Transfer;
 import io.directmap.sys.SysException;
 import java.io.IOException;
@@ -93,8 +94,8 @@ public final class FsLayer {
             boolean goneMeanwhile = false;
             for (Segment s : segments) {
                 if (s instanceof Segment.Direct d) {
-                    peers.add(blocks.track(d.grant(), new PeerOwner(m, d, tracker, invalidator)));
-                    goneMeanwhile |= d.device().goingAway().isPresent();
+                    peers.add(blocks.track(Segments.grant(d), new PeerOwner(m, d, tracker, invalidator)));
+                    goneMeanwhile |= Segments.device(d).goingAway().isPresent();
                 }
             }
             m.peerEntries(peers);
@@ -187,7 +188,7 @@ public final class FsLayer {
             switch (s) {
                 case Segment.Direct d -> {
                     ev.outcome = "direct";
-                    ev.device = d.device().devNode().toString();
+                    ev.device = d.peer().node().toString();
                     ev.busAddress = d.busAddress();
                 }
                 case Segment.Fallback f -> {

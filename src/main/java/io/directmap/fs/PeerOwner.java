@@ -3,6 +3,7 @@ package io.directmap.fs;
 import io.directmap.block.BlockChange;
 import io.directmap.block.PeerMappings;
 import io.directmap.mm.Invalidation;
+import io.directmap.mm.Segment;
 import io.directmap.sys.Units;
 
 /** A block device takes back a peer mapping: the file range behind it is invalidated. */

@@ -1,6 +1,7 @@
 package io.directmap.fs;
 
 import io.directmap.mm.Invalidation;
+import io.directmap.mm.Segment;
 import io.directmap.sys.SysException;
 import java.util.List;
 

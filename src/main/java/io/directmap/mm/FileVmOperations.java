@@ -43,8 +43,9 @@ final class FileVmOperations implements VmOperations {
     public boolean verify(Vma vma, DeviceMapping mapping, long start, long end, boolean readFailed) throws IOException {
         if (readFailed) {
             // Ask the block devices what changed; one that shrank or went away takes its mappings back now.
-            for (io.directmap.fs.Segment s : mapping.segments()) {
-                if (s instanceof io.directmap.fs.Segment.Direct d && d.start() < end && start < d.end()) fs.blocks().check(d.device());
+            for (io.directmap.mm.Segment s : mapping.segments()) {
+                if (s instanceof io.directmap.mm.Segment.Direct d && d.start() < end && start < d.end()
+                        && d.peer() instanceof io.directmap.block.BlockDevice dev) fs.blocks().check(dev);
             }
         }
         return fs.verify(mapping, start, end);

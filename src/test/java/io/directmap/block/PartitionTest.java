@@ -5,9 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.Segment;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Refuser;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.testing.Bytes;
 import io.directmap.testing.ScratchFs;
@@ -35,7 +35,7 @@ class PartitionTest {
             assertEquals(2 << 20, a.directBytes(), a.segments().toString());
             for (Segment s : a.segments()) {
                 var d = (Segment.Direct) s;
-                assertEquals(disk, d.device().name(), "read from the whole disk, not " + PARTITIONED.filesystem().fsDevice());
+                assertEquals(disk, d.peer().name(), "read from the whole disk, not " + PARTITIONED.filesystem().fsDevice());
                 assertTrue(d.deviceOffset() >= 2048 * 512, "the partition's 1 MiB start is added: " + d.deviceOffset());
             }
         }

@@ -10,6 +10,7 @@ import io.directmap.mm.AddressSpace;
 import io.directmap.mm.MapMode;
 import io.directmap.mm.Reason;
 import io.directmap.mm.Refuser;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
 import io.directmap.testing.Bytes;

@@ -7,6 +7,7 @@ import io.directmap.block.BlockReason;
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Fiemap;
 import io.directmap.sys.FileHandle;
@@ -63,7 +64,7 @@ class LoopBackingIdentityTest {
                     for (Segment s : a.segments()) {
                         switch (s) {
                             case Segment.Direct d -> {
-                                assertEquals(loopName, d.device().name(), "read through the loop device itself, never the impostor's blocks: "
+                                assertEquals(loopName, d.peer().name(), "read through the loop device itself, never the impostor's blocks: "
                                         + a.segments() + " (before: " + routeBefore + ")");
                                 assertTrue(d.route().contains(BlockReason.IDENTITY_MISMATCH.code()), d.route());
                             }

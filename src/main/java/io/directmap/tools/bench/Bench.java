@@ -6,9 +6,9 @@ import io.directmap.device.SoftwareDevice;
 import io.directmap.fs.DeviceMapping;
 import io.directmap.fs.PathLearner;
 import io.directmap.fs.Policy;
-import io.directmap.fs.Segment;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.MapMode;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Transfer;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
@@ -205,15 +205,15 @@ public final class Bench {
             DeviceMapping m = vma.ops().deviceMap(vma, dev.endpoint(), 0, roundUp(size, 4096), Set.of(), false);
             try {
                 List<long[]> spans = new ArrayList<>();
-                io.directmap.block.BlockDevice device = null;
+                io.directmap.mm.Peer device = null;
                 long total = 0;
                 for (Segment s : m.segments()) {
                     if (!(s instanceof Segment.Direct d)) continue;
-                    if (device != null && !device.devNode().equals(d.device().devNode())) {
-                        return new Route(device.devNode().toString(), loopDirectIo(device), List.of(), 0,
-                                "the file lies on more than one block device (" + device.devNode() + ", " + d.device().devNode() + ")");
+                    if (device != null && !device.node().equals(d.peer().node())) {
+                        return new Route(device.node().toString(), loopDirectIo(device), List.of(), 0,
+                                "the file lies on more than one block device (" + device.node() + ", " + d.peer().node() + ")");
                     }
-                    device = d.device();
+                    device = d.peer();
                     // Adjacent extents merge into one span: fio's queue drains at each span, DirectMap's does not.
                     long[] last = spans.isEmpty() ? null : spans.getLast();
                     if (last != null && last[0] + last[1] == d.deviceOffset()) last[1] += d.length();
@@ -221,14 +221,16 @@ public final class Bench {
                     total += d.length();
                 }
                 if (device == null) return new Route(null, Optional.empty(), List.of(), 0, "the file has no direct path to a block device (see dmap explain)");
-                return new Route(device.devNode().toString(), loopDirectIo(device), spans, total, null);
+                return new Route(device.node().toString(), loopDirectIo(device), spans, total, null);
             } finally {
                 vma.ops().deviceUnmap(vma, dev.endpoint(), m);
             }
         }
     }
 
-    private static Optional<Boolean> loopDirectIo(io.directmap.block.BlockDevice device) {
+    /** For a loop device, whether it reads its backing file with direct I/O; empty for other peers. */
+    private static Optional<Boolean> loopDirectIo(io.directmap.mm.Peer peer) {
+        if (!(peer instanceof io.directmap.block.BlockDevice device)) return Optional.empty();
         return device.info().loop().map(io.directmap.sys.SysfsBlock.Loop::directIo);
     }
 
