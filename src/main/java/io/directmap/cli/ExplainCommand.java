@@ -1,9 +1,10 @@
 package io.directmap.cli;
 
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.DeviceMapping;
 import io.directmap.fs.Extent;
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.MapRequest;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Cachestat;
 import io.directmap.sys.Process;
@@ -58,7 +59,7 @@ final class ExplainCommand implements Callable<Integer> {
             } catch (SysException e) {
                 cache = "unknown (" + e.getMessage() + ")";
             }
-            DeviceMapping m = vma.ops().deviceMap(vma, dev.endpoint(), mapStart, mapEnd, Set.of(), false);
+            DeviceMapping m = vma.ops().deviceMap(vma, new MapRequest(dev.endpoint(), mapStart, mapEnd));
             try {
                 if (common.json) {
                     Map<String, Object> j = new LinkedHashMap<>();

@@ -1,10 +1,10 @@
 package io.directmap.device;
 
-import io.directmap.mm.Peer;
 import io.directmap.device.IommuTable.Entry;
 import io.directmap.device.IommuTable.Target;
 import io.directmap.fault.FaultPoint;
 import io.directmap.fault.Faults;
+import io.directmap.mm.Peer;
 import io.directmap.mm.Transfer;
 import io.directmap.sys.Errno;
 import io.directmap.sys.IoUring;

@@ -1,6 +1,6 @@
 package io.directmap.device;
 
-import io.directmap.fs.DeviceMapping;
+import io.directmap.mm.DeviceMapping;
 import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.MapFlag;
 import io.directmap.mm.MapMode;

@@ -3,6 +3,7 @@ package io.directmap.fs;
 import io.directmap.block.BlockDecision;
 import io.directmap.block.BlockDevice;
 import io.directmap.block.BlockLayer;
+import io.directmap.mm.MapRequest;
 import io.directmap.mm.Refusal;
 import io.directmap.mm.Segment;
 import io.directmap.sys.Errno;
@@ -173,8 +174,7 @@ final class RangePlanner {
                 if (file == null && dead.isEmpty()) dead = Optional.of(LoopFollower.notTheBackingFile(rd.through()));
                 below = dead.isPresent()
                         ? List.of(new Segment.Fallback(rd.backingOffset(), rd.backingOffset() + length, dead.get()))
-                        : plan(file, new MapRequest(r.importer(), rd.backingOffset(),
-                                rd.backingOffset() + length, r.write(), r.atomic(), false, false), depth + 1, new ArrayList<>());
+                        : plan(file, r.below(rd.backingOffset(), rd.backingOffset() + length), depth + 1, new ArrayList<>());
             } catch (IOException e) {
                 below = List.of(Segments.fallback(rd.backingOffset(), rd.backingOffset() + length, FsReason.NO_BLOCK_DEVICE,
                         "backing file " + rd.backingFile() + ": " + e.getMessage()));

@@ -1,8 +1,7 @@
 package io.directmap.mm;
 
-import io.directmap.fs.DeviceMapping;
+import io.directmap.fs.FileMapping;
 import io.directmap.fs.FsLayer;
-import io.directmap.fs.MapRequest;
 import io.directmap.pci.Topology.Endpoint;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -23,13 +22,10 @@ final class FileVmOperations implements VmOperations {
     }
 
     @Override
-    public DeviceMapping deviceMap(Vma vma, Endpoint importer, long start, long end, Set<MapFlag> flags,
-                                   boolean allOrNothing) throws IOException {
+    public DeviceMapping deviceMap(Vma vma, MapRequest request) throws IOException {
         if (vma.isClosed()) throw new IllegalStateException(vma + " is unmapped");
-        check(vma, start, end);
-        var request = new MapRequest(importer, start, end, flags.contains(MapFlag.WRITE),
-                flags.contains(MapFlag.SUPPORT_ATOMIC_OP), flags.contains(MapFlag.PIN), allOrNothing);
-        DeviceMapping m = fs.deviceMap(vma.file(), request, vma.owner());
+        check(vma, request.start(), request.end());
+        FileMapping m = fs.deviceMap(vma.file(), request, vma.owner());
         try {
             vma.onUnmap(m, () -> fs.deviceUnmap(m));
         } catch (RuntimeException | Error e) {

@@ -1,6 +1,5 @@
 package io.directmap.mm;
 
-import io.directmap.fs.DeviceMapping;
 import io.directmap.fs.OpenFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

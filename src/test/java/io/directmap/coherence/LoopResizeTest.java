@@ -7,9 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.directmap.block.BlockReason;
 import io.directmap.device.Binding;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.DeviceMapping;
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.DeviceMapping;
 import io.directmap.mm.MapMode;
+import io.directmap.mm.MapRequest;
 import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.testing.ScratchFs;
@@ -74,7 +75,7 @@ class LoopResizeTest {
                 assertEquals(0, lowB.invalidations(), "the mapping below the new end was left alone");
                 assertTrue(lowB.liveMappings().getFirst() == low, "and is the very same mapping");
                 Vma highVma = firstLow ? v2 : v1;
-                DeviceMapping again = highVma.ops().deviceMap(highVma, gpu.endpoint(), 0, 2 * MiB, Set.of(), false);
+                DeviceMapping again = highVma.ops().deviceMap(highVma, new MapRequest(gpu.endpoint(), 0, 2 * MiB));
                 try {
                     assertEquals(0, again.directBytes(), "nothing past the end is granted again: " + again.segments());
                     assertTrue(again.segments().stream().allMatch(s -> s instanceof Segment.Fallback f

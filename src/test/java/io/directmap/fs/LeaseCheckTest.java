@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Invalidation;
+import io.directmap.mm.MapRequest;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Leases;
 import io.directmap.testing.ChildWriter;
@@ -41,7 +42,7 @@ class LeaseCheckTest {
         try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              Vma vma = mm.mmap(file)) {
             OpenFile of = vma.file();
-            DeviceMapping m = mm.fs().deviceMap(of, new MapRequest(gpu.endpoint(), 0, 4 * MiB, false, false, false, false),
+            FileMapping m = mm.fs().deviceMap(of, new MapRequest(gpu.endpoint(), 0, 4 * MiB),
                     told::add);
             assertTrue(m.coherent() && m.directBytes() == 4 * MiB, "mapped directly under a lease: " + m.segments());
             assertTrue(mm.fs().verify(m, 0, 4 * MiB), "the check passes while the lease is held");

@@ -9,7 +9,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.DeviceMapping;
 import io.directmap.fs.InvalidationReport;
 import io.directmap.fs.OpenFile;
 import io.directmap.pci.Topology.Endpoint;
@@ -66,10 +65,9 @@ class BindingUncheckedFailureTest {
         }
 
         @Override
-        public DeviceMapping deviceMap(Vma vma, Endpoint importer, long start, long end, Set<MapFlag> flags, boolean allOrNothing)
-                throws IOException {
+        public DeviceMapping deviceMap(Vma vma, MapRequest request) throws IOException {
             if (deviceMaps.incrementAndGet() == failDeviceMapCall) throw raise(deviceMapThrows);
-            return real.deviceMap(vma, importer, start, end, flags, allOrNothing);
+            return real.deviceMap(vma, request);
         }
 
         @Override

@@ -7,7 +7,6 @@ import io.directmap.device.Binding;
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.DeviceMemory;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.DeviceMapping;
 import io.directmap.sys.FileHandle;
 import io.directmap.testing.Bytes;
 import io.directmap.testing.ScratchFs;
@@ -158,7 +157,7 @@ class MapUnmapLeakTest {
 
     void mapAndUnmap(Vma vma, int times) throws IOException {
         for (int i = 0; i < times; i++) {
-            DeviceMapping m = vma.ops().deviceMap(vma, gpu.endpoint(), 0, SIZE, Set.of(), false);
+            DeviceMapping m = vma.ops().deviceMap(vma, new MapRequest(gpu.endpoint(), 0, SIZE));
             vma.ops().deviceUnmap(vma, gpu.endpoint(), m);
         }
     }
@@ -166,7 +165,7 @@ class MapUnmapLeakTest {
     @Test
     void deviceMapAndUnmapLeakNothing() throws Exception {
         try (Vma vma = mm.mmap(file)) {
-            DeviceMapping first = vma.ops().deviceMap(vma, gpu.endpoint(), 0, SIZE, Set.of(), false);
+            DeviceMapping first = vma.ops().deviceMap(vma, new MapRequest(gpu.endpoint(), 0, SIZE));
             vma.ops().deviceUnmap(vma, gpu.endpoint(), first);
             assertEquals(SIZE, first.directBytes(), "the cycles go the direct way: " + first.segments());
             mapAndUnmap(vma, WARM_UP);

@@ -3,11 +3,12 @@ package io.directmap.tools.bench;
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.DeviceMapping;
 import io.directmap.fs.PathLearner;
 import io.directmap.fs.Policy;
 import io.directmap.mm.AddressSpace;
+import io.directmap.mm.DeviceMapping;
 import io.directmap.mm.MapMode;
+import io.directmap.mm.MapRequest;
 import io.directmap.mm.Segment;
 import io.directmap.mm.Transfer;
 import io.directmap.mm.Vma;
@@ -202,7 +203,7 @@ public final class Bench {
         try (AddressSpace mm = AddressSpace.create(topology(false), new Policy(Policy.CachedPages.ALLOW));
              SoftwareDevice dev = SoftwareDevice.create(deviceName, mm.topology());
              Vma vma = mm.mmap(file)) {
-            DeviceMapping m = vma.ops().deviceMap(vma, dev.endpoint(), 0, roundUp(size, 4096), Set.of(), false);
+            DeviceMapping m = vma.ops().deviceMap(vma, new MapRequest(dev.endpoint(), 0, roundUp(size, 4096)));
             try {
                 List<long[]> spans = new ArrayList<>();
                 io.directmap.mm.Peer device = null;
