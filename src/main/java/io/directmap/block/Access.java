@@ -1,6 +1,5 @@
 package io.directmap.block;
 
-import io.directmap.mm.Refuser;
 import io.directmap.pci.Topology.Endpoint;
 
 /** What the importer will do with a mapping, as the block device sees it. */

@@ -1,7 +1,5 @@
 package io.directmap.block;
 
-import io.directmap.mm.Refuser;
-
 /** Why a block device takes back its peer mappings on its own (the proposal's open question 1). */
 public enum BlockChange {
     /** The device shrank (losetup -c, a resized disk): ranges past the new end are gone. */

@@ -1,7 +1,6 @@
 package io.directmap.block;
 
 import io.directmap.mm.Refusal;
-import io.directmap.mm.Refuser;
 import java.nio.file.Path;
 
 /** The block device's answer for one device range. */

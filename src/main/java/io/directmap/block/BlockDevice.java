@@ -1,7 +1,6 @@
 package io.directmap.block;
 
 import io.directmap.mm.Peer;
-import io.directmap.mm.Refuser;
 import io.directmap.pci.Topology.Endpoint;
 import io.directmap.sys.BlockIoctl;
 import io.directmap.sys.FileHandle;

@@ -1,7 +1,5 @@
 package io.directmap.block;
 
-import io.directmap.mm.Refuser;
-
 /**
  * Looks at the block devices every {@link #INTERVAL_MS} ms, so that a device that shrinks, goes
  * away or comes to mean another device (a reused loop number, a changed backing inode) takes its

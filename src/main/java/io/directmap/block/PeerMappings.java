@@ -1,7 +1,6 @@
 package io.directmap.block;
 
 import io.directmap.mm.IntervalIndex;
-import io.directmap.mm.Refuser;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;

@@ -2,7 +2,8 @@ package io.directmap.cli;
 
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
+import io.directmap.fs.OpenFile;
 import io.directmap.mm.MapFlag;
 import io.directmap.mm.MapMode;
 import io.directmap.mm.Segment;
@@ -29,7 +30,7 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
                  long deviceCrc, long fileCrc, boolean verified) {
 
     /** mmap, access, checksum device memory against the file as the file system returns it, unmap. */
-    static MapReport run(AddressSpace mm, SoftwareDevice device, Path path, Long start, Long end, Set<MapFlag> flags,
+    static MapReport run(FsStack mm, SoftwareDevice device, Path path, Long start, Long end, Set<MapFlag> flags,
                          MapMode mode, boolean verify, LongConsumer progress) throws IOException {
         try (Vma vma = mm.mmap(path)) {
             long s = start == null ? 0 : start;
@@ -37,7 +38,7 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
             try (DeviceAccess a = device.access(vma, s, e, flags, mode, progress)) {
                 long deviceCrc = crc(a.memory().asByteBuffer());
                 long fileCrc = verify ? fileCrc(path, s, e) : -1;
-                return new MapReport(vma.file().path(), vma.file().fsType(), vma.length(), device.name(), s, e,
+                return new MapReport(vma.file().path(), OpenFile.of(vma).fsType(), vma.length(), device.name(), s, e,
                         a.directBytes(), a.fallbackBytes(), a.mapping().decisionNanos() / 1e9, a.dmaNanos() / 1e9,
                         a.segments(), deviceCrc, fileCrc, verify);
             }

@@ -2,8 +2,8 @@ package io.directmap.cli;
 
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.InvalidationReport;
-import io.directmap.mm.AddressSpace;
 import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.Invalidation;
 import io.directmap.mm.MapMode;
@@ -63,7 +63,7 @@ final class WatchCommand implements Callable<Integer> {
         Range r = range == null ? Range.WHOLE : range;
         long windowBytes = windowBytes();
         LinkedBlockingQueue<Seen> reports = new LinkedBlockingQueue<>();
-        try (AddressSpace mm = common.addressSpace(); var dev = common.device(mm); Vma vma = mm.mmap(file)) {
+        try (FsStack mm = common.addressSpace(); var dev = common.device(mm); Vma vma = mm.mmap(file)) {
             long page = Process.PAGE_SIZE;
             long start = (r.start() == null ? 0 : r.start()) / page * page;
             long end = r.end() == null ? vma.length() : Math.min(r.end(), vma.length());

@@ -4,7 +4,6 @@ import io.directmap.mm.DeviceMapping;
 import io.directmap.mm.IntervalNotifier;
 import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.Invalidation;
-import io.directmap.mm.MapMode;
 import io.directmap.mm.MapRequest;
 import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;

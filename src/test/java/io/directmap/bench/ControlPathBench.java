@@ -1,8 +1,8 @@
 package io.directmap.bench;
 
 import io.directmap.device.SoftwareDevice;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.OpenFile;
-import io.directmap.mm.AddressSpace;
 import io.directmap.mm.DeviceMapping;
 import io.directmap.mm.Invalidation;
 import io.directmap.mm.MapRequest;
@@ -39,7 +39,7 @@ public class ControlPathBench {
     int extents;
 
     ScratchFilesystem fs;
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
     OpenFile file;
     DeviceMapping keeper;   // a live mapping, as a device with the file bound has: the lease stays held
@@ -53,7 +53,7 @@ public class ControlPathBench {
         long run = GiB / extents / 4096 * 4096;
         for (int i = 0; i < extents; i++) Workloads.write(p, i * (run + 4096), run, i);
         Workloads.syncAndEvict(p);
-        mm = AddressSpace.create();
+        mm = FsStack.open();
         gpu = SoftwareDevice.create("gpu0", mm.topology());
         file = OpenFile.open(p);
         whole = new MapRequest(gpu.endpoint(), 0, extents * (run + 4096) - 4096);

@@ -8,8 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
-import io.directmap.mm.Refuser;
+import io.directmap.fs.FsStack;
 import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Statx;
@@ -59,7 +58,7 @@ class LoopNumberReuseTest {
             // The image's pages are cached on the host, so its file system refuses and loopN itself is read.
             Workloads.cache(imgA, 0, Files.size(imgA));
 
-            try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology())) {
+            try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology())) {
                 BlockLayer blocks = mm.fs().blocks();
                 BlockDevice first;
                 try (Vma vma = mm.mmap(file); DeviceAccess access = gpu.access(vma, 0, LEN)) {

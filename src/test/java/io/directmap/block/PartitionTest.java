@@ -5,8 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
-import io.directmap.mm.Refuser;
+import io.directmap.fs.FsStack;
 import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.testing.Bytes;
@@ -29,7 +28,7 @@ class PartitionTest {
         Workloads.write(file, 0, 2 << 20, 80);
         Workloads.syncAndEvict(file);
         String disk = Path.of(PARTITIONED.filesystem().loopDevice()).getFileName().toString();
-        try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+        try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, 2 << 20)) {
             Bytes.assertDeviceHoldsFile(file, 0, a.memory());
             assertEquals(2 << 20, a.directBytes(), a.segments().toString());

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.directmap.block.BlockReason;
 import io.directmap.device.Binding;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
 import io.directmap.mm.DeviceMapping;
 import io.directmap.mm.Invalidation;
 import io.directmap.mm.MapMode;
@@ -40,7 +40,7 @@ class LoopDetachTest {
         Workloads.write(file, 0, 4 * MiB, 3);
         Workloads.syncAndEvict(file);
         List<Invalidation> seen = new ArrayList<>();
-        try (AddressSpace mm = AddressSpace.create();
+        try (FsStack mm = FsStack.open();
              SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              Vma vma = mm.mmap(file);
              Binding b = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {

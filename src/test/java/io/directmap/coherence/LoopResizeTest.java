@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.directmap.block.BlockReason;
 import io.directmap.device.Binding;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
 import io.directmap.mm.DeviceMapping;
 import io.directmap.mm.MapMode;
 import io.directmap.mm.MapRequest;
@@ -51,7 +51,7 @@ class LoopResizeTest {
         Path image = EXT4.filesystem().image();
         long size = Files.size(image);
         String loop = EXT4.filesystem().loopDevice();
-        try (AddressSpace mm = AddressSpace.create();
+        try (FsStack mm = FsStack.open();
              SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              Vma v1 = mm.mmap(first); Vma v2 = mm.mmap(second);
              Binding b1 = gpu.bind(v1, 0, 2 * MiB, 2 * MiB, Set.of(), MapMode.MIXED);

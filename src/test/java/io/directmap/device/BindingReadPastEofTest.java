@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
 import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
@@ -38,13 +38,13 @@ class BindingReadPastEofTest {
     static final long MAPPED = 4 * PAGE;                // the binding ends at the end of that page
     static final byte STALE = (byte) 0xAA;
 
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
     Path file;
 
     @BeforeEach
     void open() {
-        mm = AddressSpace.create();
+        mm = FsStack.open();
         gpu = SoftwareDevice.create("gpu0", mm.topology());
         file = EXT4.file("tail.bin");
     }

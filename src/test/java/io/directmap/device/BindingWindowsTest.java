@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
 import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
@@ -30,13 +30,13 @@ class BindingWindowsTest {
     static final long GiB = 1L << 30;
 
     @TempDir Path dir;
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
     Path big;
 
     @BeforeEach
     void open() throws IOException {
-        mm = AddressSpace.create();
+        mm = FsStack.open();
         gpu = SoftwareDevice.create("gpu0", mm.topology());
         big = dir.resolve("big.bin");
         try (RandomAccessFile f = new RandomAccessFile(big.toFile(), "rw")) {

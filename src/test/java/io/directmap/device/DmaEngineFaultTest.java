@@ -8,8 +8,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.fault.FaultPoint;
 import io.directmap.fault.Faults;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.Policy;
-import io.directmap.mm.AddressSpace;
 import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
@@ -61,7 +61,7 @@ class DmaEngineFaultTest {
     Path file;
     long fdsBefore;
     int handlesBefore;
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
 
     @BeforeEach
@@ -95,7 +95,7 @@ class DmaEngineFaultTest {
     }
 
     private SoftwareDevice open(Way way) {
-        mm = AddressSpace.create(Topology.defaults(), Policy.defaults());
+        mm = FsStack.open(Topology.defaults(), Policy.defaults());
         gpu = way == Way.RING ? SoftwareDevice.create("gpu0", mm.topology()) : SoftwareDevice.withWorkerReads("gpu0", mm.topology());
         if (way == Way.RING) Assumptions.assumeTrue(gpu.engine().usesIoUring(), "this system has no io_uring");
         assertEquals(way == Way.RING, gpu.engine().usesIoUring());

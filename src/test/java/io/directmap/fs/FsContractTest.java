@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
 import io.directmap.mm.MapMode;
 import io.directmap.mm.Reason;
 import io.directmap.mm.Refuser;
@@ -35,7 +34,7 @@ import org.junit.jupiter.api.TestInfo;
 abstract class FsContractTest {
     static final long MiB = 1 << 20;
 
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
     Path file;
 
@@ -45,7 +44,7 @@ abstract class FsContractTest {
 
     @BeforeEach
     void open(TestInfo info) {
-        mm = AddressSpace.create(Topology.defaults(), policy());
+        mm = FsStack.open(Topology.defaults(), policy());
         gpu = SoftwareDevice.create("gpu0", mm.topology());
         file = scratch().file(info.getTestMethod().orElseThrow().getName() + ".bin");
     }
@@ -181,8 +180,8 @@ abstract class FsContractTest {
         Workloads.syncAndEvict(file);
         try (Vma vma = mm.mmap(file)) {
             DeviceAccess a = gpu.access(vma, 0, 2 * MiB);
-            assertEquals(1, mm.fs().tracker().overlapping(vma.file(), MiB, MiB + 1).size());
-            assertEquals(0, mm.fs().tracker().overlapping(vma.file(), 2 * MiB, 3 * MiB).size());
+            assertEquals(1, mm.fs().tracker().overlapping(OpenFile.of(vma), MiB, MiB + 1).size());
+            assertEquals(0, mm.fs().tracker().overlapping(OpenFile.of(vma), 2 * MiB, 3 * MiB).size());
             assertTrue(gpu.table().size() > 0, "the IOMMU table is programmed");
             a.close();
             assertEquals(0, mm.fs().tracker().all().size());

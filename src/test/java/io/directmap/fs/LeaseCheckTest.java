@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Invalidation;
 import io.directmap.mm.MapRequest;
 import io.directmap.mm.Vma;
@@ -39,9 +38,9 @@ class LeaseCheckTest {
         Workloads.write(file, 0, 4 * MiB, 5);
         Workloads.syncAndEvict(file);
         List<Invalidation> told = Collections.synchronizedList(new ArrayList<>());
-        try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+        try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              Vma vma = mm.mmap(file)) {
-            OpenFile of = vma.file();
+            OpenFile of = OpenFile.of(vma);
             FileMapping m = mm.fs().deviceMap(of, new MapRequest(gpu.endpoint(), 0, 4 * MiB),
                     told::add);
             assertTrue(m.coherent() && m.directBytes() == 4 * MiB, "mapped directly under a lease: " + m.segments());

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.directmap.block.BlockReason;
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Fiemap;
@@ -46,7 +45,7 @@ class LoopBackingIdentityTest {
             Path file = mnt.resolve("replaced-backing.bin");
             Workloads.syncAndEvict(file);
             String routeBefore;
-            try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+            try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
                  Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, LEN)) {
                 Bytes.assertDeviceHoldsFile(file, 0, a.memory());
                 routeBefore = a.segments().toString();
@@ -57,7 +56,7 @@ class LoopBackingIdentityTest {
                 Commands.run("mount", "--bind", impostor.toString(), image.toString());
                 mounted = true;
                 Workloads.syncAndEvict(file);
-                try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+                try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
                      Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, LEN)) {
                     Bytes.assertDeviceHoldsFile(file, 0, a.memory());
                     String loopName = Path.of(loop).getFileName().toString();

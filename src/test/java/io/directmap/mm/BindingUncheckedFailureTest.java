@@ -9,13 +9,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
 import io.directmap.device.SoftwareDevice;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.InvalidationReport;
 import io.directmap.fs.OpenFile;
 import io.directmap.pci.Topology.Endpoint;
 import io.directmap.testing.Bytes;
 import io.directmap.tools.Workloads;
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -40,7 +40,7 @@ class BindingUncheckedFailureTest {
     static final Duration BOUND = Duration.ofSeconds(5);
 
     @TempDir Path dir;
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
     Path file;
     Injecting ops;
@@ -105,14 +105,12 @@ class BindingUncheckedFailureTest {
 
     @BeforeEach
     void open() throws IOException {
-        mm = AddressSpace.create();
+        mm = FsStack.open();
         gpu = SoftwareDevice.create("gpu0", mm.topology());
         file = dir.resolve("data.bin");
         Workloads.write(file, 0, SIZE, 21);
-        OpenFile f = OpenFile.open(file);
-        Arena arena = Arena.ofShared();
-        ops = new Injecting(new FileVmOperations(mm.fs()));
-        vma = new Vma(f, arena, io.directmap.sys.Mmap.mapShared(f.handle(), SIZE, arena), ops, v -> { });
+        ops = new Injecting(mm.vmOperations());
+        vma = mm.space().mmap(OpenFile.open(file), ops);
         buf = gpu.allocate(file.toString(), SIZE);
     }
 
@@ -141,7 +139,7 @@ class BindingUncheckedFailureTest {
     int letGo(LetGo how, Binding b) {
         return assertTimeoutPreemptively(BOUND, () -> switch (how) {
             case INVALIDATION -> {
-                InvalidationReport r = mm.fs().invalidate(vma.file(), 0, SIZE, Invalidation.Cause.CHANGED, "test");
+                InvalidationReport r = mm.fs().invalidate(OpenFile.of(vma), 0, SIZE, Invalidation.Cause.CHANGED, "test");
                 assertEquals(List.of(), b.liveMappings(), "the invalidation took every window back");
                 yield r.mappings();
             }

@@ -7,6 +7,7 @@ import io.directmap.device.Binding;
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.DeviceMemory;
 import io.directmap.device.SoftwareDevice;
+import io.directmap.fs.FsStack;
 import io.directmap.sys.FileHandle;
 import io.directmap.testing.Bytes;
 import io.directmap.testing.ScratchFs;
@@ -65,7 +66,7 @@ class MapUnmapLeakTest {
     static final int MAPPING_SLACK = 16;            // the JVM maps thread stacks, GC and JIT memory as it goes
     static final long NATIVE_SLACK = 16L << 20;     // over 100,000 cycles: about 170 bytes a cycle
 
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
     Path file;
 
@@ -81,7 +82,7 @@ class MapUnmapLeakTest {
     @BeforeEach
     void open() throws IOException {
         io.directmap.sys.Leases.shared();   // the lease thread's descriptors live as long as the process
-        mm = AddressSpace.create();
+        mm = FsStack.open();
         gpu = SoftwareDevice.create("gpu0", mm.topology());
         file = EXT4.file("cycled.bin");
         Workloads.write(file, 0, SIZE, 51);

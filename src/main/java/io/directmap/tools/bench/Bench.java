@@ -3,9 +3,9 @@ package io.directmap.tools.bench;
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
 import io.directmap.device.SoftwareDevice;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.PathLearner;
 import io.directmap.fs.Policy;
-import io.directmap.mm.AddressSpace;
 import io.directmap.mm.DeviceMapping;
 import io.directmap.mm.MapMode;
 import io.directmap.mm.MapRequest;
@@ -200,7 +200,7 @@ public final class Bench {
     record Route(String device, Optional<Boolean> loopDirectIo, List<long[]> spans, long directBytes, String noRoute) {}
 
     private Route route() throws IOException {
-        try (AddressSpace mm = AddressSpace.create(topology(false), new Policy(Policy.CachedPages.ALLOW));
+        try (FsStack mm = FsStack.open(topology(false), new Policy(Policy.CachedPages.ALLOW));
              SoftwareDevice dev = SoftwareDevice.create(deviceName, mm.topology());
              Vma vma = mm.mmap(file)) {
             DeviceMapping m = vma.ops().deviceMap(vma, new MapRequest(dev.endpoint(), 0, roundUp(size, 4096)));
@@ -345,7 +345,7 @@ public final class Bench {
             case "mixed" -> new Policy(Policy.CachedPages.REFUSE, new PathLearner(machine.evictedPageNanos()));
             default -> Policy.defaults();
         };
-        try (AddressSpace mm = AddressSpace.create(topology(method.equals("fallback")), policy);
+        try (FsStack mm = FsStack.open(topology(method.equals("fallback")), policy);
              SoftwareDevice dev = SoftwareDevice.create(deviceName, mm.topology());
              Vma vma = mm.mmap(file)) {
             long window = 64L << 20;

@@ -3,8 +3,8 @@ package io.directmap.tools.torture;
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
 import io.directmap.device.SoftwareDevice;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.InvalidationReport;
-import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Invalidation;
 import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
@@ -141,8 +141,8 @@ public final class Torture {
         for (int b = 0; b < blocks; b++) history.add(new ArrayList<>());
     }
 
-    /** {@link #run(AddressSpace, List, Limits, long, Consumer)} with the default rounds and time limit. */
-    public Summary run(AddressSpace mm, List<SoftwareDevice> devices, long readsPerDevice, long seed,
+    /** {@link #run(FsStack, List, Limits, long, Consumer)} with the default rounds and time limit. */
+    public Summary run(FsStack mm, List<SoftwareDevice> devices, long readsPerDevice, long seed,
                        Consumer<String> progress) throws IOException, InterruptedException {
         return run(mm, devices, Limits.reads(readsPerDevice), seed, progress);
     }
@@ -152,7 +152,7 @@ public final class Torture {
      * has made its reads (and the writer its rounds), while one thread runs other processes against
      * the file. Returns when every thread it started has ended and every binding is closed.
      */
-    public Summary run(AddressSpace mm, List<SoftwareDevice> devices, Limits limits, long seed,
+    public Summary run(FsStack mm, List<SoftwareDevice> devices, Limits limits, long seed,
                        Consumer<String> progress) throws IOException, InterruptedException {
         long t0 = System.nanoTime();
         writeInitial();
@@ -323,7 +323,7 @@ public final class Torture {
      * Reads the whole file sequentially with one device for seconds, twice: alone, then while a
      * writer process (dd, buffered) writes 0.1% of the file at a random place every 100 ms.
      */
-    public static Throughput throughput(AddressSpace mm, SoftwareDevice dev, Path file, double seconds, long seed)
+    public static Throughput throughput(FsStack mm, SoftwareDevice dev, Path file, double seconds, long seed)
             throws IOException, InterruptedException {
         long size = Files.size(file) / (4L << 20) * (4L << 20);
         if (size == 0) throw new io.directmap.mm.InvalidRequestException(file + ": needs at least 4 MiB to measure throughput");

@@ -1,11 +1,15 @@
-package io.directmap.mm;
+package io.directmap.fs;
 
-import io.directmap.fs.FileMapping;
-import io.directmap.fs.FsLayer;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.InvalidRequestException;
+import io.directmap.mm.MapRequest;
+import io.directmap.mm.Segment;
+import io.directmap.mm.Transfer;
+import io.directmap.mm.VmOperations;
+import io.directmap.mm.Vma;
 import io.directmap.pci.Topology.Endpoint;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
-import java.util.Set;
 
 /** The vm operations of a regular file: fault through the mapping, device_map through the file system. */
 final class FileVmOperations implements VmOperations {
@@ -25,7 +29,7 @@ final class FileVmOperations implements VmOperations {
     public DeviceMapping deviceMap(Vma vma, MapRequest request) throws IOException {
         if (vma.isClosed()) throw new IllegalStateException(vma + " is unmapped");
         check(vma, request.start(), request.end());
-        FileMapping m = fs.deviceMap(vma.file(), request, vma.owner());
+        FileMapping m = fs.deviceMap(OpenFile.of(vma), request, vma.owner());
         try {
             vma.onUnmap(m, () -> fs.deviceUnmap(m));
         } catch (RuntimeException | Error e) {
@@ -39,9 +43,8 @@ final class FileVmOperations implements VmOperations {
     public boolean verify(Vma vma, DeviceMapping mapping, long start, long end, boolean readFailed) throws IOException {
         if (readFailed) {
             // Ask the block devices what changed; one that shrank or went away takes its mappings back now.
-            for (io.directmap.mm.Segment s : mapping.segments()) {
-                if (s instanceof io.directmap.mm.Segment.Direct d && d.start() < end && start < d.end()
-                        && d.peer() instanceof io.directmap.block.BlockDevice dev) fs.blocks().check(dev);
+            for (Segment s : mapping.segments()) {
+                if (s instanceof Segment.Direct d && d.start() < end && start < d.end()) fs.blocks().check(Segments.device(d));
             }
         }
         return fs.verify(mapping, start, end);
