@@ -14,10 +14,10 @@ public interface VmOperations {
 
     /**
      * device_map: may request.importer access [request.start, request.end) of the vma directly?
-     * The operations register the mapping with the vma ({@link Vma#onUnmap}) so that munmap
-     * releases it. Returns a typed answer
-     * for every part of the range (direct, or fallback with who refused and why). Refusal is a
-     * normal outcome; exceptions are for bad input and broken systems.
+     * Returns a typed answer for every part of the range (direct, or fallback with who refused and
+     * why). Refusal is a normal outcome; exceptions are for bad input and broken systems. The
+     * operations register the mapping with the vma ({@link Vma#onUnmap}) so that munmap releases
+     * it, and take it back when they must through {@link Vma#owner()}.
      */
     DeviceMapping deviceMap(Vma vma, MapRequest request) throws IOException;
 
@@ -29,7 +29,10 @@ public interface VmOperations {
      */
     boolean verify(Vma vma, DeviceMapping mapping, long start, long end, boolean readFailed) throws IOException;
 
-    /** The importer moved bytes one way in nanos of request time (what a learning policy measures). */
+    /**
+     * The importer moved bytes one way (direct, or through the page cache as a refusal's
+     * {@link Reason#transfer()} said) in nanos: what a learning policy measures. Ignored by default.
+     */
     default void observe(Vma vma, Transfer way, long bytes, long nanos) { }
 
     /** device_unmap: releases exactly what deviceMap handed out. Idempotent. */
