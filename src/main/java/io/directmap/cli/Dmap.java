@@ -5,8 +5,8 @@ import io.directmap.mm.InvalidRequestException;
 import io.directmap.tools.ScratchFilesystem;
 import java.io.IOException;
 import java.io.PrintWriter;
-import picocli.CommandLine.Command;
 import picocli.CommandLine;
+import picocli.CommandLine.Command;
 
 /** The dmap command. Exit codes: 0 done, 1 the system failed, 2 invalid input. */
 @Command(name = "dmap", mixinStandardHelpOptions = true, version = "dmap 0.1.0",

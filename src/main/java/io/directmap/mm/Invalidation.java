@@ -4,7 +4,8 @@ import io.directmap.sys.Units;
 import java.util.Locale;
 
 /**
- * The exporter (a filesystem, a driver) takes device mappings of [start, end) of a file back. heldBack says whether the
+ * The proposal's invalidation: the exporter (the filesystem, a driver) takes device mappings of
+ * [start, end) of a file back, and tells the vma's {@link MappingOwner}. heldBack says whether the
  * change waited for the devices (a lease break holds the writer's open until they let go) or was
  * found after the fact (the read_retry check saw the extent map move, a block device changed).
  */

@@ -1,6 +1,9 @@
 package io.directmap.mm;
 
-/** A refusal: the reason and the detail that makes it actionable ("2048 pages of 0..8 MiB are cached"). */
+/**
+ * The answer "no" to part of a device_map request: the reason (and through it who refused) and the
+ * detail that makes it actionable ("2048 pages of 0..8 MiB are cached").
+ */
 public record Refusal(Reason reason, String detail) {
     @Override
     public String toString() {
