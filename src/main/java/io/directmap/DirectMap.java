@@ -2,7 +2,7 @@ package io.directmap;
 
 import io.directmap.device.SoftwareDevice;
 import io.directmap.lang.Closer;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
 import io.directmap.pci.Topology;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -29,12 +29,12 @@ import java.util.Objects;
  * Thread-safe.
  */
 public final class DirectMap implements AutoCloseable {
-    private final AddressSpace mm;
+    private final FsStack mm;
     private final PathPolicy policy;
     private final List<Device> devices = new ArrayList<>();   // guarded by this
     private boolean closed;                                  // guarded by this
 
-    private DirectMap(AddressSpace mm, PathPolicy policy) {
+    private DirectMap(FsStack mm, PathPolicy policy) {
         this.mm = mm;
         this.policy = policy;
     }
@@ -55,7 +55,7 @@ public final class DirectMap implements AutoCloseable {
     /** Where the topology came from: a file's path, or "default topology". */
     public String topology() { return mm.topology().source(); }
 
-    AddressSpace addressSpace() { return mm; }
+    FsStack addressSpace() { return mm; }
 
     /** A device of kind named by its kind's prefix and the lowest number free here: gpu0, then gpu1, ... */
     public Device device(DeviceKind kind) {

@@ -1,13 +1,13 @@
 package io.directmap;
 
-import io.directmap.block.Refusal;
-import io.directmap.device.Importer;
-import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.InvalidRequestException;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.PathLearner;
 import io.directmap.fs.Policy;
-import io.directmap.fs.Segment;
-import io.directmap.mm.AddressSpace;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.InvalidRequestException;
+import io.directmap.mm.MapMode;
+import io.directmap.mm.Refusal;
+import io.directmap.mm.Segment;
 import io.directmap.pci.Topology;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -24,18 +24,18 @@ final class Internals {
     private Internals() {}
 
     /** The address space (file systems, block devices, the bus) for topology under policy. */
-    static AddressSpace addressSpace(Topology topology, PathPolicy policy, double evictedPageNanos) {
+    static FsStack addressSpace(Topology topology, PathPolicy policy, double evictedPageNanos) {
         Policy p = switch (policy) {
             case CACHE -> new Policy(Policy.CachedPages.REFUSE);
             case DIRECT -> new Policy(Policy.CachedPages.ALLOW);
             case LEARN -> new Policy(Policy.CachedPages.REFUSE, new PathLearner(evictedPageNanos));
         };
-        return AddressSpace.create(topology, p);
+        return FsStack.open(topology, p);
     }
 
     /** The importer's mode for an all-or-nothing choice. */
-    static Importer.Mode mode(boolean allOrNothing) {
-        return allOrNothing ? Importer.Mode.ALL_OR_NOTHING : Importer.Mode.MIXED;
+    static MapMode mode(boolean allOrNothing) {
+        return allOrNothing ? MapMode.ALL_OR_NOTHING : MapMode.MIXED;
     }
 
     /** Bad input, as the rest of the project reports it: the message names the file, the range and what to do. */
@@ -69,11 +69,11 @@ final class Internals {
 
     private static Part part(Segment s, long from, long to) {
         return switch (s) {
-            case Segment.Direct d -> new Part.Direct(from, to, d.device().devNode().toString(),
+            case Segment.Direct d -> new Part.Direct(from, to, d.peer().node().toString(),
                     d.deviceOffset() + (from - s.start()), d.busAddress() + (from - s.start()), d.route());
             case Segment.Fallback f -> {
                 Refusal r = f.refusal();
-                yield new Part.Fallback(from, to, RefusedBy.valueOf(r.reason().layer().name()), r.reason().code(),
+                yield new Part.Fallback(from, to, RefusedBy.valueOf(r.reason().refuser().name()), r.reason().code(),
                         r.reason().summary(), r.detail());
             }
         };

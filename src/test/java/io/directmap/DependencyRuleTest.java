@@ -16,12 +16,24 @@ import org.junit.jupiter.api.Test;
 /**
  * Dependencies point one way: {@code cli} (the dmap command) on top, the tools ({@code tools}:
  * the torture, the bench, scratch file systems, command running) under it, the library's packages
- * under both. Read from the source tree: a file of a lower package that names a package above it,
- * in an import or spelt out in the code, fails here with the file and the line.
+ * under both. Among those, the device_map contract ({@code mm}) is below everything that
+ * implements or calls it:
+ *
+ * <pre>
+ *     cli -> tools -> device -> mm
+ *     fs -> block -> mm -> pci, sys, lang, fault
+ * </pre>
+ *
+ * so a device never sees a filesystem's or block device's types, and an exporter other than the
+ * filesystem can implement the same callbacks. Read from the source tree: a file of a lower
+ * package that names a package above it, in an import or spelt out in the code, fails here with
+ * the file and the line.
  */
 class DependencyRuleTest {
     static final Path MAIN = Path.of("src/main/java/io/directmap"), TEST = Path.of("src/test/java/io/directmap");
     static final Pattern CLI = Pattern.compile("\\bio\\.directmap\\.cli\\b"), TOOLS = Pattern.compile("\\bio\\.directmap\\.tools\\b");
+    static final Pattern FS = Pattern.compile("\\bio\\.directmap\\.fs\\b"), BLOCK = Pattern.compile("\\bio\\.directmap\\.block\\b"),
+            DEVICE = Pattern.compile("\\bio\\.directmap\\.device\\b");
 
     @Test
     void theLibraryNamesNeitherTheToolsNorTheCommand() throws IOException {
@@ -38,6 +50,30 @@ class DependencyRuleTest {
     @Test
     void theToolsDoNotNameTheCommand() throws IOException {
         assertEquals(List.of(), mentions(MAIN.resolve("tools"), CLI), "the tools are called by the command, never the other way");
+    }
+
+    @Test
+    void theContractNamesNoneOfItsImplementersOrCallers() throws IOException {
+        Path mm = MAIN.resolve("mm");
+        List<String> found = new ArrayList<>();
+        found.addAll(mentions(mm, FS));
+        found.addAll(mentions(mm, BLOCK));
+        found.addAll(mentions(mm, DEVICE));
+        assertEquals(List.of(), found, "mm is the device_map contract: the filesystem, the block devices and the importers use it, never the other way");
+    }
+
+    @Test
+    void theDeviceSeesOnlyTheContract() throws IOException {
+        Path device = MAIN.resolve("device");
+        List<String> found = new ArrayList<>();
+        found.addAll(mentions(device, FS));
+        found.addAll(mentions(device, BLOCK));
+        assertEquals(List.of(), found, "an importer reaches a mapping through mm only (VmOperations, DeviceMapping, Segment, Peer)");
+    }
+
+    @Test
+    void theBlockDevicesDoNotNameTheFilesystem() throws IOException {
+        assertEquals(List.of(), mentions(MAIN.resolve("block"), FS), "the filesystem calls the block devices, never the other way");
     }
 
     @Test

@@ -1,5 +1,6 @@
 package io.directmap.block;
 
+import io.directmap.mm.Refusal;
 import java.nio.file.Path;
 
 /** The block device's answer for one device range. */

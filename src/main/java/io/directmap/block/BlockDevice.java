@@ -1,5 +1,6 @@
 package io.directmap.block;
 
+import io.directmap.mm.Peer;
 import io.directmap.pci.Topology.Endpoint;
 import io.directmap.sys.BlockIoctl;
 import io.directmap.sys.FileHandle;
@@ -18,7 +19,7 @@ import java.util.Optional;
  * a reused number apart; a loop device's backing file is the inode LOOP_GET_STATUS64 names. When
  * the number comes to mean another device, this object goes away and a new one is made.
  */
-public final class BlockDevice implements AutoCloseable {
+public final class BlockDevice implements Peer, AutoCloseable {
     /** LOOP_MAJOR, <linux/major.h>. */
     private static final int LOOP_MAJOR = 7;
 
@@ -147,8 +148,12 @@ public final class BlockDevice implements AutoCloseable {
 
     void lastState(SysfsBlock.State s) { lastState = s; }
 
-    public String name() { return info.name(); }
+    @Override public String name() { return info.name(); }
     public Path devNode() { return info.devNode(); }
+    /** The node it is read through: {@link #devNode()}. */
+    @Override public Path node() { return info.devNode(); }
+    /** The logical block size: a direct read's offset and length are multiples of it; only for a device that opened. */
+    @Override public int readAlignment() { return geometry().logicalBlockSize(); }
     public SysfsBlock.Info info() { return info; }
     public Endpoint endpoint() { return endpoint; }
 
@@ -171,6 +176,7 @@ public final class BlockDevice implements AutoCloseable {
     }
 
     /** The O_DIRECT handle the DMA engine reads through; only for a device that opened. */
+    @Override
     public FileHandle directHandle() {
         if (handle == null) throw new IllegalStateException(name() + " did not open: " + whyNotOpen());
         return handle;
@@ -200,6 +206,7 @@ public final class BlockDevice implements AutoCloseable {
      * given to another file) until {@link #endDirectRead()}, even if every grant was revoked
      * meanwhile. False when it was already closed: then nothing may be read through it.
      */
+    @Override
     public synchronized boolean beginDirectRead() {
         if (closed) return false;
         directReaders++;
@@ -207,6 +214,7 @@ public final class BlockDevice implements AutoCloseable {
     }
 
     /** The DMA begun with {@link #beginDirectRead()} has no read in flight any more. */
+    @Override
     public synchronized void endDirectRead() {
         directReaders--;
     }

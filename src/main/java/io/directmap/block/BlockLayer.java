@@ -1,12 +1,12 @@
 package io.directmap.block;
 
 import io.directmap.lang.Closer;
+import io.directmap.mm.Refusal;
 import io.directmap.pci.Topology;
 import io.directmap.sys.Errno;
 import io.directmap.sys.SysException;
 import io.directmap.sys.SysfsBlock;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;

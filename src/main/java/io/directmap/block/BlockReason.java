@@ -1,5 +1,7 @@
 package io.directmap.block;
 
+import io.directmap.mm.Reason;
+import io.directmap.mm.Refuser;
 import java.util.Locale;
 
 /** The block device's own refusals, after the file system has agreed. */
@@ -19,7 +21,7 @@ public enum BlockReason implements Reason {
 
     BlockReason(String summary) { this.summary = summary; }
 
-    @Override public Layer layer() { return Layer.BLOCK_DEVICE; }
+    @Override public Refuser refuser() { return Refuser.BLOCK_DEVICE; }
     @Override public String code() { return name().toLowerCase(Locale.ROOT); }
     @Override public String summary() { return summary; }
 }

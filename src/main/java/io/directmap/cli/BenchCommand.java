@@ -1,6 +1,6 @@
 package io.directmap.cli;
 
-import io.directmap.fs.InvalidRequestException;
+import io.directmap.mm.InvalidRequestException;
 import io.directmap.tools.ScratchFilesystem;
 import io.directmap.tools.Workloads;
 import io.directmap.tools.bench.Bench;

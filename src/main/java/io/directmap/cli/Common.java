@@ -1,9 +1,9 @@
 package io.directmap.cli;
 
 import io.directmap.device.SoftwareDevice;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.PathLearner;
 import io.directmap.fs.Policy;
-import io.directmap.mm.AddressSpace;
 import io.directmap.pci.Topology;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -34,15 +34,15 @@ final class Common {
 
     @Mixin LearnerOption learner;
 
-    AddressSpace addressSpace() throws IOException {
+    FsStack addressSpace() throws IOException {
         Policy p = switch (policy) {
             case FIXED -> new Policy(cachedPages);
             case LEARN -> new Policy(cachedPages, new PathLearner(learner.evictedPageCost));
         };
-        return AddressSpace.create(topology.load(), p);
+        return FsStack.open(topology.load(), p);
     }
 
-    SoftwareDevice device(AddressSpace mm) {
+    SoftwareDevice device(FsStack mm) {
         return SoftwareDevice.create(device, mm.topology());
     }
 

@@ -1,8 +1,8 @@
 package io.directmap.cli;
 
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
+import io.directmap.mm.MapMode;
 import io.directmap.sys.Process;
 import io.directmap.tools.ScratchFilesystem;
 import io.directmap.tools.Workloads;
@@ -36,7 +36,7 @@ final class DemoCommand implements Callable<Integer> {
         if (why.isPresent()) return withoutRoot(out, why.get());
         List<MapReport> reports = new ArrayList<>();
         try (ScratchFilesystem fs = ScratchFilesystem.create(ScratchFilesystem.Type.EXT4, 256 * MiB, false, List.of());
-             AddressSpace mm = common.addressSpace(); SoftwareDevice gpu = common.device(mm)) {
+             FsStack mm = common.addressSpace(); SoftwareDevice gpu = common.device(mm)) {
             if (!common.json) {
                 out.printf("Made %s (a 256 MiB sparse image with no name, loop direct I/O on); %s imports.%n", fs, gpu);
                 out.println(fs.diesWithProcess()
@@ -82,8 +82,8 @@ final class DemoCommand implements Callable<Integer> {
         return reports.stream().allMatch(MapReport::checksumOk) ? Dmap.OK : Dmap.FAILED;
     }
 
-    private MapReport show(PrintWriter out, AddressSpace mm, SoftwareDevice gpu, Path file, String what) throws Exception {
-        MapReport r = MapReport.run(mm, gpu, file, null, null, Set.of(), Importer.Mode.MIXED, true, d -> { });
+    private MapReport show(PrintWriter out, FsStack mm, SoftwareDevice gpu, Path file, String what) throws Exception {
+        MapReport r = MapReport.run(mm, gpu, file, null, null, Set.of(), MapMode.MIXED, true, d -> { });
         if (!common.json) {
             out.println("== " + file.getFileName() + ": " + what);
             r.print(out);
@@ -94,7 +94,7 @@ final class DemoCommand implements Callable<Integer> {
 
     private int withoutRoot(PrintWriter out, String why) throws Exception {
         Path dir = Files.createTempDirectory("dmap-demo-");
-        try (AddressSpace mm = common.addressSpace(); SoftwareDevice gpu = common.device(mm)) {
+        try (FsStack mm = common.addressSpace(); SoftwareDevice gpu = common.device(mm)) {
             if (!common.json) {
                 out.println("dmap demo cannot build a loop-mounted file system: " + why + ".");
                 out.println("Showing the fallback path instead, on a file of its own in " + dir + ":");

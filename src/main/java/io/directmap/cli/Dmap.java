@@ -1,7 +1,7 @@
 package io.directmap.cli;
 
-import io.directmap.fs.InvalidRequestException;
 import io.directmap.fs.Policy;
+import io.directmap.mm.InvalidRequestException;
 import io.directmap.tools.ScratchFilesystem;
 import java.io.IOException;
 import java.io.PrintWriter;

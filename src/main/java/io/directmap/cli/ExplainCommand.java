@@ -1,9 +1,11 @@
 package io.directmap.cli;
 
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.DeviceMapping;
 import io.directmap.fs.Extent;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
+import io.directmap.fs.OpenFile;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.MapRequest;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Cachestat;
 import io.directmap.sys.Process;
@@ -15,7 +17,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -40,15 +41,15 @@ final class ExplainCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         Range r = range == null ? Range.WHOLE : range;
         PrintWriter out = spec.commandLine().getOut();
-        try (AddressSpace mm = common.addressSpace(); SoftwareDevice dev = common.device(mm); Vma vma = mm.mmap(file)) {
+        try (FsStack mm = common.addressSpace(); SoftwareDevice dev = common.device(mm); Vma vma = mm.mmap(file)) {
             long page = Process.PAGE_SIZE;
             long start = r.start() == null ? 0 : r.start(), end = r.end() == null ? vma.length() : r.end();
             if (start < 0 || end <= start || end > vma.length()) {
-                throw new io.directmap.fs.InvalidRequestException(file + ": range " + start + ":" + end
+                throw new io.directmap.mm.InvalidRequestException(file + ": range " + start + ":" + end
                         + " is not within the file [0, " + vma.length() + "); give START < END <= " + vma.length());
             }
             long mapStart = start / page * page, mapEnd = (end + page - 1) / page * page;
-            List<Extent> extents = mm.fs().extents(vma.file(), mapStart, mapEnd);
+            List<Extent> extents = mm.fs().extents(OpenFile.of(vma), mapStart, mapEnd);
             String cache;
             Cachestat.Stat st = null;
             try {
@@ -58,12 +59,12 @@ final class ExplainCommand implements Callable<Integer> {
             } catch (SysException e) {
                 cache = "unknown (" + e.getMessage() + ")";
             }
-            DeviceMapping m = vma.ops().deviceMap(vma, dev.endpoint(), mapStart, mapEnd, Set.of(), false);
+            DeviceMapping m = vma.ops().deviceMap(vma, new MapRequest(dev.endpoint(), mapStart, mapEnd));
             try {
                 if (common.json) {
                     Map<String, Object> j = new LinkedHashMap<>();
                     j.put("file", vma.file().path().toString());
-                    j.put("fs", vma.file().fsType());
+                    j.put("fs", OpenFile.of(vma).fsType());
                     j.put("size", vma.length());
                     j.put("device", dev.name());
                     j.put("start", mapStart);
@@ -86,11 +87,11 @@ final class ExplainCommand implements Callable<Integer> {
                     j.put("segments", MapReport.segmentsJson(m.segments()));
                     out.print(Json.write(j));
                 } else {
-                    out.printf("file        %s (%s on %s, %s)%n", vma.file().path(), vma.file().fsType(),
-                            vma.file().mountPoint(), Units.bytes(vma.length()));
+                    out.printf("file        %s (%s on %s, %s)%n", vma.file().path(), OpenFile.of(vma).fsType(),
+                            OpenFile.of(vma).mountPoint(), Units.bytes(vma.length()));
                     out.printf("page cache  %s%n", cache);
                     out.printf("importer    %s%n%n", dev);
-                    out.println("extents (FIEMAP, as the " + vma.file().fsType() + " adapter reads them)");
+                    out.println("extents (FIEMAP, as the " + OpenFile.of(vma).fsType() + " adapter reads them)");
                     Table t = new Table("START", "END", "KIND", "PHYSICAL", "SHARED");
                     for (Extent x : extents) {
                         t.row(x.start(), x.end(), x.kind().name().toLowerCase(),

@@ -1,9 +1,9 @@
 package io.directmap.cli;
 
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
 import io.directmap.mm.MapFlag;
+import io.directmap.mm.MapMode;
 import java.nio.file.Path;
 import java.util.EnumSet;
 import java.util.concurrent.Callable;
@@ -49,12 +49,12 @@ final class MapCommand implements Callable<Integer> {
         if (pin) flags.add(MapFlag.PIN);
         if (atomic) flags.add(MapFlag.SUPPORT_ATOMIC_OP);
         var out = spec.commandLine().getOut();
-        try (AddressSpace mm = common.addressSpace(); SoftwareDevice dev = common.device(mm)) {
+        try (FsStack mm = common.addressSpace(); SoftwareDevice dev = common.device(mm)) {
             MapReport report;
             long total = java.nio.file.Files.isRegularFile(file) ? java.nio.file.Files.size(file) : 1;
             try (Progress p = new Progress(spec.commandLine().getErr(), Math.max(1, total), !common.json)) {
                 report = MapReport.run(mm, dev, file, r.start(), r.end(), flags,
-                        allOrNothing ? Importer.Mode.ALL_OR_NOTHING : Importer.Mode.MIXED, !noVerify, p);
+                        allOrNothing ? MapMode.ALL_OR_NOTHING : MapMode.MIXED, !noVerify, p);
             }
             if (common.json) out.print(Json.write(report.toJson())); else report.print(out);
             out.flush();

@@ -1,11 +1,12 @@
 package io.directmap.cli;
 
 import io.directmap.device.DeviceAccess;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.Segment;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
+import io.directmap.fs.OpenFile;
 import io.directmap.mm.MapFlag;
+import io.directmap.mm.MapMode;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Units;
 import java.io.IOException;
@@ -29,15 +30,15 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
                  long deviceCrc, long fileCrc, boolean verified) {
 
     /** mmap, access, checksum device memory against the file as the file system returns it, unmap. */
-    static MapReport run(AddressSpace mm, SoftwareDevice device, Path path, Long start, Long end, Set<MapFlag> flags,
-                         Importer.Mode mode, boolean verify, LongConsumer progress) throws IOException {
+    static MapReport run(FsStack mm, SoftwareDevice device, Path path, Long start, Long end, Set<MapFlag> flags,
+                         MapMode mode, boolean verify, LongConsumer progress) throws IOException {
         try (Vma vma = mm.mmap(path)) {
             long s = start == null ? 0 : start;
             long e = end == null ? vma.length() : end;
             try (DeviceAccess a = device.access(vma, s, e, flags, mode, progress)) {
                 long deviceCrc = crc(a.memory().asByteBuffer());
                 long fileCrc = verify ? fileCrc(path, s, e) : -1;
-                return new MapReport(vma.file().path(), vma.file().fsType(), vma.length(), device.name(), s, e,
+                return new MapReport(vma.file().path(), OpenFile.of(vma).fsType(), vma.length(), device.name(), s, e,
                         a.directBytes(), a.fallbackBytes(), a.mapping().decisionNanos() / 1e9, a.dmaNanos() / 1e9,
                         a.segments(), deviceCrc, fileCrc, verify);
             }
@@ -95,9 +96,9 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
         for (Segment s : segments) {
             switch (s) {
                 case Segment.Direct d -> t.row(s.start(), s.end(), "direct", Units.bytes(s.length()),
-                        String.format("%s @ %d (bus 0x%x) via %s", d.device().devNode(), d.deviceOffset(), d.busAddress(), d.route()));
+                        String.format("%s @ %d (bus 0x%x) via %s", d.peer().node(), d.deviceOffset(), d.busAddress(), d.route()));
                 case Segment.Fallback f -> t.row(s.start(), s.end(), "fallback", Units.bytes(s.length()),
-                        f.refusal().reason().layer().label() + ": " + f.refusal().reason().summary()
+                        f.refusal().reason().refuser().label() + ": " + f.refusal().reason().summary()
                                 + (f.refusal().detail().isEmpty() ? "" : "; " + f.refusal().detail()));
             }
         }
@@ -141,14 +142,14 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
             switch (s) {
                 case Segment.Direct d -> {
                     j.put("path", "direct");
-                    j.put("block_device", d.device().devNode().toString());
+                    j.put("block_device", d.peer().node().toString());
                     j.put("device_offset", d.deviceOffset());
                     j.put("bus_address", d.busAddress());
                     j.put("route", d.route());
                 }
                 case Segment.Fallback f -> {
                     j.put("path", "fallback");
-                    j.put("refused_by", f.refusal().reason().layer().label());
+                    j.put("refused_by", f.refusal().reason().refuser().label());
                     j.put("reason", f.refusal().reason().code());
                     j.put("summary", f.refusal().reason().summary());
                     j.put("detail", f.refusal().detail());

@@ -1,7 +1,7 @@
 package io.directmap.cli;
 
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
 import io.directmap.tools.Workloads;
 import io.directmap.tools.torture.Torture;
 import io.directmap.tools.torture.TrustedDirectory;
@@ -56,7 +56,7 @@ final class TortureCommand implements Callable<Integer> {
         long tsize = throughputSize.bytes();
         Path file = Files.createTempFile(dir, "dmap-torture", ".bin");
         Path big = tsize > 0 ? Files.createTempFile(dir, "dmap-throughput", ".bin") : null;
-        try (AddressSpace mm = common.addressSpace()) {
+        try (FsStack mm = common.addressSpace()) {
             List<SoftwareDevice> devs = new ArrayList<>();
             try {
                 for (String d : devices) devs.add(SoftwareDevice.create(d, mm.topology()));

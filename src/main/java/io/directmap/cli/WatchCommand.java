@@ -2,11 +2,11 @@ package io.directmap.cli;
 
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
-import io.directmap.device.Importer;
-import io.directmap.fs.InvalidRequestException;
-import io.directmap.fs.Invalidation;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.InvalidationReport;
-import io.directmap.mm.AddressSpace;
+import io.directmap.mm.InvalidRequestException;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Openers;
 import io.directmap.sys.Process;
@@ -63,7 +63,7 @@ final class WatchCommand implements Callable<Integer> {
         Range r = range == null ? Range.WHOLE : range;
         long windowBytes = windowBytes();
         LinkedBlockingQueue<Seen> reports = new LinkedBlockingQueue<>();
-        try (AddressSpace mm = common.addressSpace(); var dev = common.device(mm); Vma vma = mm.mmap(file)) {
+        try (FsStack mm = common.addressSpace(); var dev = common.device(mm); Vma vma = mm.mmap(file)) {
             long page = Process.PAGE_SIZE;
             long start = (r.start() == null ? 0 : r.start()) / page * page;
             long end = r.end() == null ? vma.length() : Math.min(r.end(), vma.length());
@@ -72,7 +72,7 @@ final class WatchCommand implements Callable<Integer> {
             // The listener runs before the writer is let go, so the writer is still there to be named.
             mm.fs().addInvalidationListener(rep -> reports.add(new Seen(rep,
                     rep.invalidation().cause() == Invalidation.Cause.WRITE_OPEN ? String.join(", ", suspects(path)) : "")));
-            try (Binding b = dev.bind(vma, start, mapEnd, windowBytes, Set.of(), Importer.Mode.MIXED)
+            try (Binding b = dev.bind(vma, start, mapEnd, windowBytes, Set.of(), MapMode.MIXED)
                     .coherentWait(Duration.ofSeconds(5));
                  DeviceMemory.Buffer buf = dev.allocate(file.toString(), mapEnd - start)) {
                 Binding.Read first = b.read(start, end - start, buf.segment(), n -> { });

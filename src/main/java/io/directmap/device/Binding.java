@@ -1,9 +1,11 @@
 package io.directmap.device;
 
-import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.InvalidRequestException;
-import io.directmap.fs.Invalidation;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.InvalidRequestException;
+import io.directmap.mm.Invalidation;
 import io.directmap.mm.MapFlag;
+import io.directmap.mm.MapMode;
+import io.directmap.mm.Transfer;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Process;
 import io.directmap.sys.Units;
@@ -50,7 +52,7 @@ public final class Binding implements AutoCloseable {
     private final SoftwareDevice device;
     private final Vma vma;
     private final Set<MapFlag> flags;
-    private final Importer.Mode mode;
+    private final MapMode mode;
     private final long start, end;
     private final List<Window> windows = new ArrayList<>();
     private final long windowBytes;
@@ -60,7 +62,7 @@ public final class Binding implements AutoCloseable {
 
     final BindingStats stats = new BindingStats();
 
-    Binding(SoftwareDevice device, Vma vma, long start, long end, long windowBytes, Set<MapFlag> flags, Importer.Mode mode) {
+    Binding(SoftwareDevice device, Vma vma, long start, long end, long windowBytes, Set<MapFlag> flags, MapMode mode) {
         this.device = device;
         this.vma = vma;
         this.flags = Set.copyOf(flags);
@@ -113,7 +115,7 @@ public final class Binding implements AutoCloseable {
     public long end() { return end; }
     public SoftwareDevice device() { return device; }
     Set<MapFlag> flags() { return flags; }
-    Importer.Mode mode() { return mode; }
+    MapMode mode() { return mode; }
     Duration coherentWait() { return coherentWait; }
     Consumer<LetGo> onLetGo() { return onLetGo; }
     boolean isClosed() { return closed; }
@@ -300,8 +302,8 @@ public final class Binding implements AutoCloseable {
      * would flatter the I/O-bound way when copies compete for the CPU). Mixed DMAs teach nothing.
      */
     void report(DmaEngine.Stats stats, long wallNanos) {
-        io.directmap.fs.PathLearner.Way only = null;
-        for (io.directmap.fs.PathLearner.Way w : io.directmap.fs.PathLearner.Way.values()) {
+        Transfer only = null;
+        for (Transfer w : Transfer.values()) {
             if (stats.bytes[w.ordinal()].sum() == 0) continue;
             if (only != null) return;
             only = w;

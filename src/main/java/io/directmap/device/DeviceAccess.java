@@ -1,7 +1,7 @@
 package io.directmap.device;
 
-import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.Segment;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.Segment;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 

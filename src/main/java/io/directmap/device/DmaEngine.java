@@ -1,11 +1,11 @@
 package io.directmap.device;
 
-import io.directmap.block.BlockDevice;
 import io.directmap.device.IommuTable.Entry;
 import io.directmap.device.IommuTable.Target;
 import io.directmap.fault.FaultPoint;
 import io.directmap.fault.Faults;
-import io.directmap.fs.PathLearner;
+import io.directmap.mm.Peer;
+import io.directmap.mm.Transfer;
 import io.directmap.sys.Errno;
 import io.directmap.sys.IoUring;
 import io.directmap.sys.SysException;
@@ -99,7 +99,7 @@ final class DmaEngine implements AutoCloseable {
         final LongAdder[] bytes = {new LongAdder(), new LongAdder(), new LongAdder()};
         final LongAdder[] nanos = {new LongAdder(), new LongAdder(), new LongAdder()};
 
-        void add(PathLearner.Way way, long n, long ns) {
+        void add(Transfer way, long n, long ns) {
             if (way == null) return;
             bytes[way.ordinal()].add(n);
             nanos[way.ordinal()].add(ns);
@@ -122,12 +122,12 @@ final class DmaEngine implements AutoCloseable {
         DmaBatch b = new DmaBatch(device, memory, progress, stats);
         // Hold every block device read from open for the whole transfer: a device retired meanwhile
         // (its grants revoked) must not close a descriptor whose number a read is about to use.
-        List<io.directmap.block.BlockDevice> held = new ArrayList<>();
+        List<Peer> held = new ArrayList<>();
         for (Entry e : entries) {
             if (!(e.target() instanceof Target.Peer p) || held.contains(p.device())) continue;
             if (!p.device().beginDirectRead()) {
-                held.forEach(io.directmap.block.BlockDevice::endDirectRead);
-                throw new IOException(p.device().devNode() + " was closed (it is going away): nothing is read through it;"
+                held.forEach(Peer::endDirectRead);
+                throw new IOException(p.device().node() + " was closed (it is going away): nothing is read through it;"
                         + " the mapping is taken back and faults again");
             }
             held.add(p.device());
@@ -158,7 +158,7 @@ final class DmaEngine implements AutoCloseable {
         }
         Throwable failure = b.awaitAll();
         // Reads that could not be waited for (memory set aside) may still use the descriptor: keep it open.
-        if (!(failure instanceof DmaInFlightException)) held.forEach(io.directmap.block.BlockDevice::endDirectRead);
+        if (!(failure instanceof DmaInFlightException)) held.forEach(Peer::endDirectRead);
         if (failure instanceof IOException io) throw io;
         if (failure instanceof RuntimeException r) throw r;
         if (failure instanceof Error err) throw err;
@@ -202,7 +202,7 @@ final class DmaEngine implements AutoCloseable {
                 try {
                     long t0 = System.nanoTime();
                     move(e, off, n, b.memory);
-                    b.stats.add(e.target() instanceof Target.HostPages h ? h.way() : PathLearner.Way.DIRECT, n, System.nanoTime() - t0);
+                    b.stats.add(e.target() instanceof Target.HostPages h ? h.way() : Transfer.DIRECT, n, System.nanoTime() - t0);
                     b.progressed(n);
                 } finally {
                     tasksRunning.decrementAndGet();
@@ -216,9 +216,9 @@ final class DmaEngine implements AutoCloseable {
     }
 
     /** One O_DIRECT read of a peer entry: n bytes wanted, whole logical blocks read into dst. */
-    private record PeerRead(BlockDevice device, long deviceOffset, long n, MemorySegment dst) {
+    private record PeerRead(Peer device, long deviceOffset, long n, MemorySegment dst) {
         static PeerRead of(Target.Peer p, long memoryOffset, long off, long n, MemorySegment memory) {
-            int lbs = p.device().geometry().logicalBlockSize();
+            int lbs = p.device().readAlignment();
             long len = Math.min((n + lbs - 1) / lbs * lbs, memory.byteSize() - memoryOffset);
             return new PeerRead(p.device(), p.deviceOffset() + off, n, memory.asSlice(memoryOffset, len));
         }
@@ -277,13 +277,13 @@ final class DmaEngine implements AutoCloseable {
                 long got = c.result();
                 if (got < 0) {
                     int errno = (int) -got;
-                    throw new SysException("io_uring read", r.device().devNode() + " @" + r.deviceOffset() + "+" + r.dst().byteSize(),
+                    throw new SysException("io_uring read", r.device().node() + " @" + r.deviceOffset() + "+" + r.dst().byteSize(),
                             errno, errno == Errno.EIO ? EIO_HINT : "");
                 }
                 if (b.stop) continue;
                 if (got < r.n() && got > 0) got += readDirect(r.device(), r.dst().asSlice(got), r.deviceOffset() + got);
                 if (got < r.n()) throw endedEarly(r.device(), r.deviceOffset(), got, r.n());
-                b.stats.add(PathLearner.Way.DIRECT, r.n(), System.nanoTime() - started[(int) c.userData()]);
+                b.stats.add(Transfer.DIRECT, r.n(), System.nanoTime() - started[(int) c.userData()]);
                 b.progressed(r.n());
             } catch (IOException e) {
                 b.fail(e);
@@ -302,8 +302,8 @@ final class DmaEngine implements AutoCloseable {
 
     private static final String EIO_HINT = "the device failed this read (a bad sector, a lost disk: see dmesg); the range was not moved";
 
-    private static IOException endedEarly(BlockDevice device, long offset, long got, long n) {
-        return new IOException(device.devNode() + ": short read at " + offset + " (" + got + " of " + n
+    private static IOException endedEarly(Peer device, long offset, long got, long n) {
+        return new IOException(device.node() + ": short read at " + offset + " (" + got + " of " + n
                 + " bytes); the device ended early (was it shrunk or detached?)");
     }
 
@@ -312,13 +312,13 @@ final class DmaEngine implements AutoCloseable {
      * fail a pread as the device would: READ_EIO with EIO, READ_SHORT as if the device ended
      * partway ({@link IoUring#shortened(long)}).
      */
-    private static long readDirect(BlockDevice device, MemorySegment dst, long offset) throws SysException {
+    private static long readDirect(Peer device, MemorySegment dst, long offset) throws SysException {
         long done = 0;
         while (done < dst.byteSize()) {
             MemorySegment rest = done == 0 ? dst : dst.asSlice(done);
             long n = device.directHandle().pread(rest, offset + done);
             if (Faults.fire(FaultPoint.READ_EIO)) {
-                throw new SysException("pread O_DIRECT", device.devNode() + " @" + (offset + done) + "+" + rest.byteSize(), Errno.EIO, EIO_HINT);
+                throw new SysException("pread O_DIRECT", device.node() + " @" + (offset + done) + "+" + rest.byteSize(), Errno.EIO, EIO_HINT);
             }
             if (n > 0 && Faults.fire(FaultPoint.READ_SHORT)) n = IoUring.shortened(n);
             if (n == 0) break;
@@ -331,7 +331,7 @@ final class DmaEngine implements AutoCloseable {
         long dst = e.memoryOffset() + off;
         switch (e.target()) {
             case Target.Peer p -> {
-                int lbs = p.device().geometry().logicalBlockSize();
+                int lbs = p.device().readAlignment();
                 // O_DIRECT moves whole logical blocks; the tail past the file's end is zeroed later.
                 long len = Math.min((n + lbs - 1) / lbs * lbs, memory.byteSize() - dst);
                 long got = readDirect(p.device(), memory.asSlice(dst, len), p.deviceOffset() + off);

@@ -1,35 +1,22 @@
 package io.directmap.device;
 
-import io.directmap.mm.MapFlag;
-import io.directmap.mm.Vma;
 import io.directmap.pci.Topology.Endpoint;
-import java.io.IOException;
-import java.util.Set;
-import java.util.function.LongConsumer;
 
-/** A device that accesses mmapped files: step 2 of the proposal. */
+/**
+ * The proposal's importer: a device that asks device_map for direct access to a vma (step 2 and
+ * 3), mirrors what it was given, and lets go when an invalidation reaches it through its interval
+ * notifiers. The contract needs only who it is and where it sits on the bus, so any driver can
+ * implement it; how a device accesses a mapping is its own ({@link SoftwareDevice#access},
+ * {@link SoftwareDevice#bind} for the built-in software devices).
+ */
 public interface Importer extends AutoCloseable {
-    /** How to take the file system's answer. */
-    enum Mode {
-        /** Direct where granted, page cache elsewhere. */
-        MIXED,
-        /** The proposal's contract: direct for the whole range, or fall back entirely. */
-        ALL_OR_NOTHING
-    }
-
+    /** gpu0, nic1: the name refusals, tables and events give. */
     String name();
 
-    /** Where the device sits on the bus. */
+    /** Where the device sits on the bus: what the block device or exporter checks a peer-to-peer path to. */
     Endpoint endpoint();
 
-    /**
-     * Accesses bytes [start, end) of the vma: calls device_map on it, programs its table with the
-     * direct answers and the page-cache pages for the rest, and moves every byte into its memory.
-     */
-    DeviceAccess access(Vma vma, long start, long end, Set<MapFlag> flags, Mode mode, LongConsumer progress)
-            throws IOException;
-
-    default DeviceAccess access(Vma vma, long start, long end) throws IOException {
-        return access(vma, start, end, Set.of(), Mode.MIXED, done -> { });
-    }
+    /** Lets go of everything the device holds; nothing of it reads afterwards. */
+    @Override
+    void close();
 }

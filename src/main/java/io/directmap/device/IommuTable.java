@@ -1,26 +1,26 @@
 package io.directmap.device;
 
-import io.directmap.block.BlockDevice;
 import io.directmap.mm.IntervalIndex;
+import io.directmap.mm.Transfer;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 
 /**
  * The importer's IOMMU-like table: from the virtual addresses of the vma it mirrors to what the
- * DMA engine reaches for them: a peer block device at a bus address (step 4a), or host page-cache
+ * DMA engine reaches for them: a peer (a block device today) at a bus address (step 4a), or host page-cache
  * pages (step 4b).
  */
 public final class IommuTable {
     /** Where an entry's bytes come from. */
     public sealed interface Target {
         /** A peer's aperture: busAddress reaches device at deviceOffset. */
-        record Peer(BlockDevice device, long deviceOffset, long busAddress) implements Target {}
+        record Peer(io.directmap.mm.Peer device, long deviceOffset, long busAddress) implements Target {}
 
         /**
          * Host memory: pages of the page cache, reached through the vma. way says whether the file
          * system expected them cached or cold (what the learning policy measures), or null.
          */
-        record HostPages(MemorySegment pages, io.directmap.fs.PathLearner.Way way) implements Target {}
+        record HostPages(MemorySegment pages, Transfer way) implements Target {}
     }
 
     /** virtualAddress..+length is backed by target; memoryOffset is where it lands in device memory. */

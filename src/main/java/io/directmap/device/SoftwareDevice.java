@@ -1,9 +1,11 @@
 package io.directmap.device;
 
-import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.InvalidRequestException;
-import io.directmap.fs.Segment;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.MapFlag;
+import io.directmap.mm.MapMode;
+import io.directmap.mm.Segment;
+import io.directmap.mm.Transfer;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
 import io.directmap.pci.Topology.Endpoint;
@@ -73,8 +75,16 @@ public final class SoftwareDevice implements Importer {
     public long memorySetAside() { return memory.setAsideBytes(); }
     public int queueDepth() { return engine.depth(); }
 
-    @Override
-    public DeviceAccess access(Vma vma, long start, long end, Set<MapFlag> flags, Mode mode, LongConsumer progress)
+    /** Accesses [start, end) of the vma with no flags, direct where granted ({@link MapMode#MIXED}). */
+    public DeviceAccess access(Vma vma, long start, long end) throws IOException {
+        return access(vma, start, end, Set.of(), MapMode.MIXED, done -> { });
+    }
+
+    /**
+     * Accesses bytes [start, end) of the vma: calls device_map on it, programs its table with the
+     * direct answers and the page-cache pages for the rest, and moves every byte into its memory.
+     */
+    public DeviceAccess access(Vma vma, long start, long end, Set<MapFlag> flags, MapMode mode, LongConsumer progress)
             throws IOException {
         String file = vma.file().path().toString();
         if (start < 0 || end < 0) throw new InvalidRequestException(file + ": range " + start + ":" + end + " is negative");
@@ -124,7 +134,7 @@ public final class SoftwareDevice implements Importer {
      * windowBytes must be a positive multiple of the page size that cuts the range into at most
      * {@link Binding#MAX_WINDOWS} windows ({@link Binding#smallestWindow} gives the smallest).
      */
-    public Binding bind(Vma vma, long start, long end, long windowBytes, Set<MapFlag> flags, Mode mode)
+    public Binding bind(Vma vma, long start, long end, long windowBytes, Set<MapFlag> flags, MapMode mode)
             throws InvalidRequestException {
         long page = Process.PAGE_SIZE;
         String file = vma.file().path().toString();
@@ -161,13 +171,11 @@ public final class SoftwareDevice implements Importer {
         for (Segment s : mapping.segments()) {
             long memoryOffset = s.start() - mapStart;
             IommuTable.Target target = switch (s) {
-                case Segment.Direct d -> new IommuTable.Target.Peer(d.device(), d.deviceOffset(), d.busAddress());
+                case Segment.Direct d -> new IommuTable.Target.Peer(d.peer(), d.deviceOffset(), d.busAddress());
                 case Segment.Fallback f -> {
                     // Pages past the end of the file exist only in the last page; the mapping reads them as zeros.
                     long n = Math.min(s.end(), vma.length()) - s.start();
-                    var reason = f.refusal().reason();
-                    var way = reason == io.directmap.fs.FsReason.PAGE_CACHED ? io.directmap.fs.PathLearner.Way.CACHE_HOT
-                            : reason == io.directmap.fs.FsReason.CACHE_FASTER ? io.directmap.fs.PathLearner.Way.CACHE_COLD : null;
+                    Transfer way = f.refusal().reason().transfer().orElse(null);
                     yield n <= 0 ? null : new IommuTable.Target.HostPages(vma.ops().fault(vma, s.start(), n), way);
                 }
             };

@@ -1,10 +1,11 @@
 package io.directmap.device;
 
-import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.InvalidRequestException;
-import io.directmap.fs.Invalidation;
-import io.directmap.fs.Segment;
+import io.directmap.mm.DeviceMapping;
 import io.directmap.mm.IntervalNotifier;
+import io.directmap.mm.InvalidRequestException;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.MapRequest;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Process;
 import io.directmap.sys.Units;
@@ -151,8 +152,8 @@ final class Window implements IntervalNotifier.Ops {
         // close() sets closed before it takes each window's lock, so a fault after close lets go of nothing.
         if (binding.isClosed()) throw new IllegalStateException("binding of " + vma + " is closed");
         SoftwareDevice device = binding.device();
-        DeviceMapping m = vma.ops().deviceMap(vma, device.endpoint(), start, roundUpPage(end), binding.flags(),
-                binding.mode() == Importer.Mode.ALL_OR_NOTHING);
+        DeviceMapping m = vma.ops().deviceMap(vma, new MapRequest(device.endpoint(), start, roundUpPage(end), binding.flags(),
+                binding.mode()));
         try {
             entries = device.program(vma, m, start);
         } catch (IOException | RuntimeException | Error x) {

@@ -2,7 +2,7 @@ package io.directmap.fs;
 
 import io.directmap.block.BlockDevice;
 import io.directmap.block.BlockLayer;
-import io.directmap.block.Refusal;
+import io.directmap.mm.Refusal;
 import io.directmap.sys.Btrfs;
 import io.directmap.sys.InodeFlags;
 import io.directmap.sys.StatFs;

@@ -3,7 +3,7 @@ package io.directmap.fs;
 import static io.directmap.sys.Fiemap.*;
 
 import io.directmap.block.BlockLayer;
-import io.directmap.block.Refusal;
+import io.directmap.mm.Refusal;
 import io.directmap.sys.Fiemap;
 import io.directmap.sys.SysException;
 import java.util.Optional;

@@ -2,7 +2,14 @@ package io.directmap.fs;
 
 import io.directmap.block.BlockLayer;
 import io.directmap.block.PeerMappings;
-import io.directmap.block.Refusal;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.InvalidRequestException;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.MapRequest;
+import io.directmap.mm.MappingOwner;
+import io.directmap.mm.Refusal;
+import io.directmap.mm.Segment;
+import io.directmap.mm.Transfer;
 import io.directmap.sys.SysException;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -45,7 +52,7 @@ public final class FsLayer {
     public MappingTracker tracker() { return tracker; }
 
     /** device_map for a caller with no one to tell on invalidation (explain, tests of this layer). */
-    public DeviceMapping deviceMap(OpenFile file, MapRequest request) throws IOException {
+    public FileMapping deviceMap(OpenFile file, MapRequest request) throws IOException {
         return deviceMap(file, request, MappingOwner.NOBODY);
     }
 
@@ -54,7 +61,7 @@ public final class FsLayer {
      * the file system holds writers back (a read lease); then it decides; if a lease break raced
      * with the decision, it decides again. owner is told when the mapping is taken back.
      */
-    public DeviceMapping deviceMap(OpenFile file, MapRequest request, MappingOwner owner) throws IOException {
+    public FileMapping deviceMap(OpenFile file, MapRequest request, MappingOwner owner) throws IOException {
         long t0 = System.nanoTime();
         long size = file.size();
         if (request.end() > roundUpPage(size)) {
@@ -73,14 +80,14 @@ public final class FsLayer {
             if (request.allOrNothing() && segments.stream().anyMatch(s -> s instanceof Segment.Fallback)) {
                 segments = planner.refuseAll(segments);
             }
-            DeviceMapping m;
+            FileMapping m;
             synchronized (file.coherence) {
                 if (file.coherence.seq != seq) {
                     // A lease broke (or was given back) while deciding: what was seen may be stale.
                     planner.releaseGrants(segments);
                     continue;
                 }
-                m = new DeviceMapping(ids.incrementAndGet(), file, request, segments, System.nanoTime() - t0, owner,
+                m = new FileMapping(ids.incrementAndGet(), file, request, segments, System.nanoTime() - t0, owner,
                         noLease.isEmpty(), placement);
                 tracker.add(m);
                 file.coherence.liveMappings++;
@@ -89,8 +96,8 @@ public final class FsLayer {
             boolean goneMeanwhile = false;
             for (Segment s : segments) {
                 if (s instanceof Segment.Direct d) {
-                    peers.add(blocks.track(d.grant(), new PeerOwner(m, d, tracker, invalidator)));
-                    goneMeanwhile |= d.device().goingAway().isPresent();
+                    peers.add(blocks.track(Segments.grant(d), new PeerOwner(m, d, tracker, invalidator)));
+                    goneMeanwhile |= Segments.device(d).goingAway().isPresent();
                 }
             }
             m.peerEntries(peers);
@@ -105,8 +112,12 @@ public final class FsLayer {
         }
     }
 
-    /** Releases what deviceMap handed out: the block devices' apertures and the tracking entry. */
-    public void deviceUnmap(DeviceMapping m) {
+    /**
+     * Releases what deviceMap handed out: the block devices' apertures and the tracking entry.
+     * Idempotent. A mapping this file system did not make is refused (IllegalArgumentException).
+     */
+    public void deviceUnmap(DeviceMapping mapping) {
+        FileMapping m = own(mapping);
         if (!m.retire()) return;
         for (PeerMappings.Entry e : m.peerEntries()) blocks.peers().unregister(e);
         planner.releaseGrants(m.segments());
@@ -145,7 +156,7 @@ public final class FsLayer {
     }
 
     /** A device moved bytes one way in nanos (request time): what the learning policy learns from. */
-    public void observe(PathLearner.Way way, long bytes, long nanos) {
+    public void observe(Transfer way, long bytes, long nanos) {
         if (policy.learner() != null) policy.learner().observe(way, bytes, nanos);
     }
 
@@ -159,7 +170,14 @@ public final class FsLayer {
      * the caller drops what it read and faults again.
      */
     public boolean verify(DeviceMapping m, long start, long end) throws SysException {
-        return placement.verify(m, start, end);
+        return placement.verify(own(m), start, end);
+    }
+
+    /** m as the file system's own mapping; anything else (another exporter's) is refused with both named. */
+    private static FileMapping own(DeviceMapping m) {
+        if (m instanceof FileMapping f) return f;
+        throw new IllegalArgumentException(m + " was not made by the file system's device_map (it is a "
+                + m.getClass().getName() + "); give it back to the VmOperations that made it");
     }
 
     /** The typed extents of [start, end) as the adapter converts them, holes included (for explain). */
@@ -172,7 +190,7 @@ public final class FsLayer {
         loops.close();
     }
 
-    private static void emitEvents(DeviceMapping m) {
+    private static void emitEvents(FileMapping m) {
         for (Segment s : m.segments()) {
             DeviceMapEvent ev = new DeviceMapEvent();
             if (!ev.isEnabled()) return;
@@ -183,12 +201,12 @@ public final class FsLayer {
             switch (s) {
                 case Segment.Direct d -> {
                     ev.outcome = "direct";
-                    ev.device = d.device().devNode().toString();
+                    ev.device = d.peer().node().toString();
                     ev.busAddress = d.busAddress();
                 }
                 case Segment.Fallback f -> {
                     ev.outcome = "fallback";
-                    ev.refusedBy = f.refusal().reason().layer().label();
+                    ev.refusedBy = f.refusal().reason().refuser().label();
                     ev.reason = f.refusal().reason().code();
                     ev.detail = f.refusal().detail();
                 }

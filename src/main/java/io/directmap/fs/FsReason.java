@@ -1,8 +1,10 @@
 package io.directmap.fs;
 
-import io.directmap.block.Layer;
-import io.directmap.block.Reason;
+import io.directmap.mm.Reason;
+import io.directmap.mm.Refuser;
+import io.directmap.mm.Transfer;
 import java.util.Locale;
+import java.util.Optional;
 
 /**
  * The file system's refusals, one per check, like fs/iomap/swapfile.c. ALL_OR_NOTHING is the
@@ -35,19 +37,31 @@ public enum FsReason implements Reason {
     NO_LEASE("the file system cannot hold writers back (no read lease: not the owner and no CAP_LEASE, or unsupported)"),
     WRITE_NOT_SUPPORTED("writable mappings are not supported yet"),
     PIN_NOT_SUPPORTED("pinned mappings (dma_buf) are not supported yet"),
-    ALL_OR_NOTHING(Layer.IMPORTER, "the importer asked for all or nothing, and part of the range was refused");
+    ALL_OR_NOTHING(Refuser.IMPORTER, "the importer asked for all or nothing, and part of the range was refused");
 
-    private final Layer layer;
+    private final Refuser refuser;
     private final String summary;
 
-    FsReason(String summary) { this(Layer.FILESYSTEM, summary); }
+    FsReason(String summary) { this(Refuser.FILESYSTEM, summary); }
 
-    FsReason(Layer layer, String summary) {
-        this.layer = layer;
+    FsReason(Refuser refuser, String summary) {
+        this.refuser = refuser;
         this.summary = summary;
     }
 
-    @Override public Layer layer() { return layer; }
+    @Override public Refuser refuser() { return refuser; }
     @Override public String code() { return name().toLowerCase(Locale.ROOT); }
     @Override public String summary() { return summary; }
+
+    /** A range refused because it is in the page cache is copied from there; one the learner sends through the cache fills it. */
+    @Override
+    public Optional<Transfer> transfer() {
+        return switch (this) {
+            case PAGE_CACHED -> HOT;
+            case CACHE_FASTER -> COLD;
+            default -> Optional.empty();
+        };
+    }
+
+    private static final Optional<Transfer> HOT = Optional.of(Transfer.CACHE_HOT), COLD = Optional.of(Transfer.CACHE_COLD);
 }

@@ -1,5 +1,6 @@
 package io.directmap.fs;
 
+import io.directmap.mm.Invalidation;
 import jdk.jfr.Category;
 import jdk.jfr.DataAmount;
 import jdk.jfr.Description;

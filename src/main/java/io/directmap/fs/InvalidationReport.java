@@ -1,5 +1,6 @@
 package io.directmap.fs;
 
+import io.directmap.mm.Invalidation;
 import java.nio.file.Path;
 
 /**

@@ -1,5 +1,7 @@
 package io.directmap.fs;
 
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.MappingOwner;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -17,9 +19,9 @@ final class Invalidator {
     private final AtomicLong invalidations = new AtomicLong();
     private final List<Consumer<InvalidationReport>> listeners = new CopyOnWriteArrayList<>();
     /** Releases one mapping (device_unmap): its grants, its tracking entry, its lease when the last goes. */
-    private final Consumer<DeviceMapping> unmap;
+    private final Consumer<FileMapping> unmap;
 
-    Invalidator(Consumer<DeviceMapping> unmap) {
+    Invalidator(Consumer<FileMapping> unmap) {
         this.unmap = unmap;
     }
 
@@ -38,16 +40,16 @@ final class Invalidator {
     record Outcome(InvalidationReport report, IllegalStateException failure) {}
 
     /** For callers with no one to throw to (a lease break, a read's re-check, a block device): logs failures. */
-    InvalidationReport invalidateLogging(java.nio.file.Path path, List<DeviceMapping> mappings, Invalidation inv) {
+    InvalidationReport invalidateLogging(java.nio.file.Path path, List<FileMapping> mappings, Invalidation inv) {
         Outcome o = invalidate(path, mappings, inv);
         if (o.failure() != null) log(o.failure().getMessage(), o.failure());
         return o.report();
     }
 
-    Outcome invalidate(java.nio.file.Path path, List<DeviceMapping> mappings, Invalidation inv) {
+    Outcome invalidate(java.nio.file.Path path, List<FileMapping> mappings, Invalidation inv) {
         Map<MappingOwner, Boolean> owners = new IdentityHashMap<>();
         int n = 0;
-        for (DeviceMapping m : mappings) {
+        for (FileMapping m : mappings) {
             if (!m.isLive()) continue;
             n++;
             owners.put(m.owner(), true);
@@ -63,7 +65,7 @@ final class Invalidator {
             if (t != null) failed.add(t);
         }
         // Only now release: every owner acknowledged, or was revoked (its mappings retired here).
-        for (DeviceMapping m : mappings) {
+        for (FileMapping m : mappings) {
             try {
                 unmap.accept(m);
             } catch (RuntimeException e) {

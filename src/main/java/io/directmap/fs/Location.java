@@ -1,7 +1,7 @@
 package io.directmap.fs;
 
 import io.directmap.block.BlockDevice;
-import io.directmap.block.Refusal;
+import io.directmap.mm.Refusal;
 
 /** Where a run of the file system's physical addresses lies: on a device, or nowhere we may use. */
 sealed interface Location {

@@ -2,7 +2,8 @@ package io.directmap.fs;
 
 import io.directmap.block.BlockDevice;
 import io.directmap.block.BlockLayer;
-import io.directmap.block.Refusal;
+import io.directmap.mm.InvalidRequestException;
+import io.directmap.mm.Refusal;
 import io.directmap.sys.SysException;
 import java.io.IOException;
 import java.util.Map;

@@ -12,17 +12,17 @@ import java.util.concurrent.ConcurrentHashMap;
  */
 public final class MappingTracker {
     /** One inode's mappings, guarded by the index itself. */
-    private final Map<String, IntervalIndex<DeviceMapping>> byFile = new ConcurrentHashMap<>();
+    private final Map<String, IntervalIndex<FileMapping>> byFile = new ConcurrentHashMap<>();
 
-    void add(DeviceMapping m) {
-        IntervalIndex<DeviceMapping> iv = byFile.computeIfAbsent(m.file().key(), k -> new IntervalIndex<>());
+    void add(FileMapping m) {
+        IntervalIndex<FileMapping> iv = byFile.computeIfAbsent(m.file().key(), k -> new IntervalIndex<>());
         synchronized (iv) {
             iv.add(m.start(), m.end(), m);
         }
     }
 
-    void remove(DeviceMapping m) {
-        IntervalIndex<DeviceMapping> iv = byFile.get(m.file().key());
+    void remove(FileMapping m) {
+        IntervalIndex<FileMapping> iv = byFile.get(m.file().key());
         if (iv == null) return;
         synchronized (iv) {
             iv.remove(m.start(), m.end(), m);
@@ -30,12 +30,12 @@ public final class MappingTracker {
     }
 
     /** The live mappings of the inode of file that overlap [start, end). */
-    public List<DeviceMapping> overlapping(OpenFile file, long start, long end) {
+    public List<FileMapping> overlapping(OpenFile file, long start, long end) {
         return overlapping(file.key(), start, end);
     }
 
-    List<DeviceMapping> overlapping(String key, long start, long end) {
-        IntervalIndex<DeviceMapping> iv = byFile.get(key);
+    List<FileMapping> overlapping(String key, long start, long end) {
+        IntervalIndex<FileMapping> iv = byFile.get(key);
         if (iv == null) return List.of();
         synchronized (iv) {
             return iv.overlapping(start, end);
@@ -43,9 +43,9 @@ public final class MappingTracker {
     }
 
     /** Every live mapping, of every file. */
-    public List<DeviceMapping> all() {
-        List<DeviceMapping> out = new ArrayList<>();
-        for (IntervalIndex<DeviceMapping> iv : byFile.values()) {
+    public List<FileMapping> all() {
+        List<FileMapping> out = new ArrayList<>();
+        for (IntervalIndex<FileMapping> iv : byFile.values()) {
             synchronized (iv) {
                 out.addAll(iv.all());
             }
@@ -55,7 +55,7 @@ public final class MappingTracker {
 
     public int size() {
         int n = 0;
-        for (IntervalIndex<DeviceMapping> iv : byFile.values()) {
+        for (IntervalIndex<FileMapping> iv : byFile.values()) {
             synchronized (iv) {
                 n += iv.size();
             }

@@ -1,5 +1,8 @@
 package io.directmap.fs;
 
+import io.directmap.mm.InvalidRequestException;
+import io.directmap.mm.MappedFile;
+import io.directmap.mm.Vma;
 import io.directmap.sys.Errno;
 import io.directmap.sys.FileHandle;
 import io.directmap.sys.MountInfo;
@@ -14,7 +17,7 @@ import java.util.Optional;
  * A file opened for device mapping: its descriptor (kept open, so a file deleted while mapped
  * keeps its blocks), what statx said at open, its file system and adapter.
  */
-public final class OpenFile implements AutoCloseable {
+public final class OpenFile implements MappedFile {
     private final Path path;
     private final FileHandle handle;
     private final Statx.Info stat;
@@ -108,11 +111,21 @@ public final class OpenFile implements AutoCloseable {
         }
     }
 
-    public Path path() { return path; }
-    public FileHandle handle() { return handle; }
+    /**
+     * The file system's open file behind vma; a vma of anything else (an exporter's device file)
+     * is refused with the vma named.
+     */
+    public static OpenFile of(Vma vma) {
+        if (vma.file() instanceof OpenFile f) return f;
+        throw new IllegalArgumentException(vma + " does not map a file opened by the file system (it maps "
+                + vma.file().getClass().getName() + ")");
+    }
+
+    @Override public Path path() { return path; }
+    @Override public FileHandle handle() { return handle; }
     public Statx.Info stat() { return stat; }
     /** The size now (it can change after open). */
-    public long size() throws SysException { return Statx.of(handle).size(); }
+    @Override public long size() throws SysException { return Statx.of(handle).size(); }
     public FsAdapter adapter() { return adapter; }
     public String fsType() { return adapter.name(); }
     public String mountPoint() { return mount.map(m -> m.mountPoint().toString()).orElse("?"); }

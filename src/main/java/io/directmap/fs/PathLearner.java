@@ -1,5 +1,6 @@
 package io.directmap.fs;
 
+import io.directmap.mm.Transfer;
 import java.util.Locale;
 
 /**
@@ -18,15 +19,6 @@ public final class PathLearner {
     private static final double WEIGHT = 0.3;
     private static final int EXPLORE_EVERY = 16;
 
-    /** The ways a range can be read. */
-    public enum Way {
-        DIRECT("direct"), CACHE_COLD("page cache, cold"), CACHE_HOT("page cache, hot");
-
-        final String label;
-
-        Way(String label) { this.label = label; }
-    }
-
     /** What to do with a range, and why, in words for explain. */
     public record Choice(boolean direct, String why) {}
 
@@ -40,7 +32,7 @@ public final class PathLearner {
     }
 
     /** A device read bytes of one way in nanos. */
-    public synchronized void observe(Way way, long bytes, long nanos) {
+    public synchronized void observe(Transfer way, long bytes, long nanos) {
         if (bytes <= 0 || nanos <= 0) return;
         double v = nanos / (double) bytes;
         int i = way.ordinal();
@@ -49,35 +41,35 @@ public final class PathLearner {
     }
 
     /** GiB/s learned for way, NaN before the first sample. */
-    public synchronized double gibPerS(Way way) {
+    public synchronized double gibPerS(Transfer way) {
         double v = nanosPerByte[way.ordinal()];
         return Double.isNaN(v) ? Double.NaN : 1e9 / v / (1L << 30);
     }
 
     /** A range that is not in the page cache: direct, or through the cache (which then grows by it)? */
     synchronized Choice chooseCold(long bytes) {
-        return choose(Way.CACHE_COLD, bytes, bytes / io.directmap.sys.Process.PAGE_SIZE * evictedPageNanos);
+        return choose(Transfer.CACHE_COLD, bytes, bytes / io.directmap.sys.Process.PAGE_SIZE * evictedPageNanos);
     }
 
     /** A range that is in the page cache: copy it from there, or read the blocks directly? */
     synchronized Choice chooseCached(long bytes) {
-        return choose(Way.CACHE_HOT, bytes, 0);
+        return choose(Transfer.CACHE_HOT, bytes, 0);
     }
 
-    private Choice choose(Way cache, long bytes, double pollutionNanos) {
+    private Choice choose(Transfer cache, long bytes, double pollutionNanos) {
         decisions++;
-        double d = nanosPerByte[Way.DIRECT.ordinal()], c = nanosPerByte[cache.ordinal()];
+        double d = nanosPerByte[Transfer.DIRECT.ordinal()], c = nanosPerByte[cache.ordinal()];
         if (Double.isNaN(d)) return new Choice(true, "learning: the direct path is not measured yet, trying it");
-        if (Double.isNaN(c)) return new Choice(false, "learning: the " + cache.label + " path is not measured yet, trying it");
+        if (Double.isNaN(c)) return new Choice(false, "learning: the " + cache.label() + " path is not measured yet, trying it");
         double directCost = d * bytes, cacheCost = c * bytes + pollutionNanos;
         boolean direct = directCost <= cacheCost;
         // Look at the slower way again now and then; rarely when it is far behind (each look costs).
         double gap = Math.max(directCost, cacheCost) / Math.max(1e-9, Math.min(directCost, cacheCost));
         if (decisions % (gap > 2 ? EXPLORE_EVERY * 8 : EXPLORE_EVERY) == 0) {
             return new Choice(!direct, String.format(Locale.ROOT, "learning: checking the slower way again (direct %.2f GiB/s, %s %.2f GiB/s)",
-                    gibPerS(Way.DIRECT), cache.label, gibPerS(cache)));
+                    gibPerS(Transfer.DIRECT), cache.label(), gibPerS(cache)));
         }
-        String why = String.format(Locale.ROOT, "learned: direct %.2f GiB/s, %s %.2f GiB/s%s", gibPerS(Way.DIRECT), cache.label,
+        String why = String.format(Locale.ROOT, "learned: direct %.2f GiB/s, %s %.2f GiB/s%s", gibPerS(Transfer.DIRECT), cache.label(),
                 gibPerS(cache), pollutionNanos > 0 ? String.format(Locale.ROOT, " plus %.0f ns for each hot page it would evict",
                         evictedPageNanos) : "");
         return new Choice(direct, why);

@@ -2,16 +2,18 @@ package io.directmap.fs;
 
 import io.directmap.block.BlockChange;
 import io.directmap.block.PeerMappings;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.Segment;
 import io.directmap.sys.Units;
 
 /** A block device takes back a peer mapping: the file range behind it is invalidated. */
 final class PeerOwner implements PeerMappings.Owner {
-    private final DeviceMapping m;
+    private final FileMapping m;
     private final Segment.Direct d;
     private final MappingTracker tracker;
     private final Invalidator invalidator;
 
-    PeerOwner(DeviceMapping m, Segment.Direct d, MappingTracker tracker, Invalidator invalidator) {
+    PeerOwner(FileMapping m, Segment.Direct d, MappingTracker tracker, Invalidator invalidator) {
         this.m = m;
         this.d = d;
         this.tracker = tracker;

@@ -1,5 +1,7 @@
 package io.directmap.fs;
 
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.Segment;
 import io.directmap.sys.SysException;
 import java.util.List;
 
@@ -27,7 +29,7 @@ final class PlacementCheck {
      * decided? If not, every mapping overlapping the range is taken back and this returns false;
      * the caller drops what it read and faults again.
      */
-    boolean verify(DeviceMapping m, long start, long end) throws SysException {
+    boolean verify(FileMapping m, long start, long end) throws SysException {
         if (!m.isLive()) return false;
         // While skip_invalidate is on, the checks that would take the mapping back after the fact are skipped too.
         if (io.directmap.fault.Faults.isOn(io.directmap.fault.FaultPoint.SKIP_INVALIDATE)) return true;

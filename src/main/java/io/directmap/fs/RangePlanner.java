@@ -3,7 +3,9 @@ package io.directmap.fs;
 import io.directmap.block.BlockDecision;
 import io.directmap.block.BlockDevice;
 import io.directmap.block.BlockLayer;
-import io.directmap.block.Refusal;
+import io.directmap.mm.MapRequest;
+import io.directmap.mm.Refusal;
+import io.directmap.mm.Segment;
 import io.directmap.sys.Errno;
 import io.directmap.sys.Fiemap;
 import io.directmap.sys.SysException;
@@ -117,7 +119,7 @@ final class RangePlanner {
     private long decideOnce(Location.Placed p, long fileStart, MapRequest r, int depth, List<Segment> out) throws IOException {
         switch (blocks.decide(p.device(), p.offset(), p.length(), access(r))) {
             case BlockDecision.Granted g -> {
-                out.add(new Segment.Direct(fileStart, fileStart + g.length(), g, g.device().name()));
+                out.add(Segments.direct(fileStart, g, g.device().name()));
                 return g.length();
             }
             case BlockDecision.Refused f -> {
@@ -138,7 +140,7 @@ final class RangePlanner {
         while (done < length) {
             switch (blocks.decideHere(dev, devOffset + done, length - done, access(r))) {
                 case BlockDecision.Granted g -> {
-                    out.add(new Segment.Direct(fileStart + done, fileStart + done + g.length(), g, route));
+                    out.add(Segments.direct(fileStart + done, g, route));
                     done += g.length();
                 }
                 case BlockDecision.Refused no -> {
@@ -172,8 +174,7 @@ final class RangePlanner {
                 if (file == null && dead.isEmpty()) dead = Optional.of(LoopFollower.notTheBackingFile(rd.through()));
                 below = dead.isPresent()
                         ? List.of(new Segment.Fallback(rd.backingOffset(), rd.backingOffset() + length, dead.get()))
-                        : plan(file, new MapRequest(r.importer(), rd.backingOffset(),
-                                rd.backingOffset() + length, r.write(), r.atomic(), false, false), depth + 1, new ArrayList<>());
+                        : plan(file, r.below(rd.backingOffset(), rd.backingOffset() + length), depth + 1, new ArrayList<>());
             } catch (IOException e) {
                 below = List.of(Segments.fallback(rd.backingOffset(), rd.backingOffset() + length, FsReason.NO_BLOCK_DEVICE,
                         "backing file " + rd.backingFile() + ": " + e.getMessage()));
@@ -182,7 +183,8 @@ final class RangePlanner {
         for (Segment b : below) {
             long s = fileStart + (b.start() - rd.backingOffset());
             switch (b) {
-                case Segment.Direct d -> out.add(new Segment.Direct(s, s + d.length(), d.grant(), loop + " > " + d.route()));
+                case Segment.Direct d -> out.add(new Segment.Direct(s, s + d.length(), d.peer(), d.deviceOffset(), d.busAddress(),
+                        loop + " > " + d.route()));
                 case Segment.Fallback f -> decideHere(rd.through(), rd.offset() + (b.start() - rd.backingOffset()), s,
                         b.length(), r, loop + " (its backing file: " + f.refusal().reason().code() + ")", out);
             }
@@ -211,7 +213,7 @@ final class RangePlanner {
         List<Segment> out = new ArrayList<>();
         for (Segment s : segments) {
             if (s instanceof Segment.Direct d) {
-                blocks.release(d.grant());
+                blocks.release(Segments.grant(d));
                 out.add(new Segment.Fallback(d.start(), d.end(), refusal));
             } else {
                 out.add(s);
@@ -234,7 +236,7 @@ final class RangePlanner {
         List<Segment> out = new ArrayList<>();
         for (Segment s : segments) {
             if (s instanceof Segment.Direct d) {
-                blocks.release(d.grant());
+                blocks.release(Segments.grant(d));
                 out.add(Segments.fallback(d.start(), d.end(), FsReason.ALL_OR_NOTHING, detail));
             } else {
                 out.add(s);
@@ -246,7 +248,7 @@ final class RangePlanner {
     /** Gives back what the block devices granted for the direct segments. */
     void releaseGrants(List<Segment> segments) {
         for (Segment s : segments) {
-            if (s instanceof Segment.Direct d) blocks.release(d.grant());
+            if (s instanceof Segment.Direct d) blocks.release(Segments.grant(d));
         }
     }
 }

@@ -1,7 +1,9 @@
 package io.directmap.fs;
 
 import io.directmap.block.BlockDecision;
-import io.directmap.block.Refusal;
+import io.directmap.block.BlockDevice;
+import io.directmap.mm.Refusal;
+import io.directmap.mm.Segment;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -22,14 +24,34 @@ final class Segments {
 
     private static Segment join(Segment a, Segment b) {
         if (a instanceof Segment.Direct x && b instanceof Segment.Direct y
-                && x.device() == y.device() && x.deviceOffset() + x.length() == y.deviceOffset() && x.route().equals(y.route())) {
-            var g = new BlockDecision.Granted(x.device(), x.deviceOffset(), x.grant().length() + y.grant().length(), x.busAddress());
-            return new Segment.Direct(x.start(), y.end(), g, x.route());
+                && x.peer() == y.peer() && x.deviceOffset() + x.length() == y.deviceOffset() && x.route().equals(y.route())) {
+            return new Segment.Direct(x.start(), y.end(), x.peer(), x.deviceOffset(), x.busAddress(), x.route());
         }
         if (a instanceof Segment.Fallback x && b instanceof Segment.Fallback y && x.refusal().equals(y.refusal())) {
             return new Segment.Fallback(x.start(), y.end(), x.refusal());
         }
         return null;
+    }
+
+    /** The direct segment for what a block device granted, from fileStart: as long as the grant. */
+    static Segment.Direct direct(long fileStart, BlockDecision.Granted g, String route) {
+        return new Segment.Direct(fileStart, fileStart + g.length(), g.device(), g.offset(), g.busAddress(), route);
+    }
+
+    /**
+     * The block device's grant behind a direct segment this file system made (a segment is exactly
+     * as long as its grant, and merging adds both). A segment read from anything but a block device
+     * is not one of ours: refused with the segment named.
+     */
+    static BlockDecision.Granted grant(Segment.Direct d) {
+        return new BlockDecision.Granted(device(d), d.deviceOffset(), d.length(), d.busAddress());
+    }
+
+    /** The block device a direct segment this file system made reads from. */
+    static BlockDevice device(Segment.Direct d) {
+        if (d.peer() instanceof BlockDevice dev) return dev;
+        throw new IllegalArgumentException("direct segment " + d + " reads from " + d.peer().name()
+                + ", which is not a block device: it was not made by this file system");
     }
 
     static Segment.Fallback fallback(long start, long end, FsReason reason, String detail) {

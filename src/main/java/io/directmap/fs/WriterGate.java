@@ -1,6 +1,7 @@
 package io.directmap.fs;
 
-import io.directmap.block.Refusal;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.Refusal;
 import io.directmap.sys.Errno;
 import io.directmap.sys.SysException;
 import java.util.List;
@@ -28,7 +29,7 @@ final class WriterGate {
      * if its break has not reached the importer yet. Then every mapping through that lease is taken
      * back now (the break's own handler finds nothing left to do) and the read is done again.
      */
-    boolean leaseStillHeld(DeviceMapping m) {
+    boolean leaseStillHeld(FileMapping m) {
         OpenFile file = m.file();
         if (leases().held(file.handle())) return true;
         if (!m.isLive()) return false;
@@ -39,7 +40,7 @@ final class WriterGate {
     }
 
     /** The live mappings made through this open file (and so through its lease). */
-    private List<DeviceMapping> mappingsOf(OpenFile file) {
+    private List<FileMapping> mappingsOf(OpenFile file) {
         return tracker.overlapping(file, 0, Long.MAX_VALUE).stream().filter(x -> x.file() == file).toList();
     }
 

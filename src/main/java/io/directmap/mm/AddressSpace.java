@@ -1,10 +1,6 @@
 package io.directmap.mm;
 
-import io.directmap.block.BlockLayer;
-import io.directmap.fs.FsLayer;
-import io.directmap.fs.OpenFile;
 import io.directmap.lang.Closer;
-import io.directmap.fs.Policy;
 import io.directmap.pci.Topology;
 import io.directmap.sys.Mmap;
 import io.directmap.sys.SysException;
@@ -16,41 +12,52 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * A process's view: the files it has mapped and the layers beneath (file systems, block devices,
- * the bus). Step 1 of the proposal: a program mmaps a file, intending never to touch it with the CPU.
+ * A process's view: the bus it sees and the files it has mapped. Step 1 of the proposal: a
+ * program mmaps a file, intending never to touch it with the CPU. A path is opened by the
+ * {@link FileOpener} the address space was made with (the filesystems, {@code fs.FsStack}), which
+ * gives the vma its operations; anything an exporter supplies ({@link #mmap(MappedFile,
+ * VmOperations)}) gets the exporter's own operations (the proposal's device-to-device case).
  */
 public final class AddressSpace implements AutoCloseable {
     private final Topology topology;
-    private final BlockLayer blocks;
-    private final FsLayer fs;
-    private final FileVmOperations fileOps;
+    private final FileOpener files;
     private final List<Vma> vmas = new ArrayList<>();
 
-    private AddressSpace(Topology topology, Policy policy) {
+    private AddressSpace(Topology topology, FileOpener files) {
         this.topology = topology;
-        this.blocks = new BlockLayer(topology);
-        this.fs = new FsLayer(blocks, policy);
-        this.fileOps = new FileVmOperations(fs);
+        this.files = files;
     }
 
-    public static AddressSpace create(Topology topology, Policy policy) {
-        return new AddressSpace(topology, policy);
+    /** An address space that opens paths with files. Closing it unmaps its vmas, not what is below files. */
+    public static AddressSpace create(Topology topology, FileOpener files) {
+        return new AddressSpace(topology, files);
     }
 
-    public static AddressSpace create() {
-        return create(Topology.defaults(), Policy.defaults());
+    /** An address space with no filesystem: it maps only what exporters hand it. */
+    public static AddressSpace create(Topology topology) {
+        return new AddressSpace(topology, path -> {
+            throw new InvalidRequestException(path + ": this address space has no filesystem to open files with; "
+                    + "mmap what an exporter supplies, or make it with one (fs.FsStack)");
+        });
     }
 
     public Topology topology() { return topology; }
-    public FsLayer fs() { return fs; }
 
     /** mmap(PROT_READ, MAP_SHARED) of the whole file; bad input fails with a message that names the file. */
     public Vma mmap(Path path) throws IOException {
-        OpenFile file = OpenFile.open(path);
+        FileOpener.Opened o = files.open(path);
+        return mmap(o.file(), o.ops());
+    }
+
+    /**
+     * mmap(PROT_READ, MAP_SHARED) of the whole of file, with ops as its vm operations: device_map on
+     * the vma goes to ops. The vma owns file from here on (munmap closes it); so does a failure here.
+     */
+    public Vma mmap(MappedFile file, VmOperations ops) throws IOException {
         Arena arena = Arena.ofShared();
         try {
-            MemorySegment pages = Mmap.mapShared(file.handle(), file.stat().size(), arena);
-            Vma vma = new Vma(file, arena, pages, fileOps, this::forget);
+            MemorySegment pages = Mmap.mapShared(file.handle(), file.size(), arena);
+            Vma vma = new Vma(file, arena, pages, ops, this::forget);
             synchronized (vmas) {
                 vmas.add(vma);
             }
@@ -72,6 +79,7 @@ public final class AddressSpace implements AutoCloseable {
         }
     }
 
+    /** Unmaps every vma still mapped (munmap of each: its device mappings are released first). */
     @Override
     public void close() throws IOException {
         List<Vma> all;
@@ -81,8 +89,6 @@ public final class AddressSpace implements AutoCloseable {
         }
         Closer<IOException> closer = Closer.keeping(IOException.class);
         closer.closeEach(all, Vma::close);
-        closer.run(fs::close);
-        closer.run(blocks::close);
         closer.throwIfFailed();
     }
 }

@@ -1,7 +1,5 @@
 package io.directmap.mm;
 
-import io.directmap.fs.Invalidation;
-
 /**
  * An importer's subscription to [start, end) of a vma, in the shape of Linux's
  * mmu_interval_notifier. When the range is invalidated, {@link Ops#invalidate} runs and must not

@@ -1,9 +1,5 @@
 package io.directmap.mm;
 
-import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.Invalidation;
-import io.directmap.fs.MappingOwner;
-import io.directmap.fs.OpenFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -14,11 +10,11 @@ import java.util.function.Consumer;
 
 /**
  * A shared, read-only mapping of a whole file into this process, and the operations its owner
- * supplies. Closing it (munmap) releases every device mapping still made through it, as the
+ * supplies (a filesystem for a file, an exporting driver for a device file). Closing it (munmap) releases every device mapping still made through it, as the
  * kernel's mmu notifier release does.
  */
 public final class Vma implements AutoCloseable {
-    private final OpenFile file;
+    private final MappedFile file;
     private final Arena arena;
     private final MemorySegment pages;
     private final VmOperations ops;
@@ -31,7 +27,7 @@ public final class Vma implements AutoCloseable {
     private boolean closed;
     private int pageCalls;           // system calls on pages running now; guarded by this
 
-    Vma(OpenFile file, Arena arena, MemorySegment pages, VmOperations ops, Consumer<Vma> onClose) {
+    Vma(MappedFile file, Arena arena, MemorySegment pages, VmOperations ops, Consumer<Vma> onClose) {
         this.file = file;
         this.arena = arena;
         this.pages = pages;
@@ -39,15 +35,15 @@ public final class Vma implements AutoCloseable {
         this.onClose = onClose;
     }
 
-    public OpenFile file() { return file; }
+    public MappedFile file() { return file; }
     public VmOperations ops() { return ops; }
     /** The length of the mapping (the file's size at mmap). */
     public long length() { return pages.byteSize(); }
     /** The virtual address where the mapping starts, as a device mirroring it sees it. */
     public long address() { return pages.address(); }
 
-    /** The mapped bytes; touching them faults pages in through the page cache. */
-    MemorySegment pages() { return pages; }
+    /** The mapped bytes; touching them faults pages in through the page cache (what {@link VmOperations#fault} hands out). */
+    public MemorySegment pages() { return pages; }
 
     /**
      * mmu_interval_notifier_insert: ops is called when any part of [start, end) of the vma (file
@@ -93,8 +89,12 @@ public final class Vma implements AutoCloseable {
         return found;
     }
 
-    /** What the file system tells when it takes mappings made through this vma back. */
-    MappingOwner owner() { return owner; }
+    /**
+     * Whom the exporter (the filesystem, a driver) tells when it takes mappings made through this
+     * vma back: the vma passes the invalidation on to every overlapping notifier and returns when
+     * all have let go.
+     */
+    public MappingOwner owner() { return owner; }
 
     /**
      * Passes an invalidation on to every notifier that overlaps it, and returns when all have let

@@ -1,12 +1,12 @@
 package io.directmap.bench;
 
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.Invalidation;
-import io.directmap.fs.MapRequest;
-import io.directmap.fs.MappingOwner;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.OpenFile;
-import io.directmap.mm.AddressSpace;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.MapRequest;
+import io.directmap.mm.MappingOwner;
 import io.directmap.tools.ScratchFilesystem;
 import io.directmap.tools.Workloads;
 import java.io.IOException;
@@ -39,7 +39,7 @@ public class ControlPathBench {
     int extents;
 
     ScratchFilesystem fs;
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
     OpenFile file;
     DeviceMapping keeper;   // a live mapping, as a device with the file bound has: the lease stays held
@@ -53,11 +53,11 @@ public class ControlPathBench {
         long run = GiB / extents / 4096 * 4096;
         for (int i = 0; i < extents; i++) Workloads.write(p, i * (run + 4096), run, i);
         Workloads.syncAndEvict(p);
-        mm = AddressSpace.create();
+        mm = FsStack.open();
         gpu = SoftwareDevice.create("gpu0", mm.topology());
         file = OpenFile.open(p);
-        whole = new MapRequest(gpu.endpoint(), 0, extents * (run + 4096) - 4096, false, false, false, false);
-        keeper = mm.fs().deviceMap(file, new MapRequest(gpu.endpoint(), 0, 4096, false, false, false, false));
+        whole = new MapRequest(gpu.endpoint(), 0, extents * (run + 4096) - 4096);
+        keeper = mm.fs().deviceMap(file, new MapRequest(gpu.endpoint(), 0, 4096));
         DeviceMapping check = mm.fs().deviceMap(file, whole);
         long direct = check.directBytes();
         mm.fs().deviceUnmap(check);
@@ -104,7 +104,7 @@ public class ControlPathBench {
         @Setup(Level.Invocation)
         public void map(ControlPathBench b) throws IOException {
             for (int i = 0; i < 1000; i++) {
-                b.mm.fs().deviceMap(b.file, new MapRequest(b.gpu.endpoint(), i * MiB, (i + 1) * MiB, false, false, false, false),
+                b.mm.fs().deviceMap(b.file, new MapRequest(b.gpu.endpoint(), i * MiB, (i + 1) * MiB),
                         MappingOwner.NOBODY);
             }
         }

@@ -4,12 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.DeviceAccess;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.Policy;
-import io.directmap.fs.Segment;
-import io.directmap.mm.AddressSpace;
 import io.directmap.mm.MapFlag;
+import io.directmap.mm.MapMode;
+import io.directmap.mm.Reason;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
 import io.directmap.testing.Bytes;
@@ -47,10 +48,10 @@ class BlockPolicyTest {
     static List<Segment> map(String topology, Set<MapFlag> flags) throws Exception {
         Workloads.syncAndEvict(file);   // the previous test's byte check read it into the page cache
         Path t = Files.writeString(dir.resolve("topology-" + Math.abs(topology.hashCode())), topology);
-        try (AddressSpace mm = AddressSpace.create(Topology.load(t), Policy.defaults());
+        try (FsStack mm = FsStack.open(Topology.load(t), Policy.defaults());
              SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              Vma vma = mm.mmap(file);
-             DeviceAccess a = gpu.access(vma, 0, 4 * MiB, flags, Importer.Mode.MIXED, d -> { })) {
+             DeviceAccess a = gpu.access(vma, 0, 4 * MiB, flags, MapMode.MIXED, d -> { })) {
             Bytes.assertDeviceHoldsFile(file, 0, a.memory());
             return a.segments();
         }

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.directmap.mm.Refusal;
 import io.directmap.pci.Topology;
 import io.directmap.sys.Errno;
 import io.directmap.sys.Statx;

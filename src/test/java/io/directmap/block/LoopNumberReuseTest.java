@@ -8,8 +8,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.Segment;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Statx;
 import io.directmap.testing.Bytes;
@@ -58,7 +58,7 @@ class LoopNumberReuseTest {
             // The image's pages are cached on the host, so its file system refuses and loopN itself is read.
             Workloads.cache(imgA, 0, Files.size(imgA));
 
-            try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology())) {
+            try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology())) {
                 BlockLayer blocks = mm.fs().blocks();
                 BlockDevice first;
                 try (Vma vma = mm.mmap(file); DeviceAccess access = gpu.access(vma, 0, LEN)) {
@@ -66,7 +66,7 @@ class LoopNumberReuseTest {
                     first = blocks.known(major, minor).orElseThrow(() -> new AssertionError("loop device not looked up"));
                     assertEquals(Statx.of(imgA).inode(), first.backing().orElseThrow().status().backingInode(),
                             "the backing inode comes from LOOP_GET_STATUS64");
-                    assertTrue(access.segments().stream().anyMatch(s -> s instanceof Segment.Direct d && d.device() == first),
+                    assertTrue(access.segments().stream().anyMatch(s -> s instanceof Segment.Direct d && d.peer() == first),
                             "read directly through " + loop + ": " + access.segments());
 
                     // losetup -d while the file system and this process hold loopN: the kernel waits
@@ -102,7 +102,7 @@ class LoopNumberReuseTest {
                     assertNotEquals(first.diskSeq(), now.get().diskSeq(), "a new disk sequence number");
                     assertEquals(Statx.of(imgB).inode(), now.get().backing().orElseThrow().status().backingInode());
                     for (Segment s : access.segments()) {
-                        if (s instanceof Segment.Direct d) assertNotSame(first, d.device(), "nothing read through the old device");
+                        if (s instanceof Segment.Direct d) assertNotSame(first, d.peer(), "nothing read through the old device");
                     }
                 }
             }

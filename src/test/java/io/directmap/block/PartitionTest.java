@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.Segment;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.testing.Bytes;
 import io.directmap.testing.ScratchFs;
@@ -28,13 +28,13 @@ class PartitionTest {
         Workloads.write(file, 0, 2 << 20, 80);
         Workloads.syncAndEvict(file);
         String disk = Path.of(PARTITIONED.filesystem().loopDevice()).getFileName().toString();
-        try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+        try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, 2 << 20)) {
             Bytes.assertDeviceHoldsFile(file, 0, a.memory());
             assertEquals(2 << 20, a.directBytes(), a.segments().toString());
             for (Segment s : a.segments()) {
                 var d = (Segment.Direct) s;
-                assertEquals(disk, d.device().name(), "read from the whole disk, not " + PARTITIONED.filesystem().fsDevice());
+                assertEquals(disk, d.peer().name(), "read from the whole disk, not " + PARTITIONED.filesystem().fsDevice());
                 assertTrue(d.deviceOffset() >= 2048 * 512, "the partition's 1 MiB start is added: " + d.deviceOffset());
             }
         }

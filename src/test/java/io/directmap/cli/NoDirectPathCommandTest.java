@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.block.BlockReason;
-import io.directmap.block.Layer;
+import io.directmap.mm.Refuser;
 import io.directmap.testing.ScratchFs;
 import io.directmap.tools.Commands;
 import io.directmap.tools.ScratchFilesystem;
@@ -39,7 +39,7 @@ class NoDirectPathCommandTest {
             assertEquals(3 * MiB, number(out, "fallback_bytes"), out);
             assertTrue(out.contains("\"checksum_ok\": true"), "every byte arrived: " + out);
             assertFalse(out.contains("\"path\": \"direct\""), out);
-            assertTrue(out.contains("\"refused_by\": \"" + Layer.BLOCK_DEVICE.label() + "\""), out);
+            assertTrue(out.contains("\"refused_by\": \"" + Refuser.BLOCK_DEVICE.label() + "\""), out);
             assertTrue(out.contains("\"reason\": \"" + BlockReason.UNREADABLE.code() + "\""), out);
             assertTrue(out.contains(fs.loopDevice() + ": open O_DIRECT failed with EACCES"), "names the device and the errno: " + out);
             Files.delete(file);

@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fault.FaultPoint;
 import io.directmap.fault.Faults;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
 import io.directmap.testing.ScratchFs;
 import io.directmap.tools.ScratchFilesystem;
 import io.directmap.tools.torture.Leaks;
@@ -42,7 +42,7 @@ class FaultTortureTest {
         long fired;
         try (var fault = Faults.enable(point, probability, times)) {
             s = assertTimeoutPreemptively(BOUND, () -> {
-                try (AddressSpace mm = AddressSpace.create();
+                try (FsStack mm = FsStack.open();
                      SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
                      SoftwareDevice nic = SoftwareDevice.create("nic0", mm.topology())) {
                     return new Torture(file, 2048, "ext4").run(mm, List.of(gpu, nic),
@@ -113,7 +113,7 @@ class FaultTortureTest {
         Leaks before = Leaks.of(EXT4.mountPoint());
         try (var fault = Faults.enable(FaultPoint.DEVICE_ALLOC_FAIL)) {
             Torture.Summary s = assertTimeoutPreemptively(BOUND, () -> {
-                try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology())) {
+                try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology())) {
                     Torture.Summary r = new Torture(file, 256, "ext4").run(mm, List.of(gpu),
                             new Torture.Limits(100, 1, Duration.ofSeconds(30)), 7, x -> { });
                     assertEquals(List.of(), mm.fs().tracker().all(), "no mapping left behind");
@@ -137,7 +137,7 @@ class FaultTortureTest {
         Leaks before = Leaks.of(EXT4.mountPoint());
         try (var fault = Faults.enable(FaultPoint.MUNMAP_ERROR, 1.0, 1)) {
             Exception e = assertTimeoutPreemptively(BOUND, () -> {
-                try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology())) {
+                try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology())) {
                     try {
                         new Torture(file, 512, "ext4").run(mm, List.of(gpu), new Torture.Limits(200, 1, Duration.ofSeconds(30)), 7,
                                 x -> { });

@@ -7,14 +7,15 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.Binding;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.fault.FaultPoint;
 import io.directmap.fault.Faults;
-import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.Invalidation;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.InvalidationReport;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.OpenFile;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Leases;
 import io.directmap.testing.ChildWriter;
@@ -86,8 +87,8 @@ class LeaseFailureTest {
     void aWriterWaitsForTheDevicesEvenWhenTheLeaseThreadDies() throws Exception {
         List<String> problems = Collections.synchronizedList(new ArrayList<>());
         int restartsBefore = Leases.shared().restarts();
-        try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
-             Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED)) {
+        try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+             Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {
             PrecisionTest.readAll(b, gpu, 4 * MiB);
             assertEquals(4 * MiB, b.directBytes(), "read directly, under a lease");
             CompletableFuture<ChildWriter> writer = new CompletableFuture<>();
@@ -122,10 +123,10 @@ class LeaseFailureTest {
     @Test
     void oneImporterThatThrowsDoesNotLetTheWriterPassTheOther() throws Exception {
         List<String> problems = Collections.synchronizedList(new ArrayList<>());
-        try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+        try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              SoftwareDevice nic = SoftwareDevice.create("nic0", mm.topology()); Vma vma = mm.mmap(file);
-             Binding g = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED);
-             Binding n = nic.bind(vma, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED)) {
+             Binding g = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED);
+             Binding n = nic.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {
             PrecisionTest.readAll(g, gpu, 4 * MiB);
             PrecisionTest.readAll(n, nic, 4 * MiB);
             CompletableFuture<ChildWriter> writer = new CompletableFuture<>();
@@ -146,16 +147,16 @@ class LeaseFailureTest {
 
     @Test
     void twoOwnersAreBothToldWhenTheFirstThrows() throws Exception {
-        try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+        try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              SoftwareDevice nic = SoftwareDevice.create("nic0", mm.topology());
              Vma va = mm.mmap(file); Vma vb = mm.mmap(file);
-             Binding g = gpu.bind(va, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED);
-             Binding n = nic.bind(vb, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED)) {
+             Binding g = gpu.bind(va, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED);
+             Binding n = nic.bind(vb, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {
             PrecisionTest.readAll(g, gpu, 4 * MiB);
             PrecisionTest.readAll(n, nic, 4 * MiB);
             InvalidationReport r;
             try (var f = Faults.enable(FaultPoint.INVALIDATE_THROWS, 1.0, 1)) {
-                r = mm.fs().invalidate(va.file(), 0, 4 * MiB, Invalidation.Cause.CHANGED, "a test");
+                r = mm.fs().invalidate(OpenFile.of(va), 0, 4 * MiB, Invalidation.Cause.CHANGED, "a test");
                 assertEquals(1, f.fired());
             }
             assertEquals(2, r.owners(), "two vmas own mappings of the inode");
@@ -168,15 +169,15 @@ class LeaseFailureTest {
 
     @Test
     void anImporterThatNeverLetsGoIsRevokedAndTheLeaseStillReleased() throws Exception {
-        try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
-             Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED)) {
+        try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+             Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {
             PrecisionTest.readAll(b, gpu, 4 * MiB);
             List<DeviceMapping> mapped = b.liveMappings();
             assertEquals(1, ChildWriter.leasesOn(file).size(), "one lease while mapped");
             IllegalStateException e;
             try (var f = Faults.enable(FaultPoint.INVALIDATE_THROWS)) {
                 e = assertThrows(IllegalStateException.class,
-                        () -> mm.fs().invalidate(vma.file(), 0, 4 * MiB, Invalidation.Cause.CHANGED, "a test"));
+                        () -> mm.fs().invalidate(OpenFile.of(vma), 0, 4 * MiB, Invalidation.Cause.CHANGED, "a test"));
                 assertTrue(f.fired() >= 4, "told again, then given up on: " + f.fired());
             }
             assertTrue(e.getMessage().contains(file.toString()) && e.getMessage().contains("revoked"), e.getMessage());
@@ -190,11 +191,11 @@ class LeaseFailureTest {
 
     @Test
     void munmapRunsEveryStepWhateverOneThrows() throws Exception {
-        try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+        try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              SoftwareDevice nic = SoftwareDevice.create("nic0", mm.topology())) {
             Vma vma = mm.mmap(file);
-            Binding g = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED);
-            Binding n = nic.bind(vma, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED);
+            Binding g = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED);
+            Binding n = nic.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED);
             try {
                 PrecisionTest.readAll(g, gpu, 4 * MiB);
                 PrecisionTest.readAll(n, nic, 4 * MiB);
@@ -227,12 +228,12 @@ class LeaseFailureTest {
 
     @Test
     void skipInvalidateNeitherTellsTheOwnersNorTakesAnythingBack() throws Exception {
-        try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
-             Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED)) {
+        try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+             Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {
             PrecisionTest.readAll(b, gpu, 4 * MiB);
             List<DeviceMapping> mapped = b.liveMappings();
             try (var f = Faults.enable(FaultPoint.SKIP_INVALIDATE, 1.0, 1)) {
-                InvalidationReport r = mm.fs().invalidate(vma.file(), 0, 4 * MiB, Invalidation.Cause.CHANGED, "a test");
+                InvalidationReport r = mm.fs().invalidate(OpenFile.of(vma), 0, 4 * MiB, Invalidation.Cause.CHANGED, "a test");
                 assertEquals(1, f.fired());
                 assertEquals(0, r.mappings(), "nothing was taken back");
             }

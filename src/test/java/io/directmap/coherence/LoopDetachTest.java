@@ -5,12 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.block.BlockReason;
 import io.directmap.device.Binding;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.Invalidation;
-import io.directmap.fs.Segment;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.MapMode;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.testing.ScratchFs;
 import io.directmap.tools.Commands;
@@ -40,10 +40,10 @@ class LoopDetachTest {
         Workloads.write(file, 0, 4 * MiB, 3);
         Workloads.syncAndEvict(file);
         List<Invalidation> seen = new ArrayList<>();
-        try (AddressSpace mm = AddressSpace.create();
+        try (FsStack mm = FsStack.open();
              SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              Vma vma = mm.mmap(file);
-             Binding b = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED)) {
+             Binding b = gpu.bind(vma, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {
             mm.fs().addInvalidationListener(r -> seen.add(r.invalidation()));
             PrecisionTest.readAll(b, gpu, 4 * MiB);
             assertEquals(4 * MiB, b.directBytes(), "read directly before the detach");

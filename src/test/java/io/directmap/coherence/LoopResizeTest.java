@@ -6,11 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.block.BlockReason;
 import io.directmap.device.Binding;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.Segment;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.MapMode;
+import io.directmap.mm.MapRequest;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.testing.ScratchFs;
 import io.directmap.tools.Commands;
@@ -50,11 +51,11 @@ class LoopResizeTest {
         Path image = EXT4.filesystem().image();
         long size = Files.size(image);
         String loop = EXT4.filesystem().loopDevice();
-        try (AddressSpace mm = AddressSpace.create();
+        try (FsStack mm = FsStack.open();
              SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              Vma v1 = mm.mmap(first); Vma v2 = mm.mmap(second);
-             Binding b1 = gpu.bind(v1, 0, 2 * MiB, 2 * MiB, Set.of(), Importer.Mode.MIXED);
-             Binding b2 = gpu.bind(v2, 0, 2 * MiB, 2 * MiB, Set.of(), Importer.Mode.MIXED)) {
+             Binding b1 = gpu.bind(v1, 0, 2 * MiB, 2 * MiB, Set.of(), MapMode.MIXED);
+             Binding b2 = gpu.bind(v2, 0, 2 * MiB, 2 * MiB, Set.of(), MapMode.MIXED)) {
             PrecisionTest.readAll(b1, gpu, 2 * MiB);
             PrecisionTest.readAll(b2, gpu, 2 * MiB);
             DeviceMapping m1 = b1.liveMappings().getFirst(), m2 = b2.liveMappings().getFirst();
@@ -74,7 +75,7 @@ class LoopResizeTest {
                 assertEquals(0, lowB.invalidations(), "the mapping below the new end was left alone");
                 assertTrue(lowB.liveMappings().getFirst() == low, "and is the very same mapping");
                 Vma highVma = firstLow ? v2 : v1;
-                DeviceMapping again = highVma.ops().deviceMap(highVma, gpu.endpoint(), 0, 2 * MiB, Set.of(), false);
+                DeviceMapping again = highVma.ops().deviceMap(highVma, new MapRequest(gpu.endpoint(), 0, 2 * MiB));
                 try {
                     assertEquals(0, again.directBytes(), "nothing past the end is granted again: " + again.segments());
                     assertTrue(again.segments().stream().allMatch(s -> s instanceof Segment.Fallback f

@@ -6,12 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.Invalidation;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.InvalidationReport;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.OpenFile;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.testing.ScratchFs;
 import io.directmap.tools.Commands;
@@ -35,14 +36,14 @@ class PrecisionTest {
     @RegisterExtension
     static final ScratchFs EXT4 = new ScratchFs(ScratchFilesystem.Type.EXT4);
 
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
     Path a, b;
     final List<InvalidationReport> reports = new ArrayList<>();
 
     @BeforeEach
     void files() throws IOException {
-        mm = AddressSpace.create();
+        mm = FsStack.open();
         gpu = SoftwareDevice.create("gpu0", mm.topology());
         mm.fs().addInvalidationListener(reports::add);
         a = EXT4.file("a.bin");
@@ -72,8 +73,8 @@ class PrecisionTest {
     @Test
     void anotherProcessWritingOneFileLeavesTheOtherFileAlone() throws IOException {
         try (Vma va = mm.mmap(a); Vma vb = mm.mmap(b);
-             Binding ba = gpu.bind(va, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED);
-             Binding bb = gpu.bind(vb, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED)) {
+             Binding ba = gpu.bind(va, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED);
+             Binding bb = gpu.bind(vb, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {
             readAll(ba, gpu, 4 * MiB);
             readAll(bb, gpu, 4 * MiB);
             assertEquals(4 * MiB, ba.directBytes() + 0, "a was read directly");
@@ -96,11 +97,11 @@ class PrecisionTest {
 
     @Test
     void aChangeToOneRangeLeavesTheOtherRangesAlone() throws IOException {
-        try (Vma va = mm.mmap(a); Binding ba = gpu.bind(va, 0, 4 * MiB, MiB, Set.of(), Importer.Mode.MIXED)) {
+        try (Vma va = mm.mmap(a); Binding ba = gpu.bind(va, 0, 4 * MiB, MiB, Set.of(), MapMode.MIXED)) {
             readAll(ba, gpu, 4 * MiB);
             List<DeviceMapping> before = ba.liveMappings();
 
-            InvalidationReport r = mm.fs().invalidate(va.file(), MiB + 4096, MiB + 8192, Invalidation.Cause.CHANGED, "one page of window 1");
+            InvalidationReport r = mm.fs().invalidate(OpenFile.of(va), MiB + 4096, MiB + 8192, Invalidation.Cause.CHANGED, "one page of window 1");
 
             assertEquals(1, r.mappings(), "exactly the one overlapping mapping: " + r);
             assertEquals(1, ba.invalidations());

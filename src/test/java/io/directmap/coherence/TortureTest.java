@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
 import io.directmap.testing.ScratchFs;
 import io.directmap.tools.torture.Leaks;
 import io.directmap.tools.torture.Torture;
@@ -29,7 +29,7 @@ abstract class TortureTest {
         Path file = scratch().file("torture.bin");
         Leaks before = Leaks.of(scratch().mountPoint());
         Torture.Summary s;
-        try (AddressSpace mm = AddressSpace.create();
+        try (FsStack mm = FsStack.open();
              SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              SoftwareDevice nic = SoftwareDevice.create("nic0", mm.topology())) {
             s = new Torture(file, 4096, scratch().type().name().toLowerCase()).run(mm, List.of(gpu, nic), READS_PER_DEVICE, 42,

@@ -4,8 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.fs.InvalidRequestException;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
+import io.directmap.mm.InvalidRequestException;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Process;
 import io.directmap.testing.Bytes;
@@ -37,13 +38,13 @@ class BindingReadPastEofTest {
     static final long MAPPED = 4 * PAGE;                // the binding ends at the end of that page
     static final byte STALE = (byte) 0xAA;
 
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
     Path file;
 
     @BeforeEach
     void open() {
-        mm = AddressSpace.create();
+        mm = FsStack.open();
         gpu = SoftwareDevice.create("gpu0", mm.topology());
         file = EXT4.file("tail.bin");
     }
@@ -71,7 +72,7 @@ class BindingReadPastEofTest {
 
     void readsAcrossEof(boolean direct) throws IOException {
         try (Vma vma = mm.mmap(file);
-             Binding b = gpu.bind(vma, 0, MAPPED, 2 * PAGE, Set.of(), Importer.Mode.MIXED);
+             Binding b = gpu.bind(vma, 0, MAPPED, 2 * PAGE, Set.of(), MapMode.MIXED);
              DeviceMemory.Buffer buf = gpu.allocate(file.toString(), MAPPED)) {
             MemorySegment dst = buf.segment();
 

@@ -5,8 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.fs.InvalidRequestException;
-import io.directmap.mm.AddressSpace;
+import io.directmap.fs.FsStack;
+import io.directmap.mm.InvalidRequestException;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Process;
 import io.directmap.tools.Workloads;
@@ -29,13 +30,13 @@ class BindingWindowsTest {
     static final long GiB = 1L << 30;
 
     @TempDir Path dir;
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
     Path big;
 
     @BeforeEach
     void open() throws IOException {
-        mm = AddressSpace.create();
+        mm = FsStack.open();
         gpu = SoftwareDevice.create("gpu0", mm.topology());
         big = dir.resolve("big.bin");
         try (RandomAccessFile f = new RandomAccessFile(big.toFile(), "rw")) {
@@ -53,7 +54,7 @@ class BindingWindowsTest {
     void tooManyWindowsIsRefusedWithTheSmallestWindowAllowed() throws IOException {
         try (Vma vma = mm.mmap(big)) {
             String m = assertThrows(InvalidRequestException.class,
-                    () -> gpu.bind(vma, 0, 4 * GiB, 4096, Set.of(), Importer.Mode.MIXED)).getMessage();
+                    () -> gpu.bind(vma, 0, 4 * GiB, 4096, Set.of(), MapMode.MIXED)).getMessage();
             assertTrue(m.contains(big.toString()), m);
             assertTrue(m.contains("[0 B, 4 GiB)"), "names the range: " + m);
             assertTrue(m.contains("windows of 4 KiB"), "names the window: " + m);
@@ -70,10 +71,10 @@ class BindingWindowsTest {
         assertEquals(256 << 10, smallest);
         try (Vma vma = mm.mmap(big)) {
             assertThrows(InvalidRequestException.class,
-                    () -> gpu.bind(vma, 0, 4 * GiB, smallest - Process.PAGE_SIZE, Set.of(), Importer.Mode.MIXED));
+                    () -> gpu.bind(vma, 0, 4 * GiB, smallest - Process.PAGE_SIZE, Set.of(), MapMode.MIXED));
             // Making (and closing) the largest binding allowed stays cheap.
             assertTimeoutPreemptively(Duration.ofSeconds(10), () -> {
-                try (Binding b = gpu.bind(vma, 0, 4 * GiB, smallest, Set.of(), Importer.Mode.MIXED)) {
+                try (Binding b = gpu.bind(vma, 0, 4 * GiB, smallest, Set.of(), MapMode.MIXED)) {
                     assertTrue(b.liveMappings().isEmpty());
                 }
             });
@@ -98,7 +99,7 @@ class BindingWindowsTest {
         try (Vma vma = mm.mmap(small)) {
             for (long w : new long[] {0, -4096, 1000, 4097}) {
                 String m = assertThrows(InvalidRequestException.class,
-                        () -> gpu.bind(vma, 0, 1 << 20, w, Set.of(), Importer.Mode.MIXED)).getMessage();
+                        () -> gpu.bind(vma, 0, 1 << 20, w, Set.of(), MapMode.MIXED)).getMessage();
                 assertTrue(m.contains(small.toString()) && m.contains(w + " bytes") && m.contains("multiple of the page size"), m);
             }
         }

@@ -8,8 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.fault.FaultPoint;
 import io.directmap.fault.Faults;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.Policy;
-import io.directmap.mm.AddressSpace;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
 import io.directmap.sys.Errno;
@@ -60,7 +61,7 @@ class DmaEngineFaultTest {
     Path file;
     long fdsBefore;
     int handlesBefore;
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
 
     @BeforeEach
@@ -94,7 +95,7 @@ class DmaEngineFaultTest {
     }
 
     private SoftwareDevice open(Way way) {
-        mm = AddressSpace.create(Topology.defaults(), Policy.defaults());
+        mm = FsStack.open(Topology.defaults(), Policy.defaults());
         gpu = way == Way.RING ? SoftwareDevice.create("gpu0", mm.topology()) : SoftwareDevice.withWorkerReads("gpu0", mm.topology());
         if (way == Way.RING) Assumptions.assumeTrue(gpu.engine().usesIoUring(), "this system has no io_uring");
         assertEquals(way == Way.RING, gpu.engine().usesIoUring());
@@ -133,7 +134,7 @@ class DmaEngineFaultTest {
 
     /** What a user does: map the whole file into the GPU; checks the bytes and that they came directly. */
     private void readAndCheck() throws IOException {
-        try (Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, SIZE, Set.of(), Importer.Mode.MIXED, n -> { })) {
+        try (Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, SIZE, Set.of(), MapMode.MIXED, n -> { })) {
             assertEquals(SIZE, a.directBytes(), "the file was read from the block device directly");
             Bytes.assertDeviceHoldsFile(file, 0, a.memory());
         } finally {
@@ -269,7 +270,7 @@ class DmaEngineFaultTest {
     void aProgressCallbackThatThrowsReturnsOnlyAfterEveryRead(Way way) {
         open(way);
         assertTimeoutPreemptively(BOUND, () -> {
-            try (Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, SIZE, SIZE, Set.of(), Importer.Mode.MIXED);
+            try (Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, SIZE, SIZE, Set.of(), MapMode.MIXED);
                  DeviceMemory.Buffer buf = gpu.allocate(file.toString(), SIZE)) {
                 List<IommuTable.Entry> es = entries(vma, b, buf);
                 for (Throwable thrown : List.of(new IllegalStateException("progress bar broke"), new AssertionError("an Error in progress"))) {
@@ -306,7 +307,7 @@ class DmaEngineFaultTest {
     void anInterruptStopsTheWorkersButWaitsForTheReadsStarted() {
         open(Way.WORKERS);
         assertTimeoutPreemptively(BOUND, () -> {
-            try (Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, SIZE, SIZE, Set.of(), Importer.Mode.MIXED);
+            try (Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, SIZE, SIZE, Set.of(), MapMode.MIXED);
                  DeviceMemory.Buffer buf = gpu.allocate(file.toString(), SIZE)) {
                 List<IommuTable.Entry> es = entries(vma, b, buf);
                 Thread caller = Thread.currentThread();
@@ -339,7 +340,7 @@ class DmaEngineFaultTest {
     void aRingThatCannotBeDrainedIsClosedAndItsMemorySetAside() {
         open(Way.RING);
         assertTimeoutPreemptively(BOUND, () -> {
-            try (Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, SIZE, SIZE, Set.of(), Importer.Mode.MIXED)) {
+            try (Vma vma = mm.mmap(file); Binding b = gpu.bind(vma, 0, SIZE, SIZE, Set.of(), MapMode.MIXED)) {
                 DeviceMemory.Buffer lost = gpu.allocate(file.toString(), SIZE);
                 List<IommuTable.Entry> es = entries(vma, b, lost);
                 AtomicInteger waits = new AtomicInteger();

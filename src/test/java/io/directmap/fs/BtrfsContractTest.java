@@ -3,6 +3,7 @@ package io.directmap.fs;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.directmap.mm.Segment;
 import io.directmap.testing.ScratchFs;
 import io.directmap.tools.Commands;
 import io.directmap.tools.ScratchFilesystem;

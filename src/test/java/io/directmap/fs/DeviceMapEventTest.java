@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
 import io.directmap.mm.Vma;
 import io.directmap.tools.Workloads;
 import java.nio.file.Path;
@@ -28,7 +27,7 @@ class DeviceMapEventTest {
         try (Recording rec = new Recording()) {
             rec.enable("io.directmap.DeviceMap");
             rec.start();
-            try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+            try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
                  Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, 1 << 20)) {
                 assertFalse(a.segments().isEmpty());
             }

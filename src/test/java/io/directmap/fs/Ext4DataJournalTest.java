@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.testing.Bytes;
 import io.directmap.testing.ScratchFs;
@@ -25,7 +25,7 @@ class Ext4DataJournalTest {
         Path file = EXT4.file("journaled.bin");
         Workloads.write(file, 0, 1 << 20, 30);
         Workloads.syncAndEvict(file);
-        try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+        try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, 1 << 20)) {
             assertEquals(1, a.segments().size());
             var f = (Segment.Fallback) a.segments().getFirst();

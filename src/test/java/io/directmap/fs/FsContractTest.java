@@ -4,12 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.block.Layer;
-import io.directmap.block.Reason;
 import io.directmap.device.DeviceAccess;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
+import io.directmap.mm.MapMode;
+import io.directmap.mm.Reason;
+import io.directmap.mm.Refuser;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
 import io.directmap.testing.Bytes;
@@ -34,7 +34,7 @@ import org.junit.jupiter.api.TestInfo;
 abstract class FsContractTest {
     static final long MiB = 1 << 20;
 
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
     Path file;
 
@@ -44,7 +44,7 @@ abstract class FsContractTest {
 
     @BeforeEach
     void open(TestInfo info) {
-        mm = AddressSpace.create(Topology.defaults(), policy());
+        mm = FsStack.open(Topology.defaults(), policy());
         gpu = SoftwareDevice.create("gpu0", mm.topology());
         file = scratch().file(info.getTestMethod().orElseThrow().getName() + ".bin");
     }
@@ -62,7 +62,7 @@ abstract class FsContractTest {
     }
 
     /** Maps [start, end) of the file into the GPU, checks the bytes, returns the segments. */
-    List<Segment> mapAndCheck(long start, long end, Importer.Mode mode) throws IOException {
+    List<Segment> mapAndCheck(long start, long end, MapMode mode) throws IOException {
         try (Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, start, end, Set.of(), mode, d -> { })) {
             Bytes.assertDeviceHoldsFile(file, start, a.memory());
             assertEquals(a.mapping().start(), a.segments().getFirst().start(), "segments start where the mapping starts");
@@ -75,7 +75,7 @@ abstract class FsContractTest {
     }
 
     List<Segment> mapAndCheck() throws IOException {
-        return mapAndCheck(0, Files.size(file), Importer.Mode.MIXED);
+        return mapAndCheck(0, Files.size(file), MapMode.MIXED);
     }
 
     static long direct(List<Segment> segments) {
@@ -149,7 +149,7 @@ abstract class FsContractTest {
         assertEquals(3 * MiB, direct(segments));
         Segment cached = segments.stream().filter(s -> s instanceof Segment.Fallback).findFirst().orElseThrow();
         assertEquals(MiB, cached.start());
-        assertEquals(Layer.FILESYSTEM, ((Segment.Fallback) cached).refusal().reason().layer());
+        assertEquals(Refuser.FILESYSTEM, ((Segment.Fallback) cached).refusal().reason().refuser());
     }
 
     @Test
@@ -158,7 +158,7 @@ abstract class FsContractTest {
         Workloads.syncAndEvict(file);
         List<Segment> whole = mapAndCheck();
         assertTrue(direct(whole) >= 3 * MiB, whole.toString());
-        mapAndCheck(4097, 3 * MiB + 1000, Importer.Mode.MIXED);
+        mapAndCheck(4097, 3 * MiB + 1000, MapMode.MIXED);
     }
 
     @Test
@@ -166,11 +166,11 @@ abstract class FsContractTest {
         Workloads.write(file, 0, 4 * MiB, 7);
         Workloads.syncAndEvict(file);
         Workloads.cache(file, 0, MiB);
-        List<Segment> segments = mapAndCheck(0, 4 * MiB, Importer.Mode.ALL_OR_NOTHING);
+        List<Segment> segments = mapAndCheck(0, 4 * MiB, MapMode.ALL_OR_NOTHING);
         assertEquals(0, direct(segments));
         assertEquals(MiB, bytesWith(segments, FsReason.PAGE_CACHED));
         assertEquals(3 * MiB, bytesWith(segments, FsReason.ALL_OR_NOTHING));
-        assertEquals(Layer.IMPORTER, FsReason.ALL_OR_NOTHING.layer());
+        assertEquals(Refuser.IMPORTER, FsReason.ALL_OR_NOTHING.refuser());
         // @AfterEach checks that the aperture reserved for the 3 MiB was given back.
     }
 
@@ -180,8 +180,8 @@ abstract class FsContractTest {
         Workloads.syncAndEvict(file);
         try (Vma vma = mm.mmap(file)) {
             DeviceAccess a = gpu.access(vma, 0, 2 * MiB);
-            assertEquals(1, mm.fs().tracker().overlapping(vma.file(), MiB, MiB + 1).size());
-            assertEquals(0, mm.fs().tracker().overlapping(vma.file(), 2 * MiB, 3 * MiB).size());
+            assertEquals(1, mm.fs().tracker().overlapping(OpenFile.of(vma), MiB, MiB + 1).size());
+            assertEquals(0, mm.fs().tracker().overlapping(OpenFile.of(vma), 2 * MiB, 3 * MiB).size());
             assertTrue(gpu.table().size() > 0, "the IOMMU table is programmed");
             a.close();
             assertEquals(0, mm.fs().tracker().all().size());

@@ -5,7 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.MapRequest;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Leases;
 import io.directmap.testing.ChildWriter;
@@ -37,10 +38,10 @@ class LeaseCheckTest {
         Workloads.write(file, 0, 4 * MiB, 5);
         Workloads.syncAndEvict(file);
         List<Invalidation> told = Collections.synchronizedList(new ArrayList<>());
-        try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+        try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              Vma vma = mm.mmap(file)) {
-            OpenFile of = vma.file();
-            DeviceMapping m = mm.fs().deviceMap(of, new MapRequest(gpu.endpoint(), 0, 4 * MiB, false, false, false, false),
+            OpenFile of = OpenFile.of(vma);
+            FileMapping m = mm.fs().deviceMap(of, new MapRequest(gpu.endpoint(), 0, 4 * MiB),
                     told::add);
             assertTrue(m.coherent() && m.directBytes() == 4 * MiB, "mapped directly under a lease: " + m.segments());
             assertTrue(mm.fs().verify(m, 0, 4 * MiB), "the check passes while the lease is held");

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.directmap.block.BlockReason;
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Fiemap;
 import io.directmap.sys.FileHandle;
@@ -45,7 +45,7 @@ class LoopBackingIdentityTest {
             Path file = mnt.resolve("replaced-backing.bin");
             Workloads.syncAndEvict(file);
             String routeBefore;
-            try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+            try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
                  Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, LEN)) {
                 Bytes.assertDeviceHoldsFile(file, 0, a.memory());
                 routeBefore = a.segments().toString();
@@ -56,14 +56,14 @@ class LoopBackingIdentityTest {
                 Commands.run("mount", "--bind", impostor.toString(), image.toString());
                 mounted = true;
                 Workloads.syncAndEvict(file);
-                try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+                try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
                      Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, LEN)) {
                     Bytes.assertDeviceHoldsFile(file, 0, a.memory());
                     String loopName = Path.of(loop).getFileName().toString();
                     for (Segment s : a.segments()) {
                         switch (s) {
                             case Segment.Direct d -> {
-                                assertEquals(loopName, d.device().name(), "read through the loop device itself, never the impostor's blocks: "
+                                assertEquals(loopName, d.peer().name(), "read through the loop device itself, never the impostor's blocks: "
                                         + a.segments() + " (before: " + routeBefore + ")");
                                 assertTrue(d.route().contains(BlockReason.IDENTITY_MISMATCH.code()), d.route());
                             }

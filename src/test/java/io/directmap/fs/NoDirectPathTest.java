@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.mm.AddressSpace;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.testing.Bytes;
 import io.directmap.tools.Workloads;
@@ -24,10 +24,10 @@ class NoDirectPathTest {
         Path file = Files.createTempFile(shm, "dmap-", ".bin");
         try {
             Workloads.write(file, 0, 2 * MiB + 10, 61);
-            try (AddressSpace mm = AddressSpace.create(); SoftwareDevice gpu = SoftwareDevice.create("nic0", mm.topology());
+            try (FsStack mm = FsStack.open(); SoftwareDevice gpu = SoftwareDevice.create("nic0", mm.topology());
                  Vma vma = mm.mmap(file); DeviceAccess a = gpu.access(vma, 0, vma.length())) {
                 Bytes.assertDeviceHoldsFile(file, 0, a.memory());
-                assertEquals("tmpfs", vma.file().fsType());
+                assertEquals("tmpfs", OpenFile.of(vma).fsType());
                 assertEquals(1, a.segments().size());
                 assertEquals(FsReason.NO_BLOCK_MAPPING, ((Segment.Fallback) a.segments().getFirst()).refusal().reason());
             }

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.directmap.mm.AddressSpace;
+import io.directmap.mm.InvalidRequestException;
 import io.directmap.sys.FileHandle;
 import io.directmap.sys.Statx;
 import io.directmap.tools.Commands;
@@ -38,7 +38,7 @@ class OpenFileIdentityTest {
     void aFifoGivenToMmapIsRefusedAtOnceAndNamed() throws IOException {
         Path p = fifo("pipe");
         int handles = FileHandle.openCount();
-        try (AddressSpace mm = AddressSpace.create()) {
+        try (FsStack mm = FsStack.open()) {
             String m = assertTimeoutPreemptively(BOUND,
                     () -> assertThrows(InvalidRequestException.class, () -> mm.mmap(p)).getMessage());
             assertTrue(m.contains(p.toString()) && m.contains("FIFO"), m);

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.InvalidRequestException;
+import io.directmap.fs.FsStack;
 import io.directmap.sys.FileHandle;
 import io.directmap.testing.Bytes;
 import io.directmap.tools.Workloads;
@@ -22,7 +22,7 @@ import org.junit.jupiter.api.io.TempDir;
 /** Bad input gets a message that names the file and says what to do; nothing leaks. */
 class BadInputTest {
     @TempDir Path dir;
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
     int handlesBefore;
     long fdsBefore;
@@ -33,7 +33,7 @@ class BadInputTest {
         io.directmap.sys.Leases.shared();
         handlesBefore = FileHandle.openCount();
         fdsBefore = openFds();
-        mm = AddressSpace.create();
+        mm = FsStack.open();
         gpu = SoftwareDevice.create("gpu0", mm.topology());
     }
 

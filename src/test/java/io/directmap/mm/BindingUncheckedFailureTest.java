@@ -8,17 +8,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.Invalidation;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.InvalidationReport;
 import io.directmap.fs.OpenFile;
 import io.directmap.pci.Topology.Endpoint;
 import io.directmap.testing.Bytes;
 import io.directmap.tools.Workloads;
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -43,7 +40,7 @@ class BindingUncheckedFailureTest {
     static final Duration BOUND = Duration.ofSeconds(5);
 
     @TempDir Path dir;
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
     Path file;
     Injecting ops;
@@ -68,10 +65,9 @@ class BindingUncheckedFailureTest {
         }
 
         @Override
-        public DeviceMapping deviceMap(Vma vma, Endpoint importer, long start, long end, Set<MapFlag> flags, boolean allOrNothing)
-                throws IOException {
+        public DeviceMapping deviceMap(Vma vma, MapRequest request) throws IOException {
             if (deviceMaps.incrementAndGet() == failDeviceMapCall) throw raise(deviceMapThrows);
-            return real.deviceMap(vma, importer, start, end, flags, allOrNothing);
+            return real.deviceMap(vma, request);
         }
 
         @Override
@@ -109,14 +105,12 @@ class BindingUncheckedFailureTest {
 
     @BeforeEach
     void open() throws IOException {
-        mm = AddressSpace.create();
+        mm = FsStack.open();
         gpu = SoftwareDevice.create("gpu0", mm.topology());
         file = dir.resolve("data.bin");
         Workloads.write(file, 0, SIZE, 21);
-        OpenFile f = OpenFile.open(file);
-        Arena arena = Arena.ofShared();
-        ops = new Injecting(new FileVmOperations(mm.fs()));
-        vma = new Vma(f, arena, io.directmap.sys.Mmap.mapShared(f.handle(), SIZE, arena), ops, v -> { });
+        ops = new Injecting(mm.vmOperations());
+        vma = mm.space().mmap(OpenFile.open(file), ops);
         buf = gpu.allocate(file.toString(), SIZE);
     }
 
@@ -134,7 +128,7 @@ class BindingUncheckedFailureTest {
     }
 
     Binding bind() throws IOException {
-        return gpu.bind(vma, 0, SIZE, WINDOW, Set.of(), Importer.Mode.MIXED);
+        return gpu.bind(vma, 0, SIZE, WINDOW, Set.of(), MapMode.MIXED);
     }
 
     Throwable failedRead(Binding b) {
@@ -145,7 +139,7 @@ class BindingUncheckedFailureTest {
     int letGo(LetGo how, Binding b) {
         return assertTimeoutPreemptively(BOUND, () -> switch (how) {
             case INVALIDATION -> {
-                InvalidationReport r = mm.fs().invalidate(vma.file(), 0, SIZE, Invalidation.Cause.CHANGED, "test");
+                InvalidationReport r = mm.fs().invalidate(OpenFile.of(vma), 0, SIZE, Invalidation.Cause.CHANGED, "test");
                 assertEquals(List.of(), b.liveMappings(), "the invalidation took every window back");
                 yield r.mappings();
             }

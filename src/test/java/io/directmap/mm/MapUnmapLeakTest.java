@@ -6,9 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceAccess;
 import io.directmap.device.DeviceMemory;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.DeviceMapping;
+import io.directmap.fs.FsStack;
 import io.directmap.sys.FileHandle;
 import io.directmap.testing.Bytes;
 import io.directmap.testing.ScratchFs;
@@ -67,7 +66,7 @@ class MapUnmapLeakTest {
     static final int MAPPING_SLACK = 16;            // the JVM maps thread stacks, GC and JIT memory as it goes
     static final long NATIVE_SLACK = 16L << 20;     // over 100,000 cycles: about 170 bytes a cycle
 
-    AddressSpace mm;
+    FsStack mm;
     SoftwareDevice gpu;
     Path file;
 
@@ -83,7 +82,7 @@ class MapUnmapLeakTest {
     @BeforeEach
     void open() throws IOException {
         io.directmap.sys.Leases.shared();   // the lease thread's descriptors live as long as the process
-        mm = AddressSpace.create();
+        mm = FsStack.open();
         gpu = SoftwareDevice.create("gpu0", mm.topology());
         file = EXT4.file("cycled.bin");
         Workloads.write(file, 0, SIZE, 51);
@@ -159,7 +158,7 @@ class MapUnmapLeakTest {
 
     void mapAndUnmap(Vma vma, int times) throws IOException {
         for (int i = 0; i < times; i++) {
-            DeviceMapping m = vma.ops().deviceMap(vma, gpu.endpoint(), 0, SIZE, Set.of(), false);
+            DeviceMapping m = vma.ops().deviceMap(vma, new MapRequest(gpu.endpoint(), 0, SIZE));
             vma.ops().deviceUnmap(vma, gpu.endpoint(), m);
         }
     }
@@ -167,7 +166,7 @@ class MapUnmapLeakTest {
     @Test
     void deviceMapAndUnmapLeakNothing() throws Exception {
         try (Vma vma = mm.mmap(file)) {
-            DeviceMapping first = vma.ops().deviceMap(vma, gpu.endpoint(), 0, SIZE, Set.of(), false);
+            DeviceMapping first = vma.ops().deviceMap(vma, new MapRequest(gpu.endpoint(), 0, SIZE));
             vma.ops().deviceUnmap(vma, gpu.endpoint(), first);
             assertEquals(SIZE, first.directBytes(), "the cycles go the direct way: " + first.segments());
             mapAndUnmap(vma, WARM_UP);
@@ -195,7 +194,7 @@ class MapUnmapLeakTest {
 
     void bindReadClose(Vma vma, DeviceMemory.Buffer buf, int times) throws IOException {
         for (int i = 0; i < times; i++) {
-            try (Binding b = gpu.bind(vma, 0, SIZE, SIZE / 4, Set.of(), Importer.Mode.MIXED)) {
+            try (Binding b = gpu.bind(vma, 0, SIZE, SIZE / 4, Set.of(), MapMode.MIXED)) {
                 b.read(0, SIZE, buf.segment(), n -> { });
             }
         }

@@ -3,6 +3,7 @@ package io.directmap.mm;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
+import io.directmap.fs.FsStack;
 import io.directmap.tools.Workloads;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -23,7 +24,7 @@ class VmaCloseRaceTest {
         Path file = dir.resolve("raced.bin");
         Workloads.write(file, 0, 4 << 20, 9);
         assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
-            try (AddressSpace mm = AddressSpace.create()) {
+            try (FsStack mm = FsStack.open()) {
                 for (int i = 0; i < 300; i++) {
                     Vma vma = mm.mmap(file);
                     AtomicReference<Throwable> failed = new AtomicReference<>();

@@ -2,13 +2,15 @@ package io.directmap.tools.bench;
 
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.DeviceMapping;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.PathLearner;
 import io.directmap.fs.Policy;
-import io.directmap.fs.Segment;
-import io.directmap.mm.AddressSpace;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.MapMode;
+import io.directmap.mm.MapRequest;
+import io.directmap.mm.Segment;
+import io.directmap.mm.Transfer;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
 import io.directmap.sys.Cachestat;
@@ -196,21 +198,21 @@ public final class Bench {
     record Route(String device, Optional<Boolean> loopDirectIo, List<long[]> spans, long directBytes, String noRoute) {}
 
     private Route route() throws IOException {
-        try (AddressSpace mm = AddressSpace.create(topology(false), new Policy(Policy.CachedPages.ALLOW));
+        try (FsStack mm = FsStack.open(topology(false), new Policy(Policy.CachedPages.ALLOW));
              SoftwareDevice dev = SoftwareDevice.create(deviceName, mm.topology());
              Vma vma = mm.mmap(file)) {
-            DeviceMapping m = vma.ops().deviceMap(vma, dev.endpoint(), 0, roundUp(size, 4096), Set.of(), false);
+            DeviceMapping m = vma.ops().deviceMap(vma, new MapRequest(dev.endpoint(), 0, roundUp(size, 4096)));
             try {
                 List<long[]> spans = new ArrayList<>();
-                io.directmap.block.BlockDevice device = null;
+                io.directmap.mm.Peer device = null;
                 long total = 0;
                 for (Segment s : m.segments()) {
                     if (!(s instanceof Segment.Direct d)) continue;
-                    if (device != null && !device.devNode().equals(d.device().devNode())) {
-                        return new Route(device.devNode().toString(), loopDirectIo(device), List.of(), 0,
-                                "the file lies on more than one block device (" + device.devNode() + ", " + d.device().devNode() + ")");
+                    if (device != null && !device.node().equals(d.peer().node())) {
+                        return new Route(device.node().toString(), loopDirectIo(device), List.of(), 0,
+                                "the file lies on more than one block device (" + device.node() + ", " + d.peer().node() + ")");
                     }
-                    device = d.device();
+                    device = d.peer();
                     // Adjacent extents merge into one span: fio's queue drains at each span, DirectMap's does not.
                     long[] last = spans.isEmpty() ? null : spans.getLast();
                     if (last != null && last[0] + last[1] == d.deviceOffset()) last[1] += d.length();
@@ -218,14 +220,16 @@ public final class Bench {
                     total += d.length();
                 }
                 if (device == null) return new Route(null, Optional.empty(), List.of(), 0, "the file has no direct path to a block device (see dmap explain)");
-                return new Route(device.devNode().toString(), loopDirectIo(device), spans, total, null);
+                return new Route(device.node().toString(), loopDirectIo(device), spans, total, null);
             } finally {
                 vma.ops().deviceUnmap(vma, dev.endpoint(), m);
             }
         }
     }
 
-    private static Optional<Boolean> loopDirectIo(io.directmap.block.BlockDevice device) {
+    /** For a loop device, whether it reads its backing file with direct I/O; empty for other peers. */
+    private static Optional<Boolean> loopDirectIo(io.directmap.mm.Peer peer) {
+        if (!(peer instanceof io.directmap.block.BlockDevice device)) return Optional.empty();
         return device.info().loop().map(io.directmap.sys.SysfsBlock.Loop::directIo);
     }
 
@@ -339,7 +343,7 @@ public final class Bench {
             case "mixed" -> new Policy(Policy.CachedPages.REFUSE, new PathLearner(machine.evictedPageNanos()));
             default -> Policy.defaults();
         };
-        try (AddressSpace mm = AddressSpace.create(topology(method.equals("fallback")), policy);
+        try (FsStack mm = FsStack.open(topology(method.equals("fallback")), policy);
              SoftwareDevice dev = SoftwareDevice.create(deviceName, mm.topology());
              Vma vma = mm.mmap(file)) {
             long window = 64L << 20;
@@ -347,21 +351,21 @@ public final class Bench {
                 buf.segment().fill((byte) 0); // as for the Java baselines: memory touched before the timing
                 if (method.equals("mixed")) {
                     // The policy learns as it goes: a first pass on this file (not timed) teaches it both paths' speeds.
-                    try (Binding warm = dev.bind(vma, 0, roundUp(size, 4096), STRIPE, Set.of(), Importer.Mode.MIXED)) {
+                    try (Binding warm = dev.bind(vma, 0, roundUp(size, 4096), STRIPE, Set.of(), MapMode.MIXED)) {
                         prepare(cache);
                         for (long at = 0; at < size; at += STRIPE) warm.read(at, Math.min(STRIPE, size - at), buf.segment().asSlice(at), n -> { });
                     }
                     if (System.getenv("DMAP_DEBUG") != null) {
                         var l = policy.learner();
                         status.accept(String.format("learned: direct %.2f, cold cache %.2f, hot cache %.2f GiB/s",
-                                l.gibPerS(io.directmap.fs.PathLearner.Way.DIRECT), l.gibPerS(io.directmap.fs.PathLearner.Way.CACHE_COLD),
-                                l.gibPerS(io.directmap.fs.PathLearner.Way.CACHE_HOT)));
+                                l.gibPerS(Transfer.DIRECT), l.gibPerS(Transfer.CACHE_COLD),
+                                l.gibPerS(Transfer.CACHE_HOT)));
                     }
                     vma.dropPageMappings(); // the timed pass faults its pages like every other method
                 }
                 long w = window;
                 return measure(method, cache, setup.requestBytes(), dev.queueDepth(), () -> {
-                    try (Binding b = dev.bind(vma, 0, roundUp(size, 4096), w, Set.of(), Importer.Mode.MIXED)) {
+                    try (Binding b = dev.bind(vma, 0, roundUp(size, 4096), w, Set.of(), MapMode.MIXED)) {
                         Binding.Read r = b.read(0, size, buf.segment(), progress);
                         return new long[] {r.directBytes() + r.fallbackBytes(), r.directBytes()};
                     }

@@ -2,12 +2,12 @@ package io.directmap.tools.torture;
 
 import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
-import io.directmap.device.Importer;
 import io.directmap.device.SoftwareDevice;
-import io.directmap.fs.Invalidation;
+import io.directmap.fs.FsStack;
 import io.directmap.fs.InvalidationReport;
 import io.directmap.lang.Xorshift;
-import io.directmap.mm.AddressSpace;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.MapMode;
 import io.directmap.mm.Vma;
 import io.directmap.tools.Commands;
 import io.directmap.tools.Workloads;
@@ -141,8 +141,8 @@ public final class Torture {
         for (int b = 0; b < blocks; b++) history.add(new ArrayList<>());
     }
 
-    /** {@link #run(AddressSpace, List, Limits, long, Consumer)} with the default rounds and time limit. */
-    public Summary run(AddressSpace mm, List<SoftwareDevice> devices, long readsPerDevice, long seed,
+    /** {@link #run(FsStack, List, Limits, long, Consumer)} with the default rounds and time limit. */
+    public Summary run(FsStack mm, List<SoftwareDevice> devices, long readsPerDevice, long seed,
                        Consumer<String> progress) throws IOException, InterruptedException {
         return run(mm, devices, Limits.reads(readsPerDevice), seed, progress);
     }
@@ -152,7 +152,7 @@ public final class Torture {
      * has made its reads (and the writer its rounds), while one thread runs other processes against
      * the file. Returns when every thread it started has ended and every binding is closed.
      */
-    public Summary run(AddressSpace mm, List<SoftwareDevice> devices, Limits limits, long seed,
+    public Summary run(FsStack mm, List<SoftwareDevice> devices, Limits limits, long seed,
                        Consumer<String> progress) throws IOException, InterruptedException {
         long t0 = System.nanoTime();
         writeInitial();
@@ -172,7 +172,7 @@ public final class Torture {
         try (Vma vma = mm.mmap(file)) {
             try {
                 for (SoftwareDevice d : devices) {
-                    bindings.add(d.bind(vma, 0, (long) blocks * BLOCK, 1L << 20, Set.of(), Importer.Mode.MIXED)
+                    bindings.add(d.bind(vma, 0, (long) blocks * BLOCK, 1L << 20, Set.of(), MapMode.MIXED)
                             .coherentWait(Duration.ofSeconds(30)));
                 }
                 AtomicLong rounds = new AtomicLong();
@@ -323,16 +323,16 @@ public final class Torture {
      * Reads the whole file sequentially with one device for seconds, twice: alone, then while a
      * writer process (dd, buffered) writes 0.1% of the file at a random place every 100 ms.
      */
-    public static Throughput throughput(AddressSpace mm, SoftwareDevice dev, Path file, double seconds, long seed)
+    public static Throughput throughput(FsStack mm, SoftwareDevice dev, Path file, double seconds, long seed)
             throws IOException, InterruptedException {
         long size = Files.size(file) / (4L << 20) * (4L << 20);
-        if (size == 0) throw new io.directmap.fs.InvalidRequestException(file + ": needs at least 4 MiB to measure throughput");
+        if (size == 0) throw new io.directmap.mm.InvalidRequestException(file + ": needs at least 4 MiB to measure throughput");
         List<Long> acks = Collections.synchronizedList(new ArrayList<>());
         Consumer<InvalidationReport> listener = r -> {
             if (r.invalidation().cause() == Invalidation.Cause.WRITE_OPEN && r.mappings() > 0) acks.add(r.ackNanos());
         };
         try (Vma vma = mm.mmap(file);
-             Binding b = dev.bind(vma, 0, size, 8L << 20, Set.of(), Importer.Mode.MIXED).coherentWait(Duration.ofSeconds(30));
+             Binding b = dev.bind(vma, 0, size, 8L << 20, Set.of(), MapMode.MIXED).coherentWait(Duration.ofSeconds(30));
              DeviceMemory.Buffer buf = dev.allocate(file.toString(), 4L << 20)) {
             vma.dropPageMappings();
             Workloads.syncAndEvict(file);

@@ -1,6 +1,6 @@
 package io.directmap.tools.torture;
 
-import io.directmap.fs.InvalidRequestException;
+import io.directmap.mm.InvalidRequestException;
 import io.directmap.sys.Process;
 import java.io.IOException;
 import java.nio.file.Files;

@@ -1,10 +1,11 @@
-package io.directmap.fs;
+package io.directmap.mm;
 
 import io.directmap.sys.Units;
 import java.util.Locale;
 
 /**
- * The file system takes device mappings of [start, end) of a file back. heldBack says whether the
+ * The proposal's invalidation: the exporter (the filesystem, a driver) takes device mappings of
+ * [start, end) of a file back, and tells the vma's {@link MappingOwner}. heldBack says whether the
  * change waited for the devices (a lease break holds the writer's open until they let go) or was
  * found after the fact (the read_retry check saw the extent map move, a block device changed).
  */
@@ -19,7 +20,7 @@ public record Invalidation(long start, long end, Cause cause, String detail, boo
         BLOCK_DEVICE("the block device changed"),
         /** The vma was unmapped (munmap): its subscribers let go of everything. */
         UNMAPPED("the mapping was unmapped"),
-        /** A change announced through the API ({@link FsLayer#invalidate}). */
+        /** A change announced through the API (the filesystem's invalidate). */
         CHANGED("the file changed");
 
         private final String summary;

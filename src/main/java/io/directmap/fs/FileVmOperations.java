@@ -1,13 +1,15 @@
-package io.directmap.mm;
+package io.directmap.fs;
 
-import io.directmap.fs.DeviceMapping;
-import io.directmap.fs.FsLayer;
-import io.directmap.fs.InvalidRequestException;
-import io.directmap.fs.MapRequest;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.InvalidRequestException;
+import io.directmap.mm.MapRequest;
+import io.directmap.mm.Segment;
+import io.directmap.mm.Transfer;
+import io.directmap.mm.VmOperations;
+import io.directmap.mm.Vma;
 import io.directmap.pci.Topology.Endpoint;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
-import java.util.Set;
 
 /** The vm operations of a regular file: fault through the mapping, device_map through the file system. */
 final class FileVmOperations implements VmOperations {
@@ -24,13 +26,10 @@ final class FileVmOperations implements VmOperations {
     }
 
     @Override
-    public DeviceMapping deviceMap(Vma vma, Endpoint importer, long start, long end, Set<MapFlag> flags,
-                                   boolean allOrNothing) throws IOException {
+    public DeviceMapping deviceMap(Vma vma, MapRequest request) throws IOException {
         if (vma.isClosed()) throw new IllegalStateException(vma + " is unmapped");
-        check(vma, start, end);
-        var request = new MapRequest(importer, start, end, flags.contains(MapFlag.WRITE),
-                flags.contains(MapFlag.SUPPORT_ATOMIC_OP), flags.contains(MapFlag.PIN), allOrNothing);
-        DeviceMapping m = fs.deviceMap(vma.file(), request, vma.owner());
+        check(vma, request.start(), request.end());
+        FileMapping m = fs.deviceMap(OpenFile.of(vma), request, vma.owner());
         try {
             vma.onUnmap(m, () -> fs.deviceUnmap(m));
         } catch (RuntimeException | Error e) {
@@ -44,15 +43,15 @@ final class FileVmOperations implements VmOperations {
     public boolean verify(Vma vma, DeviceMapping mapping, long start, long end, boolean readFailed) throws IOException {
         if (readFailed) {
             // Ask the block devices what changed; one that shrank or went away takes its mappings back now.
-            for (io.directmap.fs.Segment s : mapping.segments()) {
-                if (s instanceof io.directmap.fs.Segment.Direct d && d.start() < end && start < d.end()) fs.blocks().check(d.device());
+            for (Segment s : mapping.segments()) {
+                if (s instanceof Segment.Direct d && d.start() < end && start < d.end()) fs.blocks().check(Segments.device(d));
             }
         }
         return fs.verify(mapping, start, end);
     }
 
     @Override
-    public void observe(Vma vma, io.directmap.fs.PathLearner.Way way, long bytes, long nanos) {
+    public void observe(Vma vma, Transfer way, long bytes, long nanos) {
         fs.observe(way, bytes, nanos);
     }
 

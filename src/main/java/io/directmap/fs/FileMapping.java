@@ -1,13 +1,18 @@
 package io.directmap.fs;
 
-import io.directmap.pci.Topology.Endpoint;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.MapRequest;
+import io.directmap.mm.MappingOwner;
+import io.directmap.mm.Segment;
 import java.util.List;
 
 /**
- * What device_map handed out for one request: segments covering [request.start, request.end)
- * in order. Live until {@link FsLayer#deviceUnmap}; the file system tracks it until then.
+ * The file system's own {@link DeviceMapping}: what its device_map handed out for one request,
+ * with what it needs to keep its promise (the open file, the placement it decided on, the block
+ * devices' peer-mapping entries, the owner to tell). Live until {@link FsLayer#deviceUnmap}; the
+ * file system tracks it until then, and refuses a mapping that is not one of these.
  */
-public final class DeviceMapping {
+public final class FileMapping implements DeviceMapping {
     private final long id;
     private final OpenFile file;
     private final MapRequest request;
@@ -19,8 +24,8 @@ public final class DeviceMapping {
     private volatile List<io.directmap.block.PeerMappings.Entry> peerEntries = List.of();
     private volatile boolean live = true;
 
-    DeviceMapping(long id, OpenFile file, MapRequest request, List<Segment> segments, long decisionNanos,
-                  MappingOwner owner, boolean coherent, List<Extent> placement) {
+    FileMapping(long id, OpenFile file, MapRequest request, List<Segment> segments, long decisionNanos,
+                MappingOwner owner, boolean coherent, List<Extent> placement) {
         this.id = id;
         this.file = file;
         this.request = request;
@@ -39,7 +44,7 @@ public final class DeviceMapping {
      * invalidation arrives, no other process can change the bytes. False when another process had
      * the file open for writing: page-cache reads through this mapping may interleave with its writes.
      */
-    public boolean coherent() { return coherent; }
+    @Override public boolean coherent() { return coherent; }
 
     /** The file's extents over the mapping when it was decided: what the read_retry check compares. */
     List<Extent> placement() { return placement; }
@@ -48,24 +53,13 @@ public final class DeviceMapping {
 
     void peerEntries(List<io.directmap.block.PeerMappings.Entry> e) { peerEntries = e; }
 
-    public long id() { return id; }
+    @Override public long id() { return id; }
     public OpenFile file() { return file; }
-    public MapRequest request() { return request; }
-    public Endpoint importer() { return request.importer(); }
-    public List<Segment> segments() { return segments; }
-    public long start() { return request.start(); }
-    public long end() { return request.end(); }
-    public boolean isLive() { return live; }
+    @Override public MapRequest request() { return request; }
+    @Override public List<Segment> segments() { return segments; }
+    @Override public boolean isLive() { return live; }
     /** How long the file system and block device took to decide. */
-    public long decisionNanos() { return decisionNanos; }
-
-    public long directBytes() {
-        return segments.stream().filter(s -> s instanceof Segment.Direct).mapToLong(Segment::length).sum();
-    }
-
-    public long fallbackBytes() {
-        return segments.stream().filter(s -> s instanceof Segment.Fallback).mapToLong(Segment::length).sum();
-    }
+    @Override public long decisionNanos() { return decisionNanos; }
 
     boolean retire() {
         synchronized (this) {

@@ -1,0 +1,15 @@
+package io.directmap.mm;
+
+/**
+ * Who a device mapping was made for, as the exporter (the filesystem, a driver) reaches it to take
+ * the mapping back: the vma ({@link Vma#owner()}), which passes the invalidation on to the interval notifiers of every importer that
+ * overlaps it. invalidate returns when all of them have let go (stopped DMA, waited for what was in
+ * flight, dropped their table entries): that return is the acknowledgement.
+ */
+@FunctionalInterface
+public interface MappingOwner {
+    void invalidate(Invalidation invalidation);
+
+    /** For mappings made with no one to tell (explain, tests of an exporter alone). */
+    MappingOwner NOBODY = inv -> { };
+}

@@ -1,0 +1,12 @@
+package io.directmap.mm;
+
+/**
+ * The answer "no" to part of a device_map request: the reason (and through it who refused) and the
+ * detail that makes it actionable ("2048 pages of 0..8 MiB are cached").
+ */
+public record Refusal(Reason reason, String detail) {
+    @Override
+    public String toString() {
+        return reason.refuser().label() + ": " + reason.summary() + (detail.isEmpty() ? "" : " (" + detail + ")");
+    }
+}
