@@ -47,8 +47,12 @@ final class TortureCommand implements Callable<Integer> {
     @Option(names = "--seconds", defaultValue = "3", description = "Seconds per throughput phase (default: ${DEFAULT-VALUE}).")
     double seconds;
 
+    @Option(names = "--seed", paramLabel = "N", description = "Seed of the torture's choices and reads (default: a new one, printed so that a run can be repeated).")
+    Long seed;
+
     @Override
     public Integer call() throws Exception {
+        long seed = this.seed != null ? this.seed : io.directmap.lang.Xorshift.newSeed();
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
         Path dir = TrustedDirectory.require(this.dir);
         String fs = io.directmap.sys.MountInfo.of(io.directmap.sys.Statx.of(dir).mountId())
@@ -60,7 +64,8 @@ final class TortureCommand implements Callable<Integer> {
             List<SoftwareDevice> devs = new ArrayList<>();
             try {
                 for (String d : devices) devs.add(SoftwareDevice.create(d, mm.topology()));
-                Torture.Summary s = new Torture(file, 4096, fs).run(mm, devs, reads, System.nanoTime(), line -> err.println("  " + line));
+                err.println("torture seed " + seed + " (--seed " + seed + " repeats its choices)");
+                Torture.Summary s = new Torture(file, 4096, fs).run(mm, devs, reads, seed, line -> err.println("  " + line));
                 Torture.Throughput t = null;
                 if (!common.json) {
                     out.print(s.render());

@@ -4,9 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.directmap.lang.Xorshift;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 class IntervalIndexTest {
@@ -64,7 +64,7 @@ class IntervalIndexTest {
 
     @Test
     void agreesWithABruteForceScan() {
-        Random r = new Random(9);
+        Xorshift r = Xorshift.seeded(9);
         IntervalIndex<Integer> ix = new IntervalIndex<>();
         List<long[]> live = new ArrayList<>();
         for (int step = 0; step < 5_000; step++) {
