@@ -5,8 +5,10 @@ import java.util.Objects;
 /**
  * Lets go of several things, each whatever the ones before it threw, and reports the first
  * failure with every later one suppressed in it, in order (Agrona's {@code CloseHelper.closeAll}).
- * It keeps the failures of the one type its caller names (what the closes declare, such as
- * {@code SysException}); anything else propagates at once, as it would from a plain call.
+ * Every step runs whatever an earlier one threw, checked or not: an unchecked exception or an
+ * error of one close (a notifier that did not let go, an arena still in use) must not leak what
+ * the later closes give back. The first failure is thrown at the end as it was thrown: the type
+ * the caller names (what the closes declare, such as {@code SysException}), or unchecked.
  *
  * <pre>{@code
  * Closer<SysException> closer = Closer.keeping(SysException.class);
@@ -31,7 +33,7 @@ public final class Closer<X extends Exception> {
     }
 
     private final Class<X> kept;
-    private X first;
+    private Throwable first;
 
     private Closer(Class<X> kept) {
         this.kept = Objects.requireNonNull(kept);
@@ -54,8 +56,8 @@ public final class Closer<X extends Exception> {
     public void run(Step<? extends X> step) {
         try {
             step.run();
-        } catch (Exception e) {
-            keep(e);
+        } catch (Throwable t) {
+            keep(t);
         }
     }
 
@@ -64,29 +66,31 @@ public final class Closer<X extends Exception> {
         for (T item : items) {
             try {
                 closing.close(item);
-            } catch (Exception e) {
-                keep(e);
+            } catch (Throwable t) {
+                keep(t);
             }
         }
     }
 
-    private void keep(Exception e) {
-        if (!kept.isInstance(e)) {
-            // A step throws only X or unchecked exceptions, so this one is unchecked: it goes on at once.
-            throw (RuntimeException) e;
-        }
-        X x = kept.cast(e);
-        if (first == null) first = x;
-        else if (first != x) first.addSuppressed(x);
+    private void keep(Throwable t) {
+        if (first == null) first = t;
+        else if (first != t) first.addSuppressed(t);
     }
 
     /** The first failure so far (later ones suppressed in it), or null. */
-    public X failure() {
+    public Throwable failure() {
         return first;
     }
 
-    /** Throws the first failure, if there was one. */
+    /**
+     * Throws the first failure, if there was one: as X when it is one, else as the unchecked
+     * exception or error it was (a step throws nothing else).
+     */
     public void throwIfFailed() throws X {
-        if (first != null) throw first;
+        if (first == null) return;
+        if (kept.isInstance(first)) throw kept.cast(first);
+        if (first instanceof RuntimeException r) throw r;
+        if (first instanceof Error e) throw e;
+        throw new IllegalStateException("a close step threw a checked " + first, first);
     }
 }

@@ -64,16 +64,31 @@ class CloserTest {
     }
 
     @Test
-    void aFailureOfAnotherTypeGoesOnAtOnceAsFromAPlainCall() {
-        IllegalStateException bug = new IllegalStateException("not a close failure");
+    void anUncheckedFailureStopsNoLaterStepAndIsThrownAsItWas() {
+        IllegalStateException bug = new IllegalStateException("a notifier did not let go");
+        IOException io = new IOException("b");
+        Closer<IOException> closer = Closer.keeping(IOException.class);
+        closer.run(() -> {
+            throw bug;
+        });
+        closer.run(failing("b", io));
+        closer.run(fine("c"));
+        assertEquals(List.of("b", "c"), closed, "every step after the unchecked failure ran");
+        assertSame(bug, closer.failure());
+        assertSame(bug, assertThrows(IllegalStateException.class, closer::throwIfFailed));
+        assertArrayEquals(new Throwable[] {io}, bug.getSuppressed());
+    }
+
+    @Test
+    void anErrorIsKeptAndThrownAsAnError() {
+        OutOfMemoryError oom = new OutOfMemoryError("unable to create native thread");
         Closer<IOException> closer = Closer.keeping(IOException.class);
         closer.run(failing("a", new IOException("a")));
-        assertSame(bug, assertThrows(IllegalStateException.class, () -> closer.run(() -> {
-            throw bug;
-        })));
-        closer.run(fine("c"));
-        assertEquals("a", closer.failure().getMessage());
-        assertEquals(0, closer.failure().getSuppressed().length, "the unchecked one is not kept");
+        closer.run(() -> {
+            throw oom;
+        });
+        IOException thrown = assertThrows(IOException.class, closer::throwIfFailed);
+        assertArrayEquals(new Throwable[] {oom}, thrown.getSuppressed());
     }
 
     @Test
