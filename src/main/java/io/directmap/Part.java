@@ -1,16 +1,16 @@
 package io.directmap;
 
 /**
- * One range of a {@link Read}, in file offsets [start, end): how its bytes reached device memory.
- * Handle it with a switch:
+ * One range of a {@link Read}, in file offsets [start, end): how its bytes reached device memory,
+ * as the read saw it (taken from the mapping each byte was actually read through, so a mapping
+ * taken back or faulted anew after the read does not change it). Handle it with a switch:
  *
  * <pre>{@code
  * for (Part p : read.parts()) {
  *     switch (p) {
  *         case Part.Direct d -> System.out.println(d.start() + " direct from " + d.blockDevice());
  *         case Part.Fallback f -> System.out.println(f.start() + " page cache: " + f.refusedBy() + ": " + f.summary());
- *         case Part.Released r -> System.out.println(r.start() + " taken back before the read returned");
- *     }
+ * *     }
  * }
  * }</pre>
  */
@@ -55,18 +55,6 @@ public sealed interface Part {
         public String toString() {
             return "[" + start + ", " + end + ") fallback, " + refusedBy.label() + ": " + summary
                     + (detail.isEmpty() ? "" : "; " + detail);
-        }
-    }
-
-    /**
-     * Read, but the way is no longer known: the file system took the range's mapping back (an
-     * invalidation: the file was written, truncated or moved) after the bytes were read and before
-     * the read returned. The bytes in device memory are still the file's at the time of the read.
-     */
-    record Released(long start, long end) implements Part {
-        @Override
-        public String toString() {
-            return "[" + start + ", " + end + ") read, then taken back by the file system (the file changed)";
         }
     }
 }
