@@ -30,6 +30,8 @@ public sealed interface Part {
     /**
      * Read straight from the block device (O_DIRECT, the page cache untouched).
      *
+     * @param start        the first byte (a file offset)
+     * @param end          one past the last byte (a file offset)
      * @param blockDevice  the device node the bytes were read from, such as {@code /dev/loop3}
      * @param deviceOffset where start() lies on that device, in bytes
      * @param busAddress   the bus address the device's DMA used for start()
@@ -45,6 +47,8 @@ public sealed interface Part {
     /**
      * Read through the page cache, because a layer refused the direct path.
      *
+     * @param start     the first byte (a file offset)
+     * @param end       one past the last byte (a file offset)
      * @param refusedBy who said no
      * @param reason    a stable code for programs, such as {@code page_cached} or {@code no_p2p_path}
      * @param summary   one line for people, such as "pages are in the page cache"

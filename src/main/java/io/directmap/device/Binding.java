@@ -64,6 +64,7 @@ public final class Binding implements AutoCloseable {
      *                      window faults anew.
      */
     public record Read(long directBytes, long fallbackBytes, int retries, boolean coherent, List<Segment> segments) {
+        /** Refuses a null segments list; the list is kept as given, not copied. */
         public Read {
             Objects.requireNonNull(segments, "segments");
         }
@@ -170,6 +171,8 @@ public final class Binding implements AutoCloseable {
     /**
      * The mappings live now, one per faulted window. What a read was read through is its
      * {@link Read#segments}: a window may be taken back, or faulted anew, as soon as a read returns.
+     *
+     * @return a new list, in window order
      */
     public List<DeviceMapping> liveMappings() {
         List<DeviceMapping> out = new ArrayList<>();
@@ -195,6 +198,13 @@ public final class Binding implements AutoCloseable {
      *
      * <p>The Read returned says which way each byte came ({@link Read#segments}), from the
      * mappings the delivered attempts were read through.
+     *
+     * @param offset   the first byte, a file offset inside the binding
+     * @param length   how many bytes
+     * @param dst      device memory, written from its start
+     * @param progress told the bytes done so far, from the DMA engine's threads
+     * @return what the read saw, and which way each byte came
+     * @throws IOException bad input (outside the binding, unaligned), or a read the system failed
      */
     public Read read(long offset, long length, MemorySegment dst, LongConsumer progress) throws IOException {
         long page = Process.PAGE_SIZE;
