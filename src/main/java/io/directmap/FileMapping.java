@@ -166,7 +166,9 @@ public final class FileMapping implements AutoCloseable {
         }
         try {
             Binding.Read r = binding.read(from, to - from, dst, done -> { });
-            List<Part> parts = Internals.parts(binding.liveMappings(), offset, offset + length);
+            // From the segments the delivered attempts were read through, not from what is mapped now:
+            // a window may be taken back, or faulted anew, as soon as binding.read returns.
+            List<Part> parts = Internals.parts(r.segments(), offset, offset + length);
             Read read = new Read(path, offset, length, r.directBytes(), r.fallbackBytes(), r.retries(), r.coherent(), parts,
                     dst.asSlice(at, length).asReadOnly(), owned, this);
             if (owned != null) {

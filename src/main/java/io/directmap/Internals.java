@@ -3,7 +3,6 @@ package io.directmap;
 import io.directmap.fs.FsStack;
 import io.directmap.fs.PathLearner;
 import io.directmap.fs.Policy;
-import io.directmap.mm.DeviceMapping;
 import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.MapMode;
 import io.directmap.mm.Refusal;
@@ -11,12 +10,11 @@ import io.directmap.mm.Segment;
 import io.directmap.pci.Topology;
 import java.io.IOException;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 
 /**
- * The one place where the facade names the mapping contract's own types (the mapping, its
- * segments, the refusal, the request exception, the importer's mode) and the address space's
+ * The one place where the facade names the mapping contract's own types (the segments a read was
+ * read through, the refusal, the request exception, the importer's mode) and the address space's
  * factory, and turns them into the facade's. When those types move, this file changes and the
  * rest of the package does not.
  */
@@ -44,27 +42,30 @@ final class Internals {
     }
 
     /**
-     * What the mappings say about [start, end), in order: each segment that overlaps it, cut to it.
-     * A part of the range that no mapping covers (its mapping was taken back meanwhile) is a
-     * {@link Part.Released}.
+     * How each byte of [start, end) came, in order: each of the segments a read was read through
+     * ({@link io.directmap.device.Binding.Read#segments}, in order, covering the read) that overlaps
+     * [start, end), cut to it. The parts cover [start, end) exactly, with no gap; a read whose
+     * segments leave a gap there broke the mapping contract, and is an IllegalStateException
+     * naming the gap.
      */
-    static List<Part> parts(List<DeviceMapping> mappings, long start, long end) {
-        List<Segment> segments = new ArrayList<>();
-        for (DeviceMapping m : mappings) {
-            for (Segment s : m.segments()) if (s.start() < end && start < s.end()) segments.add(s);
-        }
-        segments.sort(Comparator.comparingLong(Segment::start));
+    static List<Part> parts(List<Segment> segments, long start, long end) {
         List<Part> parts = new ArrayList<>();
         long at = start;
         for (Segment s : segments) {
-            long from = Math.max(at, s.start()), to = Math.min(end, s.end());
+            long from = Math.max(start, s.start()), to = Math.min(end, s.end());
             if (to <= from) continue;
-            if (at < from) parts.add(new Part.Released(at, from));
+            if (from != at) throw gap(segments, at, from, start, end);
             parts.add(part(s, from, to));
             at = to;
         }
-        if (at < end) parts.add(new Part.Released(at, end));
+        if (at < end) throw gap(segments, at, end, start, end);
         return List.copyOf(parts);
+    }
+
+    private static IllegalStateException gap(List<Segment> segments, long at, long next, long start, long end) {
+        return new IllegalStateException("the segments a read was read through do not cover [" + start + ", " + end
+                + ") in order: " + (next > at ? "nothing covers [" + at + ", " + next + ")" : "they go back to " + next
+                + " after " + at) + "; segments " + segments);
     }
 
     private static Part part(Segment s, long from, long to) {

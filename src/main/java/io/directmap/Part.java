@@ -1,16 +1,16 @@
 package io.directmap;
 
 /**
- * One range of a {@link Read}, in file offsets [start, end): how its bytes reached device memory.
- * Handle it with a switch:
+ * One range of a {@link Read}, in file offsets [start, end): how its bytes reached device memory,
+ * as the read saw it (taken from the mapping each byte was actually read through, so a mapping
+ * taken back or faulted anew after the read does not change it). Handle it with a switch:
  *
  * <pre>{@code
  * for (Part p : read.parts()) {
  *     switch (p) {
  *         case Part.Direct d -> System.out.println(d.start() + " direct from " + d.blockDevice());
  *         case Part.Fallback f -> System.out.println(f.start() + " page cache: " + f.refusedBy() + ": " + f.summary());
- *         case Part.Released r -> System.out.println(r.start() + " taken back before the read returned");
- *     }
+ * *     }
  * }
  * }</pre>
  */
@@ -30,6 +30,8 @@ public sealed interface Part {
     /**
      * Read straight from the block device (O_DIRECT, the page cache untouched).
      *
+     * @param start        the first byte (a file offset)
+     * @param end          one past the last byte (a file offset)
      * @param blockDevice  the device node the bytes were read from, such as {@code /dev/loop3}
      * @param deviceOffset where start() lies on that device, in bytes
      * @param busAddress   the bus address the device's DMA used for start()
@@ -45,6 +47,8 @@ public sealed interface Part {
     /**
      * Read through the page cache, because a layer refused the direct path.
      *
+     * @param start     the first byte (a file offset)
+     * @param end       one past the last byte (a file offset)
      * @param refusedBy who said no
      * @param reason    a stable code for programs, such as {@code page_cached} or {@code no_p2p_path}
      * @param summary   one line for people, such as "pages are in the page cache"
@@ -55,18 +59,6 @@ public sealed interface Part {
         public String toString() {
             return "[" + start + ", " + end + ") fallback, " + refusedBy.label() + ": " + summary
                     + (detail.isEmpty() ? "" : "; " + detail);
-        }
-    }
-
-    /**
-     * Read, but the way is no longer known: the file system took the range's mapping back (an
-     * invalidation: the file was written, truncated or moved) after the bytes were read and before
-     * the read returned. The bytes in device memory are still the file's at the time of the read.
-     */
-    record Released(long start, long end) implements Part {
-        @Override
-        public String toString() {
-            return "[" + start + ", " + end + ") read, then taken back by the file system (the file changed)";
         }
     }
 }

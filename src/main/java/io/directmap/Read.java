@@ -68,7 +68,13 @@ public final class Read implements AutoCloseable {
      */
     public boolean coherent() { return coherent; }
 
-    /** How each range of [offset, offset + bytes) was read, in order, covering it. */
+    /**
+     * How each range of [offset, offset + bytes) was read: in order, covering it exactly with no
+     * gap, from the mappings the delivered bytes were read through (a window taken back or faulted
+     * anew after the read changes nothing here). When offset and bytes are multiples of the page
+     * size, the lengths of the {@link Part.Direct} parts sum to {@link #directBytes} and those of
+     * the {@link Part.Fallback} parts to {@link #fallbackBytes}.
+     */
     public List<Part> parts() { return parts; }
 
     /** The bytes, in device memory, read-only: memory().byteSize() == bytes(). */

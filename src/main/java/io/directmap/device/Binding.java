@@ -5,6 +5,7 @@ import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.Invalidation;
 import io.directmap.mm.MapFlag;
 import io.directmap.mm.MapMode;
+import io.directmap.mm.Segment;
 import io.directmap.mm.Transfer;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Process;
@@ -13,7 +14,9 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
+import java.util.Objects;
 import java.util.Set;
 import java.util.function.Consumer;
 import java.util.function.LongConsumer;
@@ -43,8 +46,29 @@ public final class Binding implements AutoCloseable {
     /** The most windows one binding may have (see the class comment). */
     public static final int MAX_WINDOWS = 16_384;
 
-    /** What one read saw. */
-    public record Read(long directBytes, long fallbackBytes, int retries, boolean coherent) {}
+    /**
+     * What one read saw, and which way each of its bytes came.
+     *
+     * @param directBytes   bytes read straight from a peer (the {@link Segment.Direct} lengths in segments)
+     * @param fallbackBytes bytes read through the page cache (the rest of the read)
+     * @param retries       attempts read again because the file changed under them, or their
+     *                      blocks moved, or their DMA failed (never delivered)
+     * @param coherent      false when a window's mapping could not hold writers back
+     * @param segments      the segments each window's bytes were actually read through: the
+     *                      mapping of the attempt that was delivered (not of attempts read again),
+     *                      cut to the part of the read that window served. In order, they cover the
+     *                      read's [offset, offset + length) exactly when the exporter's mappings
+     *                      cover their requests, as the contract says ({@link DeviceMapping#segments}).
+     *                      Segments wholly inside the read are the mapping's own objects; the list
+     *                      is unmodifiable, and stays true after the mapping is taken back or the
+     *                      window faults anew.
+     */
+    public record Read(long directBytes, long fallbackBytes, int retries, boolean coherent, List<Segment> segments) {
+        /** Refuses a null segments list; the list is kept as given, not copied. */
+        public Read {
+            Objects.requireNonNull(segments, "segments");
+        }
+    }
 
     /** An invalidation as the device lived it: what the file system said, and how long letting go took. */
     public record LetGo(Invalidation invalidation, long windowStart, long windowEnd, long letGoNanos) {}
@@ -144,7 +168,12 @@ public final class Binding implements AutoCloseable {
     public long directBytes() { return stats.directBytes.get(); }
     public long fallbackBytes() { return stats.fallbackBytes.get(); }
 
-    /** The mappings live now, one per faulted window. */
+    /**
+     * The mappings live now, one per faulted window. What a read was read through is its
+     * {@link Read#segments}: a window may be taken back, or faulted anew, as soon as a read returns.
+     *
+     * @return a new list, in window order
+     */
     public List<DeviceMapping> liveMappings() {
         List<DeviceMapping> out = new ArrayList<>();
         for (Window w : windows) {
@@ -166,6 +195,16 @@ public final class Binding implements AutoCloseable {
      *
      * <p>An exception thrown by progress stops nothing in flight: the read waits for its DMA to end,
      * lets go of what it pinned, and then throws it.
+     *
+     * <p>The Read returned says which way each byte came ({@link Read#segments}), from the
+     * mappings the delivered attempts were read through.
+     *
+     * @param offset   the first byte, a file offset inside the binding
+     * @param length   how many bytes
+     * @param dst      device memory, written from its start
+     * @param progress told the bytes done so far, from the DMA engine's threads
+     * @return what the read saw, and which way each byte came
+     * @throws IOException bad input (outside the binding, unaligned), or a read the system failed
      */
     public Read read(long offset, long length, MemorySegment dst, LongConsumer progress) throws IOException {
         long page = Process.PAGE_SIZE;
@@ -183,6 +222,7 @@ public final class Binding implements AutoCloseable {
         int retried = 0;
         boolean coherent = true;
         GuardedProgress guarded = new GuardedProgress(progress);
+        List<Segment> segments = new ArrayList<>();
         // Fast path: pin every window the read touches, then one DMA for all of them, so the engine's
         // queue never drains between windows; then each window's read_retry check.
         int first = (int) ((offset - start) / windowBytes);
@@ -209,11 +249,11 @@ public final class Binding implements AutoCloseable {
             Window w = windows.get(i);
             long s = Math.max(offset, w.start), e = Math.min(readEnd, w.end);
             int k = i - first;
-            Read r = k < pinned.size() ? w.finish(pinned.get(k), failure != null) : null;
+            Window.Served r = k < pinned.size() ? w.finish(pinned.get(k), failure != null, segments) : null;
             if (r == null) {
                 // Not pinned, or it needs reading again: this window alone, with the whole protocol.
                 long before = done;
-                r = w.read(s, e, dst.asSlice(s - offset), n -> guarded.accept(before + n));
+                r = w.read(s, e, dst.asSlice(s - offset), n -> guarded.accept(before + n), segments);
                 guarded.rethrow();
                 retried += k < pinned.size() ? 1 : 0;
             }
@@ -228,7 +268,7 @@ public final class Binding implements AutoCloseable {
         stats.directBytes.addAndGet(direct);
         stats.fallbackBytes.addAndGet(fallback);
         if (!coherent) stats.incoherentReads.incrementAndGet();
-        return new Read(direct, fallback, retried, coherent);
+        return new Read(direct, fallback, retried, coherent, Collections.unmodifiableList(segments));
     }
 
     /**

@@ -43,6 +43,12 @@ public final class DeviceAccess implements AutoCloseable {
 
     /** The mapping the bytes were read through (null if it was already taken back). */
     public DeviceMapping mapping() { return mapping; }
+    /**
+     * The segments of {@link #mapping}, whole: they cover the page-aligned range it was asked for,
+     * past the end of the file up to the page's end. The access reads once and nothing else reads
+     * its one window, so they are the ones the bytes were read through unless the file system took
+     * the mapping back before this access was made (then empty).
+     */
     public List<Segment> segments() { return mapping == null ? List.of() : mapping.segments(); }
     public List<IommuTable.Entry> entries() { return entries; }
     public Binding binding() { return binding; }

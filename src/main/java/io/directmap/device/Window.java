@@ -83,8 +83,19 @@ final class Window implements IntervalNotifier.Ops {
         notifyAll();
     }
 
-    /** read_retry and the placement check after a DMA; the Read to deliver, or null to read again. */
-    Binding.Read finish(Pinned p, boolean failed) throws IOException {
+    /**
+     * What one window's part of a delivered read came to: its bytes read direct and through the
+     * page cache, the attempts read again, and whether the mapping held writers back. The segments
+     * it was read through went to the read's list.
+     */
+    record Served(long directBytes, long fallbackBytes, int retries, boolean coherent) {}
+
+    /**
+     * read_retry and the placement check after a DMA: null to read again (nothing added to into),
+     * or what this window's part came to, with the segments of the mapping it was read through,
+     * cut to [p.start(), p.end()), added to into in order.
+     */
+    Served finish(Pinned p, boolean failed, List<Segment> into) throws IOException {
         if (notifier.readRetry(p.seq())) {
             stats.retries.incrementAndGet();
             return null;
@@ -100,13 +111,29 @@ final class Window implements IntervalNotifier.Ops {
         }
         long direct = 0;
         for (Segment seg : p.mapping().segments()) {
-            if (seg instanceof Segment.Direct) direct += Math.max(0, Math.min(p.end(), seg.end()) - Math.max(p.start(), seg.start()));
+            long from = Math.max(p.start(), seg.start()), to = Math.min(p.end(), seg.end());
+            if (to <= from) continue;
+            into.add(cut(seg, from, to));
+            if (seg instanceof Segment.Direct) direct += to - from;
         }
-        return new Binding.Read(direct, (p.end() - p.start()) - direct, 0, p.mapping().coherent());
+        return new Served(direct, (p.end() - p.start()) - direct, 0, p.mapping().coherent());
     }
 
-    /** The whole protocol for one window, waiting where the fast path would not. */
-    Binding.Read read(long s, long e, MemorySegment dst, LongConsumer progress) throws IOException {
+    /** seg cut to [from, to) (inside it): seg itself when it is exactly that, so whole segments are not copied. */
+    static Segment cut(Segment seg, long from, long to) {
+        if (seg.start() == from && seg.end() == to) return seg;
+        long skip = from - seg.start();
+        return switch (seg) {
+            case Segment.Direct d -> new Segment.Direct(from, to, d.peer(), d.deviceOffset() + skip, d.busAddress() + skip, d.route());
+            case Segment.Fallback f -> new Segment.Fallback(from, to, f.refusal());
+        };
+    }
+
+    /**
+     * The whole protocol for one window, waiting where the fast path would not; the segments of the
+     * attempt it delivers (only that one) are added to into, as {@link #finish} adds them.
+     */
+    Served read(long s, long e, MemorySegment dst, LongConsumer progress, List<Segment> into) throws IOException {
         long deadline = System.nanoTime() + binding.coherentWait().toNanos();
         int retried = 0;
         while (true) {
@@ -132,10 +159,10 @@ final class Window implements IntervalNotifier.Ops {
             // Pinned from here: nothing that can throw comes between the pin and the try whose finally unpins.
             long t0 = System.nanoTime();
             IOException failure = binding.transfer(pinned, s, dst, progress, dmaStats);
-            Binding.Read r = finish(p, failure != null);
+            Served r = finish(p, failure != null, into);
             if (r != null) {
                 binding.report(dmaStats, System.nanoTime() - t0);
-                return new Binding.Read(r.directBytes(), r.fallbackBytes(), retried, r.coherent());
+                return new Served(r.directBytes(), r.fallbackBytes(), retried, r.coherent());
             }
             retried++;
             if (failure != null && !notifier.readRetry(p.seq())) {
