@@ -1,6 +1,6 @@
 package io.directmap.device;
 
-import io.directmap.mm.IntervalIndex;
+import io.directmap.lang.IntervalIndex;
 import io.directmap.mm.Transfer;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
@@ -28,6 +28,9 @@ public final class IommuTable {
 
     /** At most one entry per virtual address it starts at (programming an address again replaces it). */
     private final IntervalIndex<Entry> entries = new IntervalIndex<>();
+
+    /** An empty table: each importer makes its own ({@link SoftwareDevice}); others read it. */
+    IommuTable() {}
 
     /**
      * The parts of entries inside [vaStart, vaEnd), each with its target narrowed to the part and

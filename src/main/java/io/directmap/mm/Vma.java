@@ -1,5 +1,6 @@
 package io.directmap.mm;
 
+import io.directmap.lang.IntervalIndex;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
