@@ -2,8 +2,6 @@ package io.directmap.mm;
 
 import io.directmap.lang.Closer;
 import io.directmap.pci.Topology;
-import io.directmap.sys.Mmap;
-import io.directmap.sys.SysException;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -56,7 +54,7 @@ public final class AddressSpace implements AutoCloseable {
     public Vma mmap(MappedFile file, VmOperations ops) throws IOException {
         Arena arena = Arena.ofShared();
         try {
-            MemorySegment pages = Mmap.mapShared(file.handle(), file.size(), arena);
+            MemorySegment pages = file.mapShared(arena);
             Vma vma = new Vma(file, arena, pages, ops, this::forget);
             synchronized (vmas) {
                 vmas.add(vma);
@@ -66,7 +64,7 @@ public final class AddressSpace implements AutoCloseable {
             arena.close();
             try {
                 file.close();
-            } catch (SysException c) {
+            } catch (IOException c) {
                 e.addSuppressed(c);
             }
             throw e;

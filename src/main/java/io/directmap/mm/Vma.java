@@ -1,6 +1,7 @@
 package io.directmap.mm;
 
 import io.directmap.lang.IntervalIndex;
+import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -126,7 +127,7 @@ public final class Vma implements AutoCloseable {
      * Drops this process's page-table entries for the whole mapping (madvise MADV_DONTNEED), as a
      * driver unpins the pages it faulted for a device; the page cache keeps them until evicted.
      */
-    public void dropPageMappings() throws io.directmap.sys.SysException {
+    public void dropPageMappings() throws IOException {
         synchronized (this) {
             if (closed) return;
             pageCalls++;
@@ -173,7 +174,7 @@ public final class Vma implements AutoCloseable {
      * thrown with the others suppressed.
      */
     @Override
-    public void close() throws java.io.IOException {
+    public void close() throws IOException {
         List<Runnable> releases;
         synchronized (this) {
             if (closed) return;
@@ -219,7 +220,7 @@ public final class Vma implements AutoCloseable {
         }
         try {
             file.close();
-        } catch (io.directmap.sys.SysException e) {
+        } catch (IOException e) {
             if (failure != null) e.addSuppressed(failure);
             throw e;
         }

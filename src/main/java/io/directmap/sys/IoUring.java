@@ -126,7 +126,15 @@ public final class IoUring implements AutoCloseable {
      * (the queue, or as many reads outstanding as the completion queue can hold without overflow).
      */
     public boolean prepareRead(FileHandle file, MemorySegment dst, long offset, long userData) throws SysException {
-        int fd = file.fd();
+        return prepareRead(file.fd(), dst, offset, userData);
+    }
+
+    /**
+     * As {@link #prepareRead(FileHandle, MemorySegment, long, long)}, through a descriptor someone
+     * else owns and keeps open until the read completes (a {@code mm.Peer} between its
+     * beginDirectRead and endDirectRead).
+     */
+    public boolean prepareRead(int fd, MemorySegment dst, long offset, long userData) {
         int head = (int) INT.getAcquire(sqRing, sqHead);
         int next = tail + pending;
         if (next - head >= entries || outstanding() >= cqEntries) return false;
@@ -249,7 +257,7 @@ public final class IoUring implements AutoCloseable {
         int head = (int) INT.get(cqRing, cqHead);
         int cqTailNow = (int) INT.getAcquire(cqRing, cqTail);
         if (head == cqTailNow) return null;
-        long at = cqes + (long) (head & cqMask) * CQE;
+        long at = cqes + (head & cqMask) * CQE;
         long userData = cqRing.get(JAVA_LONG, at);
         int result = cqRing.get(JAVA_INT, at + 8);
         INT.setRelease(cqRing, cqHead, head + 1);
