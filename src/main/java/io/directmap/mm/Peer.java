@@ -9,13 +9,13 @@ import java.nio.file.Path;
  * through a descriptor (a memfd, a file), fits the same shape.
  */
 public interface Peer {
-    /** loop0, nvme0n1: the name messages give. */
+    /** {@return the name messages give: loop0, nvme0n1} */
     String name();
 
-    /** The node it is read through: /dev/loop0. */
+    /** {@return the node it is read through: /dev/loop0} */
     Path node();
 
-    /** Offsets and lengths of a direct read must be multiples of this (a block device's logical block size; 1 for none). */
+    /** {@return what offsets and lengths of a direct read must be multiples of (a block device's logical block size; 1 for none)} */
     int readAlignment();
 
     /**
