@@ -112,6 +112,7 @@ public final class IoUring implements AutoCloseable {
         }
     }
 
+    @SuppressWarnings("restricted")   // sys is where restricted FFM calls live: -Werror fails one anywhere else
     private static MemorySegment map(int fd, long size, long offset) throws SysException {
         // (state, void*, size_t, int, int, int, off_t)void*; MAP_FAILED is (void*)-1, no user-space address is negative
         long a = Libc.check("mmap io_uring ring", "offset " + offset, "", s -> ((MemorySegment) MMAP.invokeExact(s,
