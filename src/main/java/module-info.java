@@ -8,9 +8,12 @@
  *   <li>{@code io.directmap}: the library, the few types a Java program maps and reads with;</li>
  *   <li>{@code io.directmap.mm}: the contract for driver writers, the proposal's device_map and
  *       device_unmap callbacks, interval notifiers with read_begin / read_retry;</li>
- *   <li>{@code io.directmap.device}: importers, the devices that read through a mapping.</li>
+ *   <li>{@code io.directmap.device}: importers, the devices that read through a mapping;</li>
+ *   <li>{@code io.directmap.pci}: the bus they sit on, the contract's vocabulary for where a peer
+ *       and an importer are (an importer is an endpoint; a mapping's route is a path between
+ *       two), named by the contract's signatures.</li>
  * </ul>
- * Everything else (sys's native calls, fs, block, pci, fault points, the tools and the dmap
+ * Everything else (sys's native calls, fs, block, fault points, the tools and the dmap
  * command) is the implementation and may change without notice.
  *
  * <p>The native calls (io_uring, O_DIRECT, FIEMAP, ...) need native access: on the module path
@@ -27,6 +30,7 @@ module io.directmap {
     exports io.directmap;           // the library
     exports io.directmap.mm;
     exports io.directmap.device;
+    exports io.directmap.pci;       // the bus: the contract names its endpoints and routes
 
     // picocli sets the commands' @Option and @Parameters fields by reflection.
     opens io.directmap.cli to info.picocli;

@@ -46,22 +46,29 @@ public final class Device implements AutoCloseable {
         this.memoryBytes = memoryBytes;
     }
 
-    /** Its name: gpu0, nic1, ... (what a topology file names it by). */
+    /** {@return its name: gpu0, nic1, ... (what a topology file names it by)} */
     public String name() { return device.name(); }
 
-    /** What kind of device it is. */
+    /** {@return what kind of device it is} */
     public DeviceKind kind() { return kind; }
 
-    /** Its memory, in bytes. */
+    /** {@return its memory, in bytes} */
     public long memoryBytes() { return memoryBytes; }
 
-    /** Its memory not allocated now, in bytes. */
+    /** {@return its memory not allocated now, in bytes} */
     public long memoryFree() { return device.memoryFree(); }
 
-    /** How many DMA requests it keeps in flight, and how many asynchronous reads run at once. */
+    /** {@return how many DMA requests it keeps in flight, and how many asynchronous reads run at once} */
     public int queueDepth() { return device.queueDepth(); }
 
-    /** Maps the whole file ({@link MapOptions#defaults}). */
+    /**
+     * Maps the whole file ({@link MapOptions#defaults}).
+     *
+     * @param file the file
+     * @return the mapping; closing it lets go of every window and munmaps the file
+     * @throws IOException a file that cannot be opened or mapped, or an empty file (the message
+     *         names the file and what to give)
+     */
     public FileMapping map(Path file) throws IOException {
         return map(file, MapOptions.defaults());
     }
@@ -69,6 +76,10 @@ public final class Device implements AutoCloseable {
     /**
      * Maps the file into this device as options say: mmaps it and binds the range in windows, each
      * mapped through device_map on its first read. Nothing is read yet.
+     *
+     * @param file the file
+     * @param options the range, the windows and whether each is direct whole or not at all
+     * @return the mapping; closing it lets go of every window and munmaps the file
      *
      * @throws IOException a file that cannot be opened or mapped, an empty file, a range outside
      *         it, a window the device cannot use (each message names the file, the range and what to give)
@@ -117,6 +128,9 @@ public final class Device implements AutoCloseable {
     /**
      * Device memory of bytes for {@link FileMapping#read(long, long, DeviceBuffer)}; close it to
      * give it back.
+     *
+     * @param bytes its size, at least 1
+     * @return the buffer
      *
      * @throws IOException when it does not fit in the device's free memory (the message says how much is free)
      */

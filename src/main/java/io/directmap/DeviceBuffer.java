@@ -21,13 +21,18 @@ public final class DeviceBuffer implements AutoCloseable {
         this.writers = new InFlight("buffer of " + size + " bytes on " + device.name());
     }
 
-    /** The device this memory belongs to. */
+    /** {@return the device this memory belongs to} */
     public Device device() { return device; }
 
-    /** Its size in bytes. */
+    /** {@return its size in bytes} */
     public long size() { return size; }
 
-    /** The memory, read-only: what the last read left there. */
+    /**
+     * The memory, read-only: what the last read left there.
+     *
+     * @return the memory
+     * @throws IllegalStateException when the buffer is closed
+     */
     public MemorySegment memory() {
         if (writers.isClosed()) throw new IllegalStateException(this + " is closed; its memory was given back");
         return buffer.segment().asSlice(0, size).asReadOnly();

@@ -15,12 +15,12 @@ public enum DeviceKind {
 
     io.directmap.device.Profile profile() { return profile; }
 
-    /** The prefix of its default names: "gpu", "nic", "fpga". */
+    /** {@return the prefix of its default names: "gpu", "nic", "fpga"} */
     public String prefix() { return profile.prefix(); }
 
-    /** The memory a device of this kind has unless told otherwise, in bytes. */
+    /** {@return the memory a device of this kind has unless told otherwise, in bytes} */
     public long defaultMemoryBytes() { return profile.memoryBytes(); }
 
-    /** How many DMA requests (and asynchronous reads) a device of this kind keeps in flight. */
+    /** {@return how many DMA requests (and asynchronous reads) a device of this kind keeps in flight} */
     public int queueDepth() { return profile.queueDepth(); }
 }

@@ -39,25 +39,36 @@ public final class DirectMap implements AutoCloseable {
         this.policy = policy;
     }
 
-    /** The default machine (every device a peer of every other) and policy ({@link PathPolicy#CACHE}). */
+    /**
+     * The default machine (every device a peer of every other) and policy ({@link PathPolicy#CACHE}).
+     *
+     * @return the entry point; closing it closes every device it made
+     * @throws IOException when the block devices or file systems cannot be read
+     */
     public static DirectMap open() throws IOException {
         return builder().open();
     }
 
-    /** Options: a topology file, the policy, the price of an evicted page. */
+    /** {@return options to open one with: a topology file, the policy, the price of an evicted page} */
     public static Builder builder() {
         return new Builder();
     }
 
-    /** The policy file systems follow. */
+    /** {@return the policy file systems follow} */
     public PathPolicy policy() { return policy; }
 
-    /** Where the topology came from: a file's path, or "default topology". */
+    /** {@return where the topology came from: a file's path, or "default topology"} */
     public String topology() { return mm.topology().source(); }
 
     FsStack addressSpace() { return mm; }
 
-    /** A device of kind named by its kind's prefix and the lowest number free here: gpu0, then gpu1, ... */
+    /**
+     * A device of kind named by its kind's prefix and the lowest number free here: gpu0, then gpu1, ...
+     *
+     * @param kind what it is
+     * @return the device, with its kind's memory; closing it closes its mappings
+     * @throws IllegalStateException when this DirectMap is closed
+     */
     public Device device(DeviceKind kind) {
         Objects.requireNonNull(kind, "kind");
         synchronized (this) {
@@ -68,7 +79,16 @@ public final class DirectMap implements AutoCloseable {
         }
     }
 
-    /** A device of kind named name (the name a topology file gives its rules by), with its kind's memory. */
+    /**
+     * A device of kind named name (the name a topology file gives its rules by), with its kind's memory.
+     *
+     * @param name one word, such as gpu0
+     * @param kind what it is
+     * @return the device; closing it closes its mappings
+     * @throws IllegalArgumentException a blank name or one with spaces, or a name another open device
+     *         of this DirectMap has
+     * @throws IllegalStateException when this DirectMap is closed
+     */
     public Device device(String name, DeviceKind kind) {
         return device(name, kind, kind.defaultMemoryBytes());
     }
@@ -76,8 +96,13 @@ public final class DirectMap implements AutoCloseable {
     /**
      * A device of kind named name with memoryBytes of memory.
      *
+     * @param name one word, such as gpu0
+     * @param kind what it is
+     * @param memoryBytes its memory, which is also its aperture on the bus
+     * @return the device; closing it closes its mappings
      * @throws IllegalArgumentException a blank name or one with spaces, a name another open device
      *         of this DirectMap has, or memoryBytes below 1
+     * @throws IllegalStateException when this DirectMap is closed
      */
     public synchronized Device device(String name, DeviceKind kind, long memoryBytes) {
         Objects.requireNonNull(kind, "kind");
@@ -95,7 +120,7 @@ public final class DirectMap implements AutoCloseable {
         return d;
     }
 
-    /** The devices open now, in the order they were made. */
+    /** {@return the devices open now, in the order they were made} */
     public synchronized List<Device> devices() {
         return List.copyOf(devices);
     }
@@ -137,13 +162,21 @@ public final class DirectMap implements AutoCloseable {
         /**
          * A topology file (as {@code dmap --topology} takes): one rule a line, {@code bar NAME SIZE},
          * {@code no-p2p A B}, {@code atomics A B}; by default every device is a peer of every other.
+         *
+         * @param file the topology file, read at {@link #open()}
+         * @return this builder
          */
         public Builder topology(Path file) {
             this.topologyFile = Objects.requireNonNull(file, "file");
             return this;
         }
 
-        /** The policy (as {@code dmap --policy}); {@link PathPolicy#CACHE} by default. */
+        /**
+         * The policy (as {@code dmap --policy}); {@link PathPolicy#CACHE} by default.
+         *
+         * @param policy what file systems decide by
+         * @return this builder
+         */
         public Builder policy(PathPolicy policy) {
             this.policy = Objects.requireNonNull(policy, "policy");
             return this;
@@ -152,6 +185,10 @@ public final class DirectMap implements AutoCloseable {
         /**
          * With {@link PathPolicy#LEARN}: what evicting one hot page of cache costs, in nanoseconds
          * (1000 by default, as {@code dmap --evicted-page-cost}).
+         *
+         * @param nanos the cost in nanoseconds
+         * @return this builder
+         * @throws IllegalArgumentException when nanos is negative, infinite or not a number
          */
         public Builder evictedPageCostNanos(double nanos) {
             if (!(nanos >= 0) || Double.isInfinite(nanos)) {
@@ -164,6 +201,7 @@ public final class DirectMap implements AutoCloseable {
         /**
          * Opens it.
          *
+         * @return the entry point; closing it closes every device it made
          * @throws IOException a topology file that is missing or has a bad line (the message names the file and the line)
          */
         public DirectMap open() throws IOException {

@@ -20,22 +20,38 @@ public record MapOptions(long start, long end, boolean allOrNothing, long window
     /** The CLI's window: 8 MiB. */
     static final long DEFAULT_WINDOW = 8L << 20;
 
-    /** The whole file, direct where possible, 8 MiB windows. */
+    /** {@return options for the whole file, direct where possible, 8 MiB windows} */
     public static MapOptions defaults() {
         return new MapOptions(0, -1, false, 0);
     }
 
-    /** Only [start, end) of the file (file offsets; end -1 for the end of the file). */
+    /**
+     * Only [start, end) of the file.
+     *
+     * @param start the first file offset
+     * @param end the file offset after the last one; -1 for the end of the file
+     * @return these options with that range
+     */
     public MapOptions range(long start, long end) {
         return new MapOptions(start, end, allOrNothing, windowBytes);
     }
 
-    /** true: each window direct whole or not at all; false (the default): direct where it can be. */
+    /**
+     * Whether each window is direct whole or not at all.
+     *
+     * @param wholeWindows true: each window direct whole or not at all; false (the default): direct where it can be
+     * @return these options with that choice
+     */
     public MapOptions allOrNothing(boolean wholeWindows) {
         return new MapOptions(start, end, wholeWindows, windowBytes);
     }
 
-    /** Windows of bytes (a positive multiple of the page size). */
+    /**
+     * Windows of bytes.
+     *
+     * @param bytes a positive multiple of the page size (checked at {@link Device#map(java.nio.file.Path, MapOptions)})
+     * @return these options with that window
+     */
     public MapOptions window(long bytes) {
         return new MapOptions(start, end, allOrNothing, bytes);
     }

@@ -31,12 +31,27 @@ public final class ReadBatch {
         this.mapping = mapping;
     }
 
-    /** Adds a read of [offset, offset + length) into memory the mapping allocates; its future completes after submit. */
+    /**
+     * Adds a read of [offset, offset + length) into memory the mapping allocates.
+     *
+     * @param offset the first file offset
+     * @param length how many bytes
+     * @return its future, which completes after {@link #submit()}
+     * @throws IllegalStateException when the batch was submitted
+     */
     public CompletableFuture<Read> add(long offset, long length) {
         return add(offset, length, null);
     }
 
-    /** Adds a read of [offset, offset + length) into into (see {@link FileMapping#read(long, long, DeviceBuffer)}). */
+    /**
+     * Adds a read of [offset, offset + length) into into (see {@link FileMapping#read(long, long, DeviceBuffer)}).
+     *
+     * @param offset the first file offset
+     * @param length how many bytes
+     * @param into the device memory to read into, or null for memory the mapping allocates
+     * @return its future, which completes after {@link #submit()}
+     * @throws IllegalStateException when the batch was submitted
+     */
     public CompletableFuture<Read> add(long offset, long length, DeviceBuffer into) {
         if (submitted) throw new IllegalStateException("this batch of " + mapping + " was submitted; start another with batch()");
         Pending p = new Pending(offset, length, into, new CompletableFuture<>());
@@ -44,12 +59,15 @@ public final class ReadBatch {
         return p.result();
     }
 
-    /** How many reads were added. */
+    /** {@return how many reads were added} */
     public int size() { return pending.size(); }
 
     /**
      * Starts every read added, and returns a future of all of them, in the order they were added; it
      * fails with the first failure (in that order) once every read has ended.
+     *
+     * @return the future of every read's result
+     * @throws IllegalStateException when the batch was submitted already
      */
     public CompletableFuture<List<Read>> submit() {
         if (submitted) throw new IllegalStateException("this batch of " + mapping + " was submitted already");

@@ -176,7 +176,6 @@ public final class BlockDevice implements Peer, AutoCloseable {
     }
 
     /** The O_DIRECT handle the DMA engine reads through; only for a device that opened. */
-    @Override
     public FileHandle directHandle() {
         if (handle == null) throw new IllegalStateException(name() + " did not open: " + whyNotOpen());
         return handle;
@@ -217,6 +216,17 @@ public final class BlockDevice implements Peer, AutoCloseable {
     @Override
     public synchronized void endDirectRead() {
         directReaders--;
+    }
+
+    /** The O_DIRECT descriptor's number, while a DMA holds it open ({@link #beginDirectRead()}). */
+    @Override
+    public synchronized int descriptor() {
+        if (directReaders == 0) throw new IllegalStateException(name() + ": descriptor() outside beginDirectRead/endDirectRead");
+        try {
+            return directHandle().fd();
+        } catch (SysException e) {
+            throw new IllegalStateException(name() + ": the descriptor was closed while a DMA held it", e);
+        }
     }
 
     /**

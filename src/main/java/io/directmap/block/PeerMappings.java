@@ -1,6 +1,6 @@
 package io.directmap.block;
 
-import io.directmap.mm.IntervalIndex;
+import io.directmap.lang.IntervalIndex;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;

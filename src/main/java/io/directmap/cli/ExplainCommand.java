@@ -53,7 +53,7 @@ final class ExplainCommand implements Callable<Integer> {
             String cache;
             Cachestat.Stat st = null;
             try {
-                st = Cachestat.query(vma.file().handle(), mapStart, mapEnd - mapStart);
+                st = Cachestat.query(OpenFile.of(vma).handle(), mapStart, mapEnd - mapStart);
                 cache = st.cached() + " of " + (mapEnd - mapStart) / page + " pages cached, " + st.dirty() + " dirty, "
                         + st.writeback() + " under writeback";
             } catch (SysException e) {

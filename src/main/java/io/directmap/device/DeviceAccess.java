@@ -36,31 +36,47 @@ public final class DeviceAccess implements AutoCloseable {
                 binding.vma().address() + binding.end());
     }
 
-    /** Device memory holding bytes [start, end) of the file, read-only. */
+    /** {@return device memory holding bytes [start, end) of the file, read-only} */
     public MemorySegment memory() {
         return buffer.segment().asSlice(start - binding.start(), end - start).asReadOnly();
     }
 
-    /** The mapping the bytes were read through (null if it was already taken back). */
+    /** {@return the mapping the bytes were read through (null if it was already taken back)} */
     public DeviceMapping mapping() { return mapping; }
+
     /**
-     * The segments of {@link #mapping}, whole: they cover the page-aligned range it was asked for,
+     * {@return the segments of {@link #mapping}, whole: they cover the page-aligned range it was asked for,
      * past the end of the file up to the page's end. The access reads once and nothing else reads
      * its one window, so they are the ones the bytes were read through unless the file system took
-     * the mapping back before this access was made (then empty).
+     * the mapping back before this access was made (then empty)}
      */
     public List<Segment> segments() { return mapping == null ? List.of() : mapping.segments(); }
+
+    /** {@return the table entries programmed from the mapping} */
     public List<IommuTable.Entry> entries() { return entries; }
+
+    /** {@return the binding of the range it was read through} */
     public Binding binding() { return binding; }
+
+    /** {@return the first file offset asked for} */
     public long start() { return start; }
+
+    /** {@return the file offset after the last one asked for} */
     public long end() { return end; }
+
+    /** {@return the name of the device that read it} */
     public String deviceName() { return device.name(); }
 
-    /** Bytes moved by the DMA engine from peer block devices and from the page cache. */
+    /** {@return the bytes the DMA engine moved straight from peer block devices} */
     public long directBytes() { return read.directBytes(); }
+
+    /** {@return the bytes the DMA engine moved from the page cache} */
     public long fallbackBytes() { return read.fallbackBytes(); }
-    /** False when another process had the file open for writing while it was read. */
+
+    /** {@return false when another process had the file open for writing while it was read} */
     public boolean coherent() { return read.coherent(); }
+
+    /** {@return how long the DMA took, in nanoseconds} */
     public long dmaNanos() { return dmaNanos; }
 
     @Override

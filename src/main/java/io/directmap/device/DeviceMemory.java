@@ -103,7 +103,7 @@ public final class DeviceMemory {
             this.bytes = bytes;
         }
 
-        /** The device memory itself. */
+        /** {@return the device memory itself} */
         public MemorySegment segment() { return segment; }
 
         @Override

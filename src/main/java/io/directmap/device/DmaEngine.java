@@ -7,6 +7,7 @@ import io.directmap.fault.Faults;
 import io.directmap.mm.Peer;
 import io.directmap.mm.Transfer;
 import io.directmap.sys.Errno;
+import io.directmap.sys.FileHandle;
 import io.directmap.sys.IoUring;
 import io.directmap.sys.SysException;
 import java.io.IOException;
@@ -238,7 +239,7 @@ final class DmaEngine implements AutoCloseable {
             while (!b.stop && (next < reads.size() || ring.outstanding() > 0)) {
                 while (!b.stop && next < reads.size() && ring.outstanding() < depth) {
                     PeerRead r = reads.get(next);
-                    if (!ring.prepareRead(r.device().directHandle(), r.dst(), r.deviceOffset(), next)) break;
+                    if (!ring.prepareRead(r.device().descriptor(), r.dst(), r.deviceOffset(), next)) break;
                     started[next++] = System.nanoTime();
                 }
                 ringWait.await(ring);
@@ -316,7 +317,7 @@ final class DmaEngine implements AutoCloseable {
         long done = 0;
         while (done < dst.byteSize()) {
             MemorySegment rest = done == 0 ? dst : dst.asSlice(done);
-            long n = device.directHandle().pread(rest, offset + done);
+            long n = FileHandle.pread(device.descriptor(), device.node(), device.readAlignment() > 1, rest, offset + done);
             if (Faults.fire(FaultPoint.READ_EIO)) {
                 throw new SysException("pread O_DIRECT", device.node() + " @" + (offset + done) + "+" + rest.byteSize(), Errno.EIO, EIO_HINT);
             }

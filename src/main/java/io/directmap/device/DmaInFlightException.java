@@ -30,9 +30,9 @@ public final class DmaInFlightException extends IOException {
         this.bytes = bytes;
     }
 
-    /** How many reads were still in flight when the engine gave up waiting (0: refused up front). */
+    /** {@return how many reads were still in flight when the engine gave up waiting (0: refused up front)} */
     public int readsInFlight() { return readsInFlight; }
 
-    /** The size of the destination that must not be freed or reused. */
+    /** {@return the size of the destination that must not be freed or reused} */
     public long bytes() { return bytes; }
 }

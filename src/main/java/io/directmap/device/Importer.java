@@ -10,10 +10,10 @@ import io.directmap.pci.Topology.Endpoint;
  * {@link SoftwareDevice#bind} for the built-in software devices).
  */
 public interface Importer extends AutoCloseable {
-    /** gpu0, nic1: the name refusals, tables and events give. */
+    /** {@return the name refusals, tables and events give: gpu0, nic1} */
     String name();
 
-    /** Where the device sits on the bus: what the block device or exporter checks a peer-to-peer path to. */
+    /** {@return where the device sits on the bus: what the block device or exporter checks a peer-to-peer path to} */
     Endpoint endpoint();
 
     /** Lets go of everything the device holds; nothing of it reads afterwards. */

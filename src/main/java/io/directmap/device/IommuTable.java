@@ -1,6 +1,6 @@
 package io.directmap.device;
 
-import io.directmap.mm.IntervalIndex;
+import io.directmap.lang.IntervalIndex;
 import io.directmap.mm.Transfer;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
@@ -13,21 +13,40 @@ import java.util.List;
 public final class IommuTable {
     /** Where an entry's bytes come from. */
     public sealed interface Target {
-        /** A peer's aperture: busAddress reaches device at deviceOffset. */
+        /**
+         * A peer's aperture (step 4a): busAddress reaches device at deviceOffset.
+         *
+         * @param device the peer the bytes are read from
+         * @param deviceOffset where on it
+         * @param busAddress the proposal's dma_addr_t for that offset
+         */
         record Peer(io.directmap.mm.Peer device, long deviceOffset, long busAddress) implements Target {}
 
         /**
          * Host memory: pages of the page cache, reached through the vma. way says whether the file
          * system expected them cached or cold (what the learning policy measures), or null.
+         *
+         * @param pages the faulted pages (step 4b)
+         * @param way how the refuser expected them to travel, or null when it did not say
          */
         record HostPages(MemorySegment pages, Transfer way) implements Target {}
     }
 
-    /** virtualAddress..+length is backed by target; memoryOffset is where it lands in device memory. */
+    /**
+     * One translation: virtualAddress..+length is backed by target.
+     *
+     * @param virtualAddress where it starts in the vma, as the device mirrors it
+     * @param length how many bytes it covers
+     * @param target what the bytes are read from
+     * @param memoryOffset where they land in device memory
+     */
     public record Entry(long virtualAddress, long length, Target target, long memoryOffset) {}
 
     /** At most one entry per virtual address it starts at (programming an address again replaces it). */
     private final IntervalIndex<Entry> entries = new IntervalIndex<>();
+
+    /** An empty table: each importer makes its own ({@link SoftwareDevice}); others read it. */
+    IommuTable() {}
 
     /**
      * The parts of entries inside [vaStart, vaEnd), each with its target narrowed to the part and
@@ -69,11 +88,17 @@ public final class IommuTable {
         return List.copyOf(entries.startingIn(vaStart, vaEnd));
     }
 
-    /** The entry that translates va, or null. */
+    /**
+     * The entry that translates va, as the device's IOMMU would.
+     *
+     * @param va a virtual address of a mirrored vma
+     * @return the entry that covers it, or null when none does
+     */
     public synchronized Entry translate(long va) {
         return entries.floorContaining(va);
     }
 
+    /** {@return how many entries are programmed} */
     public synchronized int size() {
         return entries.size();
     }

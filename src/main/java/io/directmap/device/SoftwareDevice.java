@@ -25,7 +25,13 @@ import java.util.function.LongConsumer;
  * the end of the file read as zeros, as in the CPU's mapping.
  */
 public final class SoftwareDevice implements Importer {
-    /** The size of the direct read requests the DMA engine makes for a transfer of bytes at depth (what fio is given to compare). */
+    /**
+     * The size of the direct read requests the DMA engine makes for a transfer (what fio is given to compare).
+     *
+     * @param bytes the bytes of the transfer
+     * @param depth the reads the engine keeps in flight
+     * @return the bytes of each request
+     */
     public static long directRequestSize(long bytes, int depth) {
         return DmaEngine.requestSize(bytes, DmaEngine.PEER_REQUEST, depth);
     }
@@ -56,26 +62,59 @@ public final class SoftwareDevice implements Importer {
         return new SoftwareDevice(name, p, p.memoryBytes(), topology, false);
     }
 
-    /** gpu0, nic0, fpga1, ...: the profile follows from the name. */
+    /**
+     * A device whose profile follows from its name: gpu0, nic0, fpga1, ...
+     *
+     * @param name the device's name; its prefix picks the profile
+     * @param topology the bus it is registered on, as an importer
+     * @return the device; closing it frees its memory
+     */
     public static SoftwareDevice create(String name, Topology topology) {
         Profile p = Profile.ofDeviceName(name);
         return new SoftwareDevice(name, p, p.memoryBytes(), topology);
     }
 
+    /**
+     * A device with the profile and memory given.
+     *
+     * @param name the device's name
+     * @param profile what it can do (queue depth, atomics)
+     * @param memoryBytes its memory, which is also its aperture on the bus
+     * @param topology the bus it is registered on, as an importer
+     * @return the device; closing it frees its memory
+     */
     public static SoftwareDevice create(String name, Profile profile, long memoryBytes, Topology topology) {
         return new SoftwareDevice(name, profile, memoryBytes, topology);
     }
 
     @Override public String name() { return name; }
     @Override public Endpoint endpoint() { return endpoint; }
+
+    /** {@return what it can do: queue depth, atomics, memory} */
     public Profile profile() { return profile; }
+
+    /** {@return its IOMMU-like table: what each mirrored virtual address reaches} */
     public IommuTable table() { return table; }
+
+    /** {@return the bytes of its memory not allocated} */
     public long memoryFree() { return memory.free(); }
-    /** Device memory kept allocated for good because a DMA that failed could not be waited for. */
+
+    /** {@return the bytes of device memory kept allocated for good because a DMA that failed could not be waited for} */
     public long memorySetAside() { return memory.setAsideBytes(); }
+
+    /** {@return how many reads its DMA engine keeps in flight} */
     public int queueDepth() { return engine.depth(); }
 
-    /** Accesses [start, end) of the vma with no flags, direct where granted ({@link MapMode#MIXED}). */
+    /**
+     * Accesses [start, end) of the vma with no flags, direct where granted ({@link MapMode#MIXED}).
+     *
+     * @param vma the mapping to mirror
+     * @param start the first file offset
+     * @param end the file offset after the last one
+     * @return what was moved into device memory, and how
+     * @throws InvalidRequestException for a range outside the file, or one that does not fit in its memory
+     * @throws IOException when device_map or a read failed
+     */
     public DeviceAccess access(Vma vma, long start, long end) throws IOException {
         return access(vma, start, end, Set.of(), MapMode.MIXED, done -> { });
     }
@@ -83,6 +122,16 @@ public final class SoftwareDevice implements Importer {
     /**
      * Accesses bytes [start, end) of the vma: calls device_map on it, programs its table with the
      * direct answers and the page-cache pages for the rest, and moves every byte into its memory.
+     *
+     * @param vma the mapping to mirror
+     * @param start the first file offset
+     * @param end the file offset after the last one
+     * @param flags the DEVICE_MAP_FLAG_* bits
+     * @param mode how it takes a partial answer
+     * @param progress told of the bytes moved as they arrive
+     * @return what was moved into device memory, and how; closing it frees the memory
+     * @throws InvalidRequestException for a range outside the file, or one that does not fit in its memory
+     * @throws IOException when device_map or a read failed
      */
     public DeviceAccess access(Vma vma, long start, long end, Set<MapFlag> flags, MapMode mode, LongConsumer progress)
             throws IOException {
@@ -133,6 +182,16 @@ public final class SoftwareDevice implements Importer {
      * of windowBytes, each faulted through device_map on first access and let go on invalidation.
      * windowBytes must be a positive multiple of the page size that cuts the range into at most
      * {@link Binding#MAX_WINDOWS} windows ({@link Binding#smallestWindow} gives the smallest).
+     *
+     * @param vma the mapping to mirror
+     * @param start the first file offset, page-aligned
+     * @param end the file offset after the last one
+     * @param windowBytes the size of each window
+     * @param flags the DEVICE_MAP_FLAG_* bits
+     * @param mode how each window takes a partial answer
+     * @return the binding; closing it lets go of every window
+     * @throws InvalidRequestException for a range or window size that cannot be bound, or atomics on
+     *         a device that has none; the message says what to give instead
      */
     public Binding bind(Vma vma, long start, long end, long windowBytes, Set<MapFlag> flags, MapMode mode)
             throws InvalidRequestException {
@@ -152,6 +211,12 @@ public final class SoftwareDevice implements Importer {
     /**
      * Device memory for bytes, or a message that says what fits (InvalidRequestException), or that
      * the host could not back it (SysException, ENOMEM).
+     *
+     * @param file what the memory is for, named in messages
+     * @param bytes how much
+     * @return the buffer; closing it gives the memory back
+     * @throws InvalidRequestException when it does not fit in the free memory
+     * @throws IOException when the host could not back it
      */
     public DeviceMemory.Buffer allocate(String file, long bytes) throws IOException {
         DeviceMemory.Buffer buffer = memory.allocate(bytes);

@@ -34,8 +34,6 @@ final class Invalidator {
         listeners.remove(l);
     }
 
-    /** How often an owner that throws is told in all before its mappings are revoked without it. */
-
     /** What an invalidation did, and the owners' failures (null when every owner acknowledged). */
     record Outcome(InvalidationReport report, IllegalStateException failure) {}
 

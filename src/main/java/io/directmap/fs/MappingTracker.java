@@ -1,6 +1,6 @@
 package io.directmap.fs;
 
-import io.directmap.mm.IntervalIndex;
+import io.directmap.lang.IntervalIndex;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;

@@ -5,11 +5,14 @@ import io.directmap.mm.MappedFile;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Errno;
 import io.directmap.sys.FileHandle;
+import io.directmap.sys.Mmap;
 import io.directmap.sys.MountInfo;
 import io.directmap.sys.StatFs;
 import io.directmap.sys.Statx;
 import io.directmap.sys.SysException;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.Optional;
 
@@ -122,10 +125,17 @@ public final class OpenFile implements MappedFile {
     }
 
     @Override public Path path() { return path; }
-    @Override public FileHandle handle() { return handle; }
+    /** The descriptor it was opened with; closed with it. */
+    public FileHandle handle() { return handle; }
     public Statx.Info stat() { return stat; }
     /** The size now (it can change after open). */
     @Override public long size() throws SysException { return Statx.of(handle).size(); }
+
+    @Override
+    public MemorySegment mapShared(Arena arena) throws SysException {
+        return Mmap.mapShared(handle, size(), arena);
+    }
+
     public FsAdapter adapter() { return adapter; }
     public String fsType() { return adapter.name(); }
     public String mountPoint() { return mount.map(m -> m.mountPoint().toString()).orElse("?"); }

@@ -12,7 +12,12 @@ public final class Acknowledge {
 
     private Acknowledge() {}
 
-    /** Runs tell until it returns; null once it did, else the first failure with the later ones suppressed. */
+    /**
+     * Runs tell until it returns, at most {@value #TRIES} times.
+     *
+     * @param tell the callback that passes the invalidation on
+     * @return null once it returned, else the first failure with the later ones suppressed
+     */
     public static Throwable until(Runnable tell) {
         Throwable first = null;
         for (int i = 0; i < TRIES; i++) {

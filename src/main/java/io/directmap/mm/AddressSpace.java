@@ -2,8 +2,6 @@ package io.directmap.mm;
 
 import io.directmap.lang.Closer;
 import io.directmap.pci.Topology;
-import io.directmap.sys.Mmap;
-import io.directmap.sys.SysException;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -28,12 +26,23 @@ public final class AddressSpace implements AutoCloseable {
         this.files = files;
     }
 
-    /** An address space that opens paths with files. Closing it unmaps its vmas, not what is below files. */
+    /**
+     * An address space that opens paths with files. Closing it unmaps its vmas, not what is below files.
+     *
+     * @param topology the bus this process's devices sit on
+     * @param files what opens a path and gives its vma operations (the filesystems)
+     * @return the address space
+     */
     public static AddressSpace create(Topology topology, FileOpener files) {
         return new AddressSpace(topology, files);
     }
 
-    /** An address space with no filesystem: it maps only what exporters hand it. */
+    /**
+     * An address space with no filesystem: it maps only what exporters hand it.
+     *
+     * @param topology the bus this process's devices sit on
+     * @return the address space
+     */
     public static AddressSpace create(Topology topology) {
         return new AddressSpace(topology, path -> {
             throw new InvalidRequestException(path + ": this address space has no filesystem to open files with; "
@@ -41,9 +50,18 @@ public final class AddressSpace implements AutoCloseable {
         });
     }
 
+    /** {@return the bus this process's devices sit on} */
     public Topology topology() { return topology; }
 
-    /** mmap(PROT_READ, MAP_SHARED) of the whole file; bad input fails with a message that names the file. */
+    /**
+     * mmap(PROT_READ, MAP_SHARED) of the whole file, with the vm operations its filesystem gives.
+     *
+     * @param path the file
+     * @return the vma; closing it is munmap
+     * @throws InvalidRequestException for bad input (no such file, empty, not a regular file), with
+     *         a message that names the file and says what to do
+     * @throws IOException when the system fails (open, statx, mmap)
+     */
     public Vma mmap(Path path) throws IOException {
         FileOpener.Opened o = files.open(path);
         return mmap(o.file(), o.ops());
@@ -52,11 +70,16 @@ public final class AddressSpace implements AutoCloseable {
     /**
      * mmap(PROT_READ, MAP_SHARED) of the whole of file, with ops as its vm operations: device_map on
      * the vma goes to ops. The vma owns file from here on (munmap closes it); so does a failure here.
+     *
+     * @param file what to map (its own {@link MappedFile#mapShared})
+     * @param ops its vm operations
+     * @return the vma; closing it is munmap
+     * @throws IOException when it cannot be mapped (file is closed then)
      */
     public Vma mmap(MappedFile file, VmOperations ops) throws IOException {
         Arena arena = Arena.ofShared();
         try {
-            MemorySegment pages = Mmap.mapShared(file.handle(), file.size(), arena);
+            MemorySegment pages = file.mapShared(arena);
             Vma vma = new Vma(file, arena, pages, ops, this::forget);
             synchronized (vmas) {
                 vmas.add(vma);
@@ -66,7 +89,7 @@ public final class AddressSpace implements AutoCloseable {
             arena.close();
             try {
                 file.close();
-            } catch (SysException c) {
+            } catch (IOException c) {
                 e.addSuppressed(c);
             }
             throw e;

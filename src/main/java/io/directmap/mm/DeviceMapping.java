@@ -11,38 +11,47 @@ import java.util.List;
  * exporter's {@link VmOperations} may verify or unmap it.
  */
 public interface DeviceMapping {
-    /** A number for messages and events, unique within the exporter that made it. */
+    /** {@return a number for messages and events, unique within the exporter that made it} */
     long id();
 
-    /** The call it answers. */
+    /** {@return the call it answers} */
     MapRequest request();
 
-    /** The segments, in order, covering [start, end). */
+    /** {@return the segments, in order, covering [start, end)} */
     List<Segment> segments();
 
-    /** False once it was unmapped or taken back: nothing read through it since may be delivered. */
+    /** {@return false once it was unmapped or taken back: nothing read through it since may be delivered} */
     boolean isLive();
 
     /**
      * True when the exporter held writers back when it decided: until an invalidation arrives, no
      * one else can change the bytes. False when it could not (page-cache reads through the mapping
      * may interleave with another's writes).
+     *
+     * @return whether writers were held back for it
      */
     boolean coherent();
 
-    /** How long the exporter (and what it asked below) took to decide. */
+    /** {@return how long, in nanoseconds, the exporter (and what it asked below) took to decide} */
     long decisionNanos();
 
+    /** {@return the device it was made for: the request's importer} */
     default Endpoint importer() { return request().importer(); }
+
+    /** {@return the first file offset: the request's start} */
     default long start() { return request().start(); }
+
+    /** {@return the file offset after the last byte: the request's end} */
     default long end() { return request().end(); }
 
+    /** {@return the bytes of its direct segments} */
     default long directBytes() {
         long n = 0;
         for (Segment s : segments()) if (s instanceof Segment.Direct) n += s.length();
         return n;
     }
 
+    /** {@return the bytes of its fallback segments, refused and read through the page cache} */
     default long fallbackBytes() {
         long n = 0;
         for (Segment s : segments()) if (s instanceof Segment.Fallback) n += s.length();

@@ -11,12 +11,21 @@ import java.nio.file.Path;
  */
 @FunctionalInterface
 public interface FileOpener {
-    /** A file opened for mapping, and the operations its vma will have. */
+    /**
+     * A file opened for mapping, and the operations its vma will have.
+     *
+     * @param file what the vma maps
+     * @param ops where device_map on the vma goes
+     */
     record Opened(MappedFile file, VmOperations ops) {}
 
     /**
      * Opens path for mapping. Bad input (no such file, a directory, an empty file) fails with an
      * {@link InvalidRequestException} that names the path and says what to do.
+     *
+     * @param path the file
+     * @return the open file and its vma's operations
+     * @throws IOException for bad input (an {@link InvalidRequestException}) or a failed system call
      */
     Opened open(Path path) throws IOException;
 }

@@ -12,6 +12,14 @@ public final class IntervalNotifier {
     /** The importer's callback. */
     @FunctionalInterface
     public interface Ops {
+        /**
+         * The proposal's invalidation reached the range: let go of it before returning (no new
+         * DMA, the DMA in flight finished, the table entries dropped). Throwing means the importer
+         * has not let go; it is told again, then its mappings are taken back without it.
+         *
+         * @param notifier the subscription the invalidation overlaps
+         * @param invalidation what is taken back, and why
+         */
         void invalidate(IntervalNotifier notifier, Invalidation invalidation);
     }
 
@@ -31,22 +39,36 @@ public final class IntervalNotifier {
         this.ops = ops;
     }
 
+    /** {@return the vma it watches} */
     public Vma vma() { return vma; }
+
+    /** {@return the first file offset it watches} */
     public long start() { return start; }
+
+    /** {@return the file offset after the last one it watches} */
     public long end() { return end; }
 
-    /** mmu_interval_read_begin: waits while an invalidation of the range runs; returns the sequence to check. */
+    /**
+     * mmu_interval_read_begin: waits while an invalidation of the range runs.
+     *
+     * @return the sequence to give {@link #readRetry(long)}
+     */
     public synchronized long readBegin() {
         if (active > 0) io.directmap.lang.Monitors.awaitUninterruptibly(this, () -> active == 0);
         return seq;
     }
 
-    /** mmu_interval_read_retry: true if an invalidation began since readBegin returned seq. */
+    /**
+     * mmu_interval_read_retry: did an invalidation begin since {@link #readBegin()} returned seq?
+     *
+     * @param seq what readBegin returned
+     * @return true when what was read may be stale and must be read again, never delivered
+     */
     public synchronized boolean readRetry(long seq) {
         return this.seq != seq;
     }
 
-    /** How many invalidations reached this notifier. */
+    /** {@return how many invalidations reached this notifier} */
     public synchronized long invalidations() { return invalidations; }
 
     /** Removes the subscription; no callback runs after this returns (except one already running). */

@@ -8,6 +8,11 @@ import java.io.IOException;
  * instead. A refusal is never this: it is a {@link Refusal} in the answer.
  */
 public final class InvalidRequestException extends IOException {
+    /**
+     * A request that cannot be answered.
+     *
+     * @param message what is wrong, naming the file and the range, and what to do instead
+     */
     public InvalidRequestException(String message) {
         super(message);
     }

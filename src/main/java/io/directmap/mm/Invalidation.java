@@ -8,6 +8,13 @@ import java.util.Locale;
  * [start, end) of a file back, and tells the vma's {@link MappingOwner}. heldBack says whether the
  * change waited for the devices (a lease break holds the writer's open until they let go) or was
  * found after the fact (the read_retry check saw the extent map move, a block device changed).
+ *
+ * @param start the first file offset taken back
+ * @param end the file offset after the last one ({@link Long#MAX_VALUE}: to the end of the file)
+ * @param cause what changed
+ * @param detail what changed, for a person
+ * @param heldBack true when the change waited for the devices to let go; false when it was seen after
+ * @param raisedNanos when it was raised ({@link System#nanoTime()})
  */
 public record Invalidation(long start, long end, Cause cause, String detail, boolean heldBack, long raisedNanos) {
     /** What changed. */
@@ -27,14 +34,33 @@ public record Invalidation(long start, long end, Cause cause, String detail, boo
 
         Cause(String summary) { this.summary = summary; }
 
+        /** {@return what changed, for a person} */
         public String summary() { return summary; }
+
+        /** {@return the name in JSON and events: the constant in lower case} */
         public String code() { return name().toLowerCase(Locale.ROOT); }
     }
 
+    /**
+     * An invalidation raised now.
+     *
+     * @param start the first file offset taken back
+     * @param end the file offset after the last one
+     * @param cause what changed
+     * @param detail what changed, for a person
+     * @param heldBack whether the change waits for the devices to let go
+     * @return the invalidation, stamped with {@link System#nanoTime()}
+     */
     public static Invalidation of(long start, long end, Cause cause, String detail, boolean heldBack) {
         return new Invalidation(start, end, cause, detail, heldBack, System.nanoTime());
     }
 
+    /**
+     * {@return whether it takes back any byte of [s, e)}
+     *
+     * @param s the first file offset
+     * @param e the file offset after the last one
+     */
     public boolean overlaps(long s, long e) {
         return start < e && s < end;
     }

@@ -8,6 +8,12 @@ package io.directmap.mm;
  */
 @FunctionalInterface
 public interface MappingOwner {
+    /**
+     * Takes the mappings of the invalidation's range back: returns when every importer let go.
+     *
+     * @param invalidation what is taken back, and why
+     * @throws RuntimeException when an importer did not let go (the exporter decides what then)
+     */
     void invalidate(Invalidation invalidation);
 
     /** For mappings made with no one to tell (explain, tests of an exporter alone). */

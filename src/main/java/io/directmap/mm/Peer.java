@@ -1,6 +1,5 @@
 package io.directmap.mm;
 
-import io.directmap.sys.FileHandle;
 import java.nio.file.Path;
 
 /**
@@ -10,22 +9,31 @@ import java.nio.file.Path;
  * through a descriptor (a memfd, a file), fits the same shape.
  */
 public interface Peer {
-    /** loop0, nvme0n1: the name messages give. */
+    /** {@return the name messages give: loop0, nvme0n1} */
     String name();
 
-    /** The node it is read through: /dev/loop0. */
+    /** {@return the node it is read through: /dev/loop0} */
     Path node();
 
-    /** Offsets and lengths of a direct read must be multiples of this (a block device's logical block size; 1 for none). */
+    /** {@return what offsets and lengths of a direct read must be multiples of (a block device's logical block size; 1 for none)} */
     int readAlignment();
 
-    /** The descriptor the importer's DMA engine reads through (pread, io_uring), between begin and end. */
-    FileHandle directHandle();
+    /**
+     * The descriptor the importer's DMA engine reads through (pread, io_uring), valid only between
+     * a {@link #beginDirectRead()} that returned true and its {@link #endDirectRead()}: the number
+     * may be given to another file once the bracket ends, so no one keeps it past that.
+     *
+     * @return the open descriptor's number
+     * @throws IllegalStateException when no direct read is begun, or the peer has nothing to read through
+     */
+    int descriptor();
 
     /**
-     * A DMA is about to read through {@link #directHandle()}: the descriptor stays open until
-     * {@link #endDirectRead()}, even if every grant was taken back meanwhile. False when it was
-     * already closed: then nothing may be read through it.
+     * A DMA is about to read through {@link #descriptor()}: the descriptor stays open until
+     * {@link #endDirectRead()}, even if every grant was taken back meanwhile.
+     *
+     * @return true when the descriptor is open for the DMA; false when it was already closed:
+     *         then nothing may be read through it (and no {@link #endDirectRead()} follows)
      */
     boolean beginDirectRead();
 

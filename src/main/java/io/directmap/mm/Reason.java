@@ -10,13 +10,13 @@ import java.util.Optional;
  * handles all of them alike.
  */
 public interface Reason {
-    /** Who refused. */
+    /** {@return who refused} */
     Refuser refuser();
 
-    /** A stable identifier for programs: "page_cached", "no_p2p_path". */
+    /** {@return a stable identifier for programs: "page_cached", "no_p2p_path"} */
     String code();
 
-    /** One line for people: "pages are in the page cache". */
+    /** {@return one line for people: "pages are in the page cache"} */
     String summary();
 
     /**
@@ -24,6 +24,8 @@ public interface Reason {
      * (pages already in the page cache, or a cold range the policy sends through the cache): what
      * the importer reports through {@link VmOperations#observe} so that a learning policy can compare
      * the ways. Empty (the default) when the refusal says nothing about that.
+     *
+     * @return the way the refused bytes travel, or empty
      */
     default Optional<Transfer> transfer() { return Optional.empty(); }
 }

@@ -19,6 +19,6 @@ public enum Refuser {
 
     Refuser(String label) { this.label = label; }
 
-    /** The name used in JSON and tables. */
+    /** {@return the name used in JSON and tables} */
     public String label() { return label; }
 }

@@ -7,12 +7,18 @@ package io.directmap.mm;
  * {@link VmOperations#observe}.
  */
 public enum Transfer {
-    DIRECT("direct"), CACHE_COLD("page cache, cold"), CACHE_HOT("page cache, hot");
+    /** Straight from the peer: the proposal's direct mapping. */
+    DIRECT("direct"),
+    /** Through the page cache, from a range that was not cached: the read fills the cache. */
+    CACHE_COLD("page cache, cold"),
+    /** Through the page cache, from pages already cached: a copy. */
+    CACHE_HOT("page cache, hot");
+
 
     private final String label;
 
     Transfer(String label) { this.label = label; }
 
-    /** In words, for explain: "page cache, cold". */
+    /** {@return the way in words, for explain: "page cache, cold"} */
     public String label() { return label; }
 }

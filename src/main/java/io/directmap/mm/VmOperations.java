@@ -9,7 +9,16 @@ import java.lang.foreign.MemorySegment;
  * system; a device file's vma gets them from the exporting driver.
  */
 public interface VmOperations {
-    /** The page-cache bytes of [offset, offset+length) of the vma, faulted in as a CPU access would. */
+    /**
+     * The page-cache bytes of [offset, offset+length) of the vma, faulted in as a CPU access would
+     * (step 4b: what a refused range is read through).
+     *
+     * @param vma the mapping
+     * @param offset the file offset the bytes start at
+     * @param length how many bytes
+     * @return the bytes, a slice of the vma's pages
+     * @throws IOException when the pages cannot be faulted in (the file shrank, the device failed)
+     */
     MemorySegment fault(Vma vma, long offset, long length) throws IOException;
 
     /**
@@ -18,6 +27,12 @@ public interface VmOperations {
      * why). Refusal is a normal outcome; exceptions are for bad input and broken systems. The
      * operations register the mapping with the vma ({@link Vma#onUnmap}) so that munmap releases
      * it, and take it back when they must through {@link Vma#owner()}.
+     *
+     * @param vma the mapping the importer mirrors
+     * @param request the importer, the range and how it wants it
+     * @return the answer, one segment for each part of the range
+     * @throws IOException for bad input (an {@link InvalidRequestException} says what to change) or
+     *         a broken system; never for a refusal
      */
     DeviceMapping deviceMap(Vma vma, MapRequest request) throws IOException;
 
@@ -26,15 +41,34 @@ public interface VmOperations {
      * was decided (same blocks; after a failed read, the block device unchanged)? If not, the
      * mapping is taken back (its notifiers run) and this returns false; the importer faults and
      * reads again.
+     *
+     * @param vma the mapping
+     * @param mapping what deviceMap handed out
+     * @param start the first file offset the importer read
+     * @param end the file offset after the last one it read
+     * @param readFailed whether the direct read failed (then the block device is checked too)
+     * @return true when the read stands; false when the mapping was taken back
+     * @throws IOException when the check itself could not be made
      */
     boolean verify(Vma vma, DeviceMapping mapping, long start, long end, boolean readFailed) throws IOException;
 
     /**
      * The importer moved bytes one way (direct, or through the page cache as a refusal's
      * {@link Reason#transfer()} said) in nanos: what a learning policy measures. Ignored by default.
+     *
+     * @param vma the mapping read from
+     * @param way direct, or through the page cache (hot or cold)
+     * @param bytes how many bytes moved
+     * @param nanos how long they took
      */
     default void observe(Vma vma, Transfer way, long bytes, long nanos) { }
 
-    /** device_unmap: releases exactly what deviceMap handed out. Idempotent. */
+    /**
+     * device_unmap: releases exactly what deviceMap handed out. Idempotent.
+     *
+     * @param vma the mapping
+     * @param importer the device the mapping was made for
+     * @param mapping what deviceMap handed out
+     */
     void deviceUnmap(Vma vma, Endpoint importer, DeviceMapping mapping);
 }

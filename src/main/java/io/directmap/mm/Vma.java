@@ -1,5 +1,7 @@
 package io.directmap.mm;
 
+import io.directmap.lang.IntervalIndex;
+import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -35,19 +37,30 @@ public final class Vma implements AutoCloseable {
         this.onClose = onClose;
     }
 
+    /** {@return what it maps (closed at munmap)} */
     public MappedFile file() { return file; }
+
+    /** {@return its vm operations: where device_map on it goes} */
     public VmOperations ops() { return ops; }
-    /** The length of the mapping (the file's size at mmap). */
+
+    /** {@return the length of the mapping (the file's size at mmap)} */
     public long length() { return pages.byteSize(); }
-    /** The virtual address where the mapping starts, as a device mirroring it sees it. */
+
+    /** {@return the virtual address where the mapping starts, as a device mirroring it sees it} */
     public long address() { return pages.address(); }
 
-    /** The mapped bytes; touching them faults pages in through the page cache (what {@link VmOperations#fault} hands out). */
+    /** {@return the mapped bytes; touching them faults pages in through the page cache (what {@link VmOperations#fault} hands out)} */
     public MemorySegment pages() { return pages; }
 
     /**
      * mmu_interval_notifier_insert: ops is called when any part of [start, end) of the vma (file
      * offsets: the vma maps the whole file from 0) is invalidated.
+     *
+     * @param start the first file offset to watch
+     * @param end the file offset after the last one
+     * @param ops the importer's callback
+     * @return the subscription: bracket reads with its readBegin and readRetry, remove it when done
+     * @throws IllegalStateException when the vma is unmapped
      */
     public IntervalNotifier insertNotifier(long start, long end, IntervalNotifier.Ops ops) {
         synchronized (this) {
@@ -93,6 +106,8 @@ public final class Vma implements AutoCloseable {
      * Whom the exporter (the filesystem, a driver) tells when it takes mappings made through this
      * vma back: the vma passes the invalidation on to every overlapping notifier and returns when
      * all have let go.
+     *
+     * @return the owner to give the exporter's invalidations to
      */
     public MappingOwner owner() { return owner; }
 
@@ -124,8 +139,10 @@ public final class Vma implements AutoCloseable {
     /**
      * Drops this process's page-table entries for the whole mapping (madvise MADV_DONTNEED), as a
      * driver unpins the pages it faulted for a device; the page cache keeps them until evicted.
+     *
+     * @throws IOException when madvise fails (the message names the call and the errno)
      */
-    public void dropPageMappings() throws io.directmap.sys.SysException {
+    public void dropPageMappings() throws IOException {
         synchronized (this) {
             if (closed) return;
             pageCalls++;
@@ -145,22 +162,33 @@ public final class Vma implements AutoCloseable {
         io.directmap.lang.Monitors.awaitUninterruptibly(this, () -> pageCalls == 0);
     }
 
-    /** Runs release when the vma is unmapped, unless the device mapping was released first. */
+    /**
+     * Runs release when the vma is unmapped, unless the device mapping was released first.
+     *
+     * @param mapping a device mapping made through this vma
+     * @param release what releases it
+     * @throws IllegalStateException when the vma is unmapped
+     */
     public synchronized void onUnmap(DeviceMapping mapping, Runnable release) {
         if (closed) throw new IllegalStateException(this + " is unmapped");
         live.put(mapping, release);
     }
 
-    /** The device mapping was released: nothing to do for it at munmap. */
+    /**
+     * The device mapping was released: nothing to do for it at munmap.
+     *
+     * @param mapping a mapping given to {@link #onUnmap}
+     */
     public synchronized void forget(DeviceMapping mapping) {
         live.remove(mapping);
     }
 
-    /** Device mappings made through this vma and not yet released. */
+    /** {@return how many device mappings made through this vma are not yet released} */
     public synchronized int liveDeviceMappings() {
         return live.size();
     }
 
+    /** {@return whether it was unmapped} */
     public synchronized boolean isClosed() { return closed; }
 
     /**
@@ -172,7 +200,7 @@ public final class Vma implements AutoCloseable {
      * thrown with the others suppressed.
      */
     @Override
-    public void close() throws java.io.IOException {
+    public void close() throws IOException {
         List<Runnable> releases;
         synchronized (this) {
             if (closed) return;
@@ -218,7 +246,7 @@ public final class Vma implements AutoCloseable {
         }
         try {
             file.close();
-        } catch (io.directmap.sys.SysException e) {
+        } catch (IOException e) {
             if (failure != null) e.addSuppressed(failure);
             throw e;
         }

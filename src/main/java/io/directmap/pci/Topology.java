@@ -29,16 +29,36 @@ import java.util.Set;
  * </pre>
  */
 public final class Topology {
+    /** The aperture a block device exposes unless a {@code bar} rule says otherwise: 1 TiB. */
     public static final long DEFAULT_BLOCK_APERTURE = 1L << 40;
     private static final long WINDOW = 1L << 44;
 
-    public enum Kind { BLOCK_DEVICE, IMPORTER, EXPORTER }
+    /** What an endpoint is to the proposal. */
+    public enum Kind {
+        /** A block device: the peer a file's direct mapping reads from. */
+        BLOCK_DEVICE,
+        /** A device that maps others' memory and reads through the mapping (a GPU, an accelerator). */
+        IMPORTER,
+        /** A device whose driver exports its memory through a device file's mmap. */
+        EXPORTER
+    }
 
     /**
      * One device on the bus. busBase is where its aperture starts in the bus address space, so
      * that a DMA address says which device it reaches.
+     *
+     * @param name the device's name: loop0, nvme0n1, gpu0
+     * @param kind what it is to the proposal
+     * @param busBase where its aperture starts in the bus address space
+     * @param apertureBytes how much of it peers can reach (its BAR)
+     * @param pciSlot its PCI address from sysfs, or empty for a software device
      */
     public record Endpoint(String name, Kind kind, long busBase, long apertureBytes, Optional<String> pciSlot) {
+        /**
+         * {@return the bus address that reaches offset of this device}
+         *
+         * @param offset a byte offset on the device
+         */
         public long busAddress(long offset) { return busBase + offset; }
     }
 
@@ -55,17 +75,32 @@ public final class Topology {
         this.source = source;
     }
 
+    /** {@return the default topology: every device a peer of every other, no atomics, 1 TiB apertures} */
     public static Topology defaults() {
         return new Topology(Map.of(), Set.of(), Set.of(), "default topology");
     }
 
-    /** Reads a topology file; a bad line fails with the file, the line number and the rule's form. */
+    /**
+     * Reads a topology file.
+     *
+     * @param file the rules, one a line
+     * @return the topology they describe
+     * @throws IOException when the file cannot be read, or a bad line (the message gives the file,
+     *         the line number and the rule's form)
+     */
     public static Topology load(Path file) throws IOException {
         if (!Files.isRegularFile(file)) throw new IOException("topology file " + file + " does not exist or is not a file");
         return parse(Files.readString(file), file.toString());
     }
 
-    /** Parses topology rules (the file format) from text; source names them in errors and reports. */
+    /**
+     * Parses topology rules (the file format) from text.
+     *
+     * @param text the rules, one a line
+     * @param source what names them in errors and reports
+     * @return the topology they describe
+     * @throws IOException for a bad line (the message gives source, the line number and the rule's form)
+     */
     public static Topology parse(String text, String source) throws IOException {
         Map<String, Long> bar = new LinkedHashMap<>();
         Set<List<String>> noP2p = new HashSet<>(), atomics = new HashSet<>();
@@ -86,7 +121,14 @@ public final class Topology {
         return new Topology(bar, noP2p, atomics, source);
     }
 
-    /** "64M", "1G", "4096": bytes. */
+    /**
+     * Reads a size: "64M", "1G", "4096".
+     *
+     * @param s the size, with an optional K, M, G or T suffix (powers of 1024)
+     * @param where what the message of a bad size starts with (file and line)
+     * @return the bytes
+     * @throws IOException when s is not a size
+     */
     public static long parseSize(String s, String where) throws IOException {
         String t = s.trim().toUpperCase(Locale.ROOT).replaceFirst("I?B$", "");
         long unit = 1;
@@ -109,22 +151,47 @@ public final class Topology {
         }
     }
 
-    /** The endpoint with this name, registered on first sight. */
+    /**
+     * The endpoint with this name, registered on first sight (later calls return the first).
+     *
+     * @param name the device's name
+     * @param kind what it is, on first sight
+     * @param pciSlot its PCI address, on first sight
+     * @param defaultAperture its aperture unless a {@code bar} rule names it
+     * @return the endpoint
+     */
     public synchronized Endpoint endpoint(String name, Kind kind, Optional<String> pciSlot, long defaultAperture) {
         return endpoints.computeIfAbsent(name, n -> new Endpoint(n, kind, WINDOW * (endpoints.size() + 1),
                 apertures.getOrDefault(n, defaultAperture), pciSlot));
     }
 
-    /** Which endpoint a bus address falls in, as the bus routes a DMA. */
+    /**
+     * Which endpoint a bus address falls in, as the bus routes a DMA.
+     *
+     * @param busAddress an address a device's table holds
+     * @return the endpoint it reaches, or empty when none
+     */
     public synchronized Optional<Endpoint> route(long busAddress) {
         return endpoints.values().stream()
                 .filter(e -> busAddress >= e.busBase() && busAddress < e.busBase() + WINDOW).findFirst();
     }
 
+    /**
+     * {@return whether the bus lets a and b do peer-to-peer DMA (no {@code no-p2p} rule names them)}
+     *
+     * @param a one endpoint
+     * @param b the other
+     */
     public boolean peerToPeer(Endpoint a, Endpoint b) {
         return !matches(noP2p, a.name(), b.name());
     }
 
+    /**
+     * {@return whether the path between a and b carries PCIe atomics (an {@code atomics} rule names them)}
+     *
+     * @param a one endpoint
+     * @param b the other
+     */
     public boolean atomics(Endpoint a, Endpoint b) {
         return matches(atomics, a.name(), b.name());
     }
@@ -140,10 +207,11 @@ public final class Topology {
         return pattern.equals("*") || pattern.equals(name);
     }
 
+    /** {@return the endpoints registered so far, in the order they were} */
     public synchronized List<Endpoint> endpoints() {
         return new ArrayList<>(endpoints.values());
     }
 
-    /** Where the rules came from: "default topology" or the file. */
+    /** {@return where the rules came from: "default topology" or the file} */
     public String source() { return source; }
 }

@@ -32,6 +32,7 @@ public final class Errno {
         return text(DESC, errno, "unknown error");
     }
 
+    @SuppressWarnings("restricted")   // sys is where restricted FFM calls live: -Werror fails one anywhere else
     private static String text(MethodHandle handle, int errno, String otherwise) {
         try {
             MemorySegment s = (MemorySegment) handle.invokeExact(errno);

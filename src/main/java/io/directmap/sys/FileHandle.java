@@ -143,13 +143,23 @@ public final class FileHandle implements AutoCloseable {
      * rather than passed to {@link Libc#call} as a lambda (which escape analysis may or may not remove).
      */
     public long pread(MemorySegment dst, long offset) throws SysException {
+        return pread(fd(), path, direct, dst, offset);
+    }
+
+    /**
+     * As {@link #pread(MemorySegment, long)}, through a descriptor someone else owns and keeps open
+     * for the call (a {@code mm.Peer} between its beginDirectRead and endDirectRead). target names
+     * it in the message of a failure (its toString is called only then); direct says whether it
+     * was opened with O_DIRECT, for the hint.
+     */
+    public static long pread(int fd, Object target, boolean direct, MemorySegment dst, long offset) throws SysException {
         try {
             MemorySegment state = Libc.state();
-            long n = (long) PREAD.invokeExact(state, fd(), dst, dst.byteSize(), offset);
+            long n = (long) PREAD.invokeExact(state, fd, dst, dst.byteSize(), offset);
             if (n < 0) {
                 int errno = Libc.errno(state);
                 throw new SysException(direct ? "pread O_DIRECT" : "pread",
-                        path + " @" + offset + "+" + dst.byteSize(), errno,
+                        target + " @" + offset + "+" + dst.byteSize(), errno,
                         errno == Errno.EINVAL && direct ? "offset, length or buffer not aligned to the logical block size" : "");
             }
             return n;

@@ -112,6 +112,7 @@ public final class IoUring implements AutoCloseable {
         }
     }
 
+    @SuppressWarnings("restricted")   // sys is where restricted FFM calls live: -Werror fails one anywhere else
     private static MemorySegment map(int fd, long size, long offset) throws SysException {
         // (state, void*, size_t, int, int, int, off_t)void*; MAP_FAILED is (void*)-1, no user-space address is negative
         long a = Libc.check("mmap io_uring ring", "offset " + offset, "", s -> ((MemorySegment) MMAP.invokeExact(s,
@@ -126,7 +127,15 @@ public final class IoUring implements AutoCloseable {
      * (the queue, or as many reads outstanding as the completion queue can hold without overflow).
      */
     public boolean prepareRead(FileHandle file, MemorySegment dst, long offset, long userData) throws SysException {
-        int fd = file.fd();
+        return prepareRead(file.fd(), dst, offset, userData);
+    }
+
+    /**
+     * As {@link #prepareRead(FileHandle, MemorySegment, long, long)}, through a descriptor someone
+     * else owns and keeps open until the read completes (a {@code mm.Peer} between its
+     * beginDirectRead and endDirectRead).
+     */
+    public boolean prepareRead(int fd, MemorySegment dst, long offset, long userData) {
         int head = (int) INT.getAcquire(sqRing, sqHead);
         int next = tail + pending;
         if (next - head >= entries || outstanding() >= cqEntries) return false;
@@ -249,7 +258,7 @@ public final class IoUring implements AutoCloseable {
         int head = (int) INT.get(cqRing, cqHead);
         int cqTailNow = (int) INT.getAcquire(cqRing, cqTail);
         if (head == cqTailNow) return null;
-        long at = cqes + (long) (head & cqMask) * CQE;
+        long at = cqes + (head & cqMask) * CQE;
         long userData = cqRing.get(JAVA_LONG, at);
         int result = cqRing.get(JAVA_INT, at + 8);
         INT.setRelease(cqRing, cqHead, head + 1);

@@ -30,6 +30,7 @@ final class Libc {
     private Libc() {}
 
     /** A handle whose first parameter is the capture-state segment: (MemorySegment, C*)R. */
+    @SuppressWarnings("restricted")   // sys is where restricted FFM calls live: -Werror fails one anywhere else
     static MethodHandle errnoHandle(String name, FunctionDescriptor descriptor, Linker.Option... more) {
         Linker.Option[] options = new Linker.Option[more.length + 1];
         options[0] = Linker.Option.captureCallState("errno");
@@ -38,6 +39,7 @@ final class Libc {
     }
 
     /** A handle for functions that return their error instead of setting errno (posix_fadvise). */
+    @SuppressWarnings("restricted")   // sys is where restricted FFM calls live: -Werror fails one anywhere else
     static MethodHandle plainHandle(String name, FunctionDescriptor descriptor, Linker.Option... options) {
         return LINKER.downcallHandle(symbol(name), descriptor, options);
     }

@@ -33,6 +33,7 @@ public final class Mmap {
      * mmap(PROT_READ, MAP_SHARED) of the first length bytes of file. The mapping lives until the
      * arena closes; touching it faults pages in through the page cache, as a CPU access would.
      */
+    @SuppressWarnings("restricted")   // sys is where restricted FFM calls live: -Werror fails one anywhere else
     public static MemorySegment mapShared(FileHandle file, long length, Arena arena) throws SysException {
         // MAP_FAILED is (void*)-1; no user-space address is negative as a long.
         long addr = Libc.check("mmap", file.path() + " 0+" + length, "", s -> ((MemorySegment) MMAP.invokeExact(s,

@@ -13,9 +13,11 @@ import io.directmap.device.IommuTable;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.pci.Topology;
 import io.directmap.sys.FileHandle;
+import io.directmap.sys.Mmap;
 import io.directmap.sys.Process;
 import io.directmap.sys.SysException;
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
@@ -75,7 +77,16 @@ class FakeExporterContractTest {
         @Override public String name() { return "fake0"; }
         @Override public Path node() { return file; }
         @Override public int readAlignment() { return 1; }
-        @Override public FileHandle directHandle() { return handle; }
+
+        @Override
+        public synchronized int descriptor() {
+            if (readers == 0) throw new IllegalStateException("descriptor() outside beginDirectRead/endDirectRead");
+            try {
+                return handle.fd();
+            } catch (SysException e) {
+                throw new IllegalStateException(e);
+            }
+        }
 
         @Override
         public synchronized boolean beginDirectRead() {
@@ -99,6 +110,7 @@ class FakeExporterContractTest {
     /** What the vma maps: the same file, read-only. */
     record FakeFile(Path path, FileHandle handle) implements MappedFile {
         @Override public long size() { return SIZE; }
+        @Override public MemorySegment mapShared(Arena arena) throws SysException { return Mmap.mapShared(handle, SIZE, arena); }
         @Override public void close() throws SysException { handle.close(); }
     }
 

@@ -1,4 +1,4 @@
-package io.directmap.mm;
+package io.directmap.lang;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

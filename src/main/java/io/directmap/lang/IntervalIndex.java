@@ -1,4 +1,4 @@
-package io.directmap.mm;
+package io.directmap.lang;
 
 import java.util.ArrayList;
 import java.util.List;
