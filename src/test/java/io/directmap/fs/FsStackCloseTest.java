@@ -27,7 +27,7 @@ class FsStackCloseTest {
         Vma va = stack.mmap(a), vb = stack.mmap(b);
         va.insertNotifier(0, 8192, (n, inv) -> { });
         vb.insertNotifier(0, 8192, (n, inv) -> { });
-        try (var f = Faults.enable(FaultPoint.MUNMAP_ERROR, 1.0, 1)) {
+        try (var _ = Faults.enable(FaultPoint.MUNMAP_ERROR, 1.0, 1)) {
             IllegalStateException e = assertThrows(IllegalStateException.class, stack::close);
             assertTrue(e.getMessage().contains("munmap_error"), e.getMessage());
         }
