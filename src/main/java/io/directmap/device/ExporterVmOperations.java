@@ -154,7 +154,7 @@ final class ExporterVmOperations implements VmOperations {
             return new Refusal(ExporterReason.WRITE_NOT_SUPPORTED, exporter.name() + " exports its memory read-only; map without WRITE");
         }
         if (!topology.peerToPeer(importer, exporter)) {
-            return new Refusal(ExporterReason.NO_P2P_PATH, "no peer-to-peer path between " + pair + " (" + topology.source()
+            return new Refusal(ExporterReason.NO_P2P_PATH, "between " + pair + " (" + topology.source()
                     + "); the bytes bounce through host memory");
         }
         if (request.atomic() && !topology.atomics(importer, exporter)) {
