@@ -220,21 +220,23 @@ class ExportedMemoryTest {
         Stack s = stack(Topology.defaults());
         ExportedMemory exported = s.exported();
         Vma vma = open(exported.mmap(s.mm()));
+        MemorySegment source = exported.memory();
+        long gpuFree = s.gpu().memoryFree();
         List<String> seenAtLetGo = new CopyOnWriteArrayList<>();
         Binding b = open(s.nic().bind(vma, 0, SIZE, WINDOW, Set.of(), MapMode.MIXED)
                 .onLetGo(l -> seenAtLetGo.add(l.invalidation().cause() + " freed=" + exported.isFreed()
-                        + " aperture=" + s.gpu().apertureUsed())));
+                        + " budget=" + (s.gpu().memoryFree() == gpuFree) + " memory=" + memoryStillThere(source, s.pattern()))));
         DeviceMemory.Buffer dst = open(s.nic().allocate("p2p", SIZE));
         b.read(0, SIZE, dst.segment(), done -> { });
         assertEquals(SIZE / WINDOW, exported.liveMappings());
-        long gpuFree = s.gpu().memoryFree();
 
         exported.free();
 
         assertEquals(SIZE / WINDOW, b.invalidations(), "each of nic0's windows was told");
         assertEquals(SIZE / WINDOW, seenAtLetGo.size(), seenAtLetGo.toString());
         for (String at : seenAtLetGo) {
-            assertTrue(at.startsWith(Invalidation.Cause.RECLAIMED + " freed=false"), "each window let go while the memory was still there: " + at);
+            assertEquals(Invalidation.Cause.RECLAIMED + " freed=false budget=true memory=true", at,
+                    "each window let go while the memory was still there, unfreed and holding its bytes");
         }
         assertTrue(exported.isFreed());
         assertEquals(0, exported.liveMappings());
@@ -244,6 +246,9 @@ class ExportedMemoryTest {
         assertEquals(gpuFree + SIZE, s.gpu().memoryFree(), "the memory went back to gpu1's budget");
         assertEquals(List.of(), s.gpu().exports());
         assertThrows(IllegalStateException.class, exported::memory);
+        assertFalse(memoryStillThere(source, s.pattern()), "the exporter's own mapping of the memory is gone");
+        MemorySegment probe = dst.segment().asSlice(0, WINDOW);
+        assertEquals(0, vma.file().handle().preadFully(probe, 0), "the device file a program still maps holds no page of it");
 
         // A read after the free faults again, and the exporter refuses it: it fails, naming the device file.
         dst.segment().fill((byte) 0);
@@ -252,6 +257,16 @@ class ExportedMemoryTest {
         assertTrue(MemorySegment.ofArray(new byte[(int) SIZE]).mismatch(dst.segment()) == -1, "nothing was delivered");
         assertThrows(IOException.class, () -> exported.mmap(s.mm()), "a freed export cannot be mapped again");
         exported.free();   // idempotent
+    }
+
+    /** True while source is mapped and holds the pattern's first and last bytes. */
+    static boolean memoryStillThere(MemorySegment source, byte[] pattern) {
+        try {
+            return source.get(ValueLayout.JAVA_BYTE, 0) == pattern[0]
+                    && source.get(ValueLayout.JAVA_BYTE, pattern.length - 1) == pattern[pattern.length - 1];
+        } catch (IllegalStateException closed) {
+            return false;
+        }
     }
 
     @Test
