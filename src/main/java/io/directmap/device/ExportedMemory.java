@@ -113,22 +113,32 @@ public final class ExportedMemory implements AutoCloseable {
             freeing = true;
         }
         String why = device.name() + " freed its exported memory " + node + " (" + Units.bytes(byteSize()) + ")";
+        Throwable failure = null;
         try {
             ops.stop(why);
             ops.takeBack(0, Long.MAX_VALUE, Invalidation.Cause.RECLAIMED, why);
-            peer.closeAndAwaitReaders();
+        } catch (RuntimeException | Error e) {
+            failure = e;
+        }
+        // Whatever happened above, no DMA reads the memfd past this point.
+        peer.closeAndAwaitReaders();
+        try {
+            buffer.close();
+        } catch (java.io.UncheckedIOException e) {
+            if (failure == null) failure = e.getCause(); else failure.addSuppressed(e.getCause());
         } finally {
-            try {
-                buffer.close();
-            } catch (java.io.UncheckedIOException e) {
-                throw e.getCause();
-            } finally {
-                device.forget(this);
-                synchronized (this) {
-                    freed = true;
-                    notifyAll();
-                }
+            device.forget(this);
+            synchronized (this) {
+                freed = true;
+                notifyAll();
             }
+        }
+        switch (failure) {
+            case null -> { }
+            case IOException io -> throw io;
+            case RuntimeException r -> throw r;
+            case Error e -> throw e;
+            default -> throw new IllegalStateException(failure);
         }
     }
 

@@ -9,6 +9,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.directmap.fault.FaultPoint;
+import io.directmap.fault.Faults;
 import io.directmap.lang.Xorshift;
 import io.directmap.mm.AddressSpace;
 import io.directmap.mm.DeviceMapping;
@@ -307,6 +309,30 @@ class ExportedMemoryTest {
         assertTrue(good.get() >= 3, "reads delivered before the free: " + good.get());
         assertEquals(0, s.gpu().apertureUsed());
         assertEquals(0, s.exported().liveMappings());
+    }
+
+    @Test
+    void anImporterThatDoesNotLetGoIsRevokedAndTheMemoryIsStillFreedSafely() throws IOException {
+        Stack s = stack(Topology.defaults());
+        ExportedMemory exported = s.exported();
+        Vma vma = open(exported.mmap(s.mm()));
+        Binding b = open(s.nic().bind(vma, 0, SIZE, WINDOW, Set.of(), MapMode.MIXED));
+        DeviceMemory.Buffer dst = open(s.nic().allocate("p2p", SIZE));
+        b.read(0, SIZE, dst.segment(), done -> { });
+
+        try (var f = Faults.enable(FaultPoint.INVALIDATE_THROWS)) {
+            assertTimeoutPreemptively(Duration.ofSeconds(10), exported::free);
+        }
+        assertTrue(exported.isFreed());
+        assertEquals(SIZE / WINDOW, exported.revokedMappings(), "nic0 never acknowledged: each mapping was revoked");
+        assertEquals(0, exported.liveMappings());
+        assertEquals(0, s.gpu().apertureUsed());
+
+        // nic0 still holds its table entries, but the mapping is dead and the memfd closed: the read fails, naming the device file.
+        dst.segment().fill((byte) 0);
+        IOException x = assertThrows(IOException.class, () -> b.read(0, SIZE, dst.segment(), done -> { }));
+        assertTrue(x.getMessage().contains(exported.node().toString()) && x.getMessage().contains("freed"), x.getMessage());
+        assertEquals(-1, MemorySegment.ofArray(new byte[(int) SIZE]).mismatch(dst.segment()), "nothing was delivered");
     }
 
     @Test
