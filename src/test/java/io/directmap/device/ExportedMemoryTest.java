@@ -396,5 +396,13 @@ class ExportedMemoryTest {
         assertTrue(m.contains("nic3") && m.contains("2 GiB") && m.contains("1 GiB"), m);
         assertThrows(InvalidRequestException.class, () -> nic.export(0));
         assertEquals(1L << 30, nic.memoryFree(), "nothing was taken from the budget");
+
+        try (var f = Faults.enable(FaultPoint.DEVICE_ALLOC_FAIL)) {
+            io.directmap.sys.SysException x = assertThrows(io.directmap.sys.SysException.class, () -> nic.export(SIZE));
+            assertEquals("ENOMEM", x.errnoName());
+            assertTrue(x.getMessage().contains("nic3"), x.getMessage());
+        }
+        assertEquals(1L << 30, nic.memoryFree(), "a failed export takes nothing from the budget");
+        assertEquals(List.of(), nic.exports());
     }
 }
