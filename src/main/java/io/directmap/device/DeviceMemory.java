@@ -2,8 +2,13 @@ package io.directmap.device;
 
 import io.directmap.fault.FaultPoint;
 import io.directmap.fault.Faults;
+import io.directmap.lang.Closer;
+import io.directmap.sys.FileHandle;
+import io.directmap.sys.Memfd;
+import io.directmap.sys.Mmap;
 import io.directmap.sys.SysException;
 import io.directmap.sys.Units;
+import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -17,6 +22,10 @@ import java.util.List;
  * not wait for its reads (see {@link DmaInFlightException}) it calls {@link #setAside}, and the
  * buffer holding that memory then stays allocated and counted as used when it is closed, until the
  * process exits. Freeing it would let a late read land in memory given to someone else.
+ *
+ * <p>Memory a device exports ({@link #allocateExported}) needs a descriptor that others can map
+ * and read: it is a memfd, mapped shared and writable here. Other allocations stay plain arena
+ * memory.
  */
 public final class DeviceMemory {
     private static final int ENOMEM = 12;
@@ -43,7 +52,7 @@ public final class DeviceMemory {
         Arena arena = Arena.ofShared();
         try {
             if (Faults.fire(FaultPoint.DEVICE_ALLOC_FAIL)) throw new OutOfMemoryError("Unable to allocate " + bytes + " bytes");
-            Buffer b = new Buffer(arena, arena.allocate(bytes, 4096), bytes);
+            Buffer b = new Buffer(arena, arena.allocate(bytes, 4096), bytes, null);
             live.add(b);
             return b;
         } catch (OutOfMemoryError e) {
@@ -53,6 +62,39 @@ public final class DeviceMemory {
                     "the host has no memory to back " + device + "'s memory now; map a smaller range, or free memory on the host and retry");
             x.initCause(e);
             throw x;
+        }
+    }
+
+    /**
+     * A buffer backed by a memfd called name (its descriptor: {@link Buffer#descriptor()}), or null
+     * when the budget has no room. Fails as {@link #allocate} does, and with the memfd call's errno;
+     * nothing is left open or taken from the budget when it fails.
+     */
+    synchronized Buffer allocateExported(String name, long bytes) throws SysException {
+        if (bytes > capacity - used) return null;
+        used += bytes;
+        FileHandle fd = null;
+        Arena arena = Arena.ofShared();
+        try {
+            if (Faults.fire(FaultPoint.DEVICE_ALLOC_FAIL)) {
+                throw new SysException("memfd_create", name + ", " + Units.bytes(bytes), ENOMEM,
+                        "the host has no memory to back " + device + "'s exported memory now (fault point device_alloc_fail)");
+            }
+            fd = Memfd.create(name, bytes);
+            Buffer b = new Buffer(arena, Mmap.mapSharedWritable(fd, bytes, arena), bytes, fd);
+            live.add(b);
+            return b;
+        } catch (SysException | RuntimeException | Error e) {
+            used -= bytes;
+            arena.close();
+            if (fd != null) {
+                try {
+                    fd.close();
+                } catch (SysException c) {
+                    e.addSuppressed(c);
+                }
+            }
+            throw e;
         }
     }
 
@@ -94,17 +136,22 @@ public final class DeviceMemory {
         private final Arena arena;
         private final MemorySegment segment;
         private final long bytes;
+        private final FileHandle descriptor;   // the memfd of exported memory, else null
         private boolean closed;
         private boolean setAside;  // guarded by the DeviceMemory
 
-        private Buffer(Arena arena, MemorySegment segment, long bytes) {
+        private Buffer(Arena arena, MemorySegment segment, long bytes, FileHandle descriptor) {
             this.arena = arena;
             this.segment = segment;
             this.bytes = bytes;
+            this.descriptor = descriptor;
         }
 
         /** {@return the device memory itself} */
         public MemorySegment segment() { return segment; }
+
+        /** The memfd behind exported memory (null for memory that is not exported). */
+        FileHandle descriptor() { return descriptor; }
 
         @Override
         public void close() {
@@ -118,7 +165,20 @@ public final class DeviceMemory {
                 live.remove(this);
                 used -= bytes;
             }
-            arena.close();
+            if (descriptor == null) {
+                arena.close();
+                return;
+            }
+            // Exported: truncating frees the pages even where another mapping of the device file
+            // still holds them (a read of it then fails, it never sees memory given to another).
+            Closer<SysException> closer = Closer.keeping(SysException.class);
+            closer.run(() -> Memfd.resize(descriptor, 0));
+            closer.run(arena::close);
+            closer.run(descriptor::close);
+            if (closer.failure() != null) {
+                throw new UncheckedIOException("freeing " + device + "'s exported memory (" + descriptor.path() + ", "
+                        + Units.bytes(bytes) + ") failed; its budget was given back", closer.failure());
+            }
         }
 
         @Override

@@ -42,12 +42,18 @@ public final class SoftwareDevice implements Importer {
     private final DeviceMemory memory;
     private final IommuTable table = new IommuTable();
     private final DmaEngine engine;
+    private final Topology topology;
+    private final ExportAperture aperture;
+    private final List<ExportedMemory> exports = new ArrayList<>();   // guarded by itself
+    private boolean closed;                                            // guarded by exports
 
     private SoftwareDevice(String name, Profile profile, long memoryBytes, Topology topology, boolean ioUring) {
         this.name = name;
         this.profile = profile;
         this.endpoint = topology.endpoint(name, Topology.Kind.IMPORTER, Optional.empty(), memoryBytes);
         this.memory = new DeviceMemory(name, memoryBytes);
+        this.topology = topology;
+        this.aperture = new ExportAperture(name, endpoint.apertureBytes());
         this.engine = ioUring ? new DmaEngine(name, profile.queueDepth(), memory)
                 : new DmaEngine(name, profile.queueDepth(), memory, false);
     }
@@ -228,6 +234,56 @@ public final class SoftwareDevice implements Importer {
         return buffer;
     }
 
+    /**
+     * Exports bytes of this device's memory (rounded up to whole pages) as a device file: see
+     * {@link ExportedMemory}. Importers that map it get peer-to-peer mappings where the topology
+     * has a path between them and this device's aperture (the topology's {@code bar NAME SIZE},
+     * else its memory size) has room. The memory comes from this device's budget; closing the
+     * device frees every export still live.
+     */
+    public ExportedMemory export(long bytes) throws IOException {
+        if (bytes <= 0) throw new InvalidRequestException(name + ": cannot export " + bytes + " bytes; give a positive size");
+        long page = Process.PAGE_SIZE;
+        long size = Math.ceilDiv(bytes, page) * page;
+        String memfdName = name + "-memory";
+        DeviceMemory.Buffer buffer = memory.allocateExported(memfdName, size);
+        if (buffer == null) {
+            throw new InvalidRequestException(name + ": exporting " + Units.bytes(size) + " does not fit in its free memory ("
+                    + Units.bytes(memory.free()) + " of " + Units.bytes(memory.capacity()) + "); export less");
+        }
+        ExportedMemory e;
+        try {
+            e = new ExportedMemory(this, buffer, topology, aperture);
+        } catch (IOException | RuntimeException | Error x) {
+            buffer.close();
+            throw x;
+        }
+        synchronized (exports) {
+            if (!closed) {
+                exports.add(e);
+                return e;
+            }
+        }
+        e.free();
+        throw new IllegalStateException(name + " is closed: it exports nothing");
+    }
+
+    /** Bytes of this device's aperture that live peer mappings of its exported memory hold. */
+    public long apertureUsed() { return aperture.used(); }
+
+    /** The exports not yet freed. */
+    public List<ExportedMemory> exports() {
+        synchronized (exports) {
+            return List.copyOf(exports);
+        }
+    }
+
+    void forget(ExportedMemory e) {
+        synchronized (exports) {
+            exports.remove(e);
+        }
+    }
+
     DmaEngine engine() { return engine; }
 
     /** Steps 4a and 4b: a peer entry for each direct segment, page-cache pages for each fallback. */
@@ -252,9 +308,25 @@ public final class SoftwareDevice implements Importer {
         return entries;
     }
 
+    /**
+     * Frees every export still live (each waits for its importers to let go: see
+     * {@link ExportedMemory#free}), then stops the DMA engine. A failure to free is thrown after
+     * all were tried (UncheckedIOException, the others suppressed).
+     */
     @Override
     public void close() {
-        engine.close();
+        List<ExportedMemory> all;
+        synchronized (exports) {
+            closed = true;
+            all = List.copyOf(exports);
+        }
+        try {
+            io.directmap.lang.Closer.closeAll(IOException.class, all, ExportedMemory::free);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(name + ": freeing its exported memory failed", e);
+        } finally {
+            engine.close();
+        }
     }
 
     @Override

@@ -27,6 +27,8 @@ public record Invalidation(long start, long end, Cause cause, String detail, boo
         BLOCK_DEVICE("the block device changed"),
         /** The vma was unmapped (munmap): its subscribers let go of everything. */
         UNMAPPED("the mapping was unmapped"),
+        /** The exporter of device memory (a device file's driver) frees or moves the memory it mapped out. */
+        RECLAIMED("the exporter freed or moved the memory"),
         /** A change announced through the API (the filesystem's invalidate). */
         CHANGED("the file changed");
 

@@ -98,6 +98,11 @@ public final class FileHandle implements AutoCloseable {
         return open(dir.toString(), O_RDWR | O_TMPFILE, false, 0600);
     }
 
+    /** A descriptor another call of this package opened (memfd_create): closing the handle closes it. */
+    static FileHandle adopt(String path, int fd) {
+        return new FileHandle(path, fd, false);
+    }
+
     private static FileHandle open(String path, int flags, boolean direct) throws SysException {
         return open(path, flags, direct, 0644);
     }

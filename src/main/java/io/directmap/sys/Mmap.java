@@ -14,7 +14,7 @@ import java.lang.invoke.MethodHandle;
  * its pages, through the page cache, with an explicit lifetime (the arena's).
  */
 public final class Mmap {
-    private static final int PROT_READ = 1, MAP_SHARED = 1;
+    private static final int PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1;
     private static final int MADV_DONTNEED = 4;
 
     // (state, void*, size_t, int, int, int, off_t)void*
@@ -38,6 +38,17 @@ public final class Mmap {
         // MAP_FAILED is (void*)-1; no user-space address is negative as a long.
         long addr = Libc.check("mmap", file.path() + " 0+" + length, "", s -> ((MemorySegment) MMAP.invokeExact(s,
                 MemorySegment.NULL, length, PROT_READ, MAP_SHARED, file.fd(), 0L)).address());
+        return MemorySegment.ofAddress(addr).reinterpret(length, arena, Mmap::unmap);
+    }
+
+    /**
+     * mmap(PROT_READ | PROT_WRITE, MAP_SHARED) of the first length bytes of file (opened for reading
+     * and writing: a memfd): what the process writes there is what every other mapping and every
+     * read of the file sees. The mapping lives until the arena closes.
+     */
+    public static MemorySegment mapSharedWritable(FileHandle file, long length, Arena arena) throws SysException {
+        long addr = Libc.check("mmap PROT_WRITE", file.path() + " 0+" + length, "", s -> ((MemorySegment) MMAP.invokeExact(s,
+                MemorySegment.NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, file.fd(), 0L)).address());
         return MemorySegment.ofAddress(addr).reinterpret(length, arena, Mmap::unmap);
     }
 
