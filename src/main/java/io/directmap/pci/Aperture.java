@@ -27,6 +27,29 @@ public final class Aperture {
         public long end() { return offset + length; }
     }
 
+    /**
+     * What an exporter does when a direct mapping finds its aperture full (the topology's
+     * {@code bar NAME SIZE [refuse|reclaim]}).
+     */
+    public enum WhenFull {
+        /**
+         * The default: refuse (the importer falls back to the page cache for that range). The
+         * proposal's own answer ("running out of BAR space" is a reason to say no); a fallback costs
+         * one copy through host memory, while a reclaim costs another importer its live mapping (it
+         * stops its DMA, lets go and faults again), and two importers whose working sets do not fit
+         * together would take each other's windows at every fault.
+         */
+        REFUSE,
+        /**
+         * Take back the least recently used windows by invalidating their mappings (the owners let go
+         * first), then grant: for one long-running importer whose working set moves through a file
+         * bigger than the aperture.
+         */
+        RECLAIM;
+
+        public String code() { return name().toLowerCase(java.util.Locale.ROOT); }
+    }
+
     /** What the aperture holds now: the numbers dmap stats shows. */
     public record Usage(long sizeBytes, long usedBytes, long freeBytes, long largestFreeBytes, int freeWindows, int windows) {}
 
