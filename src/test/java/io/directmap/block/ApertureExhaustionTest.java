@@ -137,4 +137,40 @@ class ApertureExhaustionTest {
             assertEquals(new Aperture.Usage(MiB, 0, MiB, MiB, 1, 0), device(mm).aperture().usage());
         }
     }
+
+    /**
+     * A fragmented aperture gives one device range two windows apart: they stay two segments, each
+     * with its own bus address, and unmapping gives back exactly those two windows.
+     */
+    @Test
+    void aRangeGrantedInTwoWindowsKeepsBothBusAddresses() throws Exception {
+        try (FsStack mm = stack("bar " + loop + " 1M\n");
+             SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+             Vma vma = mm.mmap(file)) {
+            List<DeviceMapping> held = new ArrayList<>();
+            try {
+                for (long at = 0; at < MiB; at += 256 * KiB) {
+                    held.add(vma.ops().deviceMap(vma, new MapRequest(gpu.endpoint(), at, at + 256 * KiB)));
+                }
+                // Free windows 0 and 2: two holes of 256 KiB, apart.
+                vma.ops().deviceUnmap(vma, gpu.endpoint(), held.get(0));
+                vma.ops().deviceUnmap(vma, gpu.endpoint(), held.get(2));
+                BlockDevice dev = device(mm);
+                assertEquals(2, dev.aperture().usage().freeWindows(), dev.aperture().toString());
+                DeviceMapping two = vma.ops().deviceMap(vma, new MapRequest(gpu.endpoint(), 2 * MiB, 2 * MiB + 512 * KiB));
+                held.add(two);
+                List<Segment.Direct> direct = two.segments().stream().filter(s -> s instanceof Segment.Direct)
+                        .map(s -> (Segment.Direct) s).toList();
+                assertEquals(512 * KiB, two.directBytes(), two.segments().toString());
+                assertEquals(2, direct.size(), "two windows apart are two segments: " + two.segments());
+                long base = dev.endpoint().busBase();
+                assertEquals(List.of(base, base + 512 * KiB), direct.stream().map(Segment.Direct::busAddress).toList());
+                vma.ops().deviceUnmap(vma, gpu.endpoint(), two);
+                assertEquals(new Aperture.Usage(MiB, 512 * KiB, 512 * KiB, 256 * KiB, 2, 2), dev.aperture().usage());
+            } finally {
+                for (DeviceMapping m : held) vma.ops().deviceUnmap(vma, gpu.endpoint(), m);
+            }
+            assertEquals(new Aperture.Usage(MiB, 0, MiB, MiB, 1, 0), device(mm).aperture().usage());
+        }
+    }
 }
