@@ -157,21 +157,28 @@ public final class BlockLayer implements AutoCloseable {
     }
 
     /** How long a reclaim waits for the owners of a window to let go before it refuses instead. */
-    static final long RECLAIM_WAIT_MS = 2_000;
+    static final long RECLAIM_WAIT_MS = 1_000;
+
+    /** The reclaim running per device (one at a time), until its owners let go. */
+    private final Map<BlockDevice, java.util.concurrent.CompletableFuture<Void>> reclaiming = new ConcurrentHashMap<>();
 
     private record Reclaim(Optional<Aperture.Window> window, String why) {}
 
     /**
      * The reclaim policy: take back the least recently used windows, one at a time, by invalidating
      * the mappings that hold them (their owners let go first, through the same path as a shrink or
-     * a detach), until a window for [offset, +length) fits. Windows of mappings still being made
-     * (granted, not yet tracked: this very request's earlier parts among them) have no owner to ask
-     * and are passed over.
+     * a detach), until a window for [offset, +length) fits. A window's use is its grant: the block
+     * device does not see the importer's DMAs (its engine reads through the descriptor), so the
+     * least recently used window is the least recently granted. Windows of mappings still being made
+     * (granted, not yet tracked: this very request's earlier parts among them) have no owner to
+     * ask and are passed over.
      *
      * <p>The invalidation runs on its own thread and is waited for, bounded: the thread asking may be
-     * an importer's fault that already pinned an earlier window of the same read, whose let-go
-     * waits for that pin. Then this refuses (the let-go finishes once the read unpins, and the next
-     * fault finds the room) rather than waiting for itself.
+     * an importer's fault that already pinned an earlier window of the same read (a binding's fast
+     * path pins every window, then faults the next), whose let-go waits for that pin. Then this
+     * refuses rather than wait for itself; the let-go finishes once the read unpins, and the next
+     * fault finds the room. One reclaim runs per device: while it waits, other requests are refused
+     * at once instead of each waiting a second on a read that cannot unpin.
      */
     private Reclaim reclaim(BlockDevice dev, long offset, long length, long unit) {
         int passedOver = 0;
@@ -181,20 +188,31 @@ public final class BlockLayer implements AutoCloseable {
                 passedOver++;
                 continue;
             }
+            var done = new java.util.concurrent.CompletableFuture<Void>();
+            if (reclaiming.putIfAbsent(dev, done) != null) {
+                return new Reclaim(Optional.empty(), "; a window is being taken back already and its owners have not let go yet");
+            }
             dev.countReclaim();
             String detail = dev.name() + "'s aperture is full: its least recently used window (bus offset "
                     + victim.offset() + ", " + victim.length() + " bytes, device " + from + ".." + to
                     + ") is taken back for a mapping of device offset " + offset;
-            var done = new java.util.concurrent.CompletableFuture<Void>();
             Thread t = Thread.ofPlatform().daemon().name("dmap-reclaim-" + dev.name()).unstarted(() -> {
+                Throwable failed = null;
                 try {
                     peers.invalidate(dev, from, to, BlockChange.APERTURE_RECLAIMED, detail);
-                    done.complete(null);
                 } catch (Throwable x) {
-                    done.completeExceptionally(x);
+                    failed = x;
                 }
+                // Off the list before the waiter wakes, so that it can start the next one.
+                reclaiming.remove(dev, done);
+                if (failed == null) done.complete(null); else done.completeExceptionally(failed);
             });
-            t.start();
+            try {
+                t.start();
+            } catch (RuntimeException | Error x) {
+                reclaiming.remove(dev, done);
+                throw x;
+            }
             try {
                 done.get(RECLAIM_WAIT_MS, java.util.concurrent.TimeUnit.MILLISECONDS);
             } catch (java.util.concurrent.TimeoutException e) {

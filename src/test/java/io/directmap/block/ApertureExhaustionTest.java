@@ -173,4 +173,27 @@ class ApertureExhaustionTest {
             assertEquals(new Aperture.Usage(MiB, 0, MiB, MiB, 1, 0), device(mm).aperture().usage());
         }
     }
+
+    /**
+     * A binding's one read pins its first windows, then faults the next: with reclaim, the least
+     * recently used window is one this read holds pinned. The reclaim must not wait for itself: the
+     * read ends, with the right bytes, and the windows it could not take back are let go after.
+     */
+    @Test
+    void reclaimDuringOneReadThatPinsTheVictimDoesNotWaitForItself() throws Exception {
+        try (FsStack mm = stack("bar " + loop + " 1M reclaim\n");
+             SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+             Vma vma = mm.mmap(file);
+             io.directmap.device.Binding b = gpu.bind(vma, 0, 4 * MiB, 256 * KiB, java.util.Set.of(), io.directmap.mm.MapMode.MIXED);
+             io.directmap.device.DeviceMemory.Buffer buf = gpu.allocate(file.toString(), 4 * MiB)) {
+            var read = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(20),
+                    () -> b.read(0, 4 * MiB, buf.segment(), n -> { }));
+            io.directmap.testing.Bytes.assertDeviceHoldsFile(file, 0, buf.segment());
+            assertEquals(4 * MiB, read.directBytes() + read.fallbackBytes());
+            assertTrue(read.directBytes() > 0, "some went direct: " + read);
+            BlockDevice dev = device(mm);
+            assertTrue(dev.apertureReclaims() >= 1, "a reclaim was tried");
+            assertTrue(dev.aperture().usedBytes() <= MiB);
+        }
+    }
 }
