@@ -60,12 +60,12 @@ final class StatsCommand implements Callable<Integer> {
         Map<String, Object> s = f.snapshot();
         long age = System.currentTimeMillis() - n(s.get("updated_ms"));
         out.printf("pid %d (%s), updated %.1f s ago%n", f.pid(), s.get("command"), age / 1000.0);
-        out.printf("  %-10s %10s %10s %10s %13s %12s %8s %9s %8s %9s %9s%n", "device", "aperture", "used", "free", "largest free",
+        out.printf("  %-10s  %9s  %9s  %9s  %12s  %12s  %7s  %9s  %7s  %9s  %9s%n", "device", "aperture", "used", "free", "largest free",
                 "free windows", "windows", "when full", "refused", "reclaimed", "peer maps");
         if (s.get("devices") instanceof List<?> ds) {
             for (Object o : ds) {
                 if (!(o instanceof Map<?, ?> d)) continue;
-                out.printf("  %-10s %10s %10s %10s %13s %12d %8d %9s %8d %9d %9d%n", d.get("name"), Units.bytes(n(d.get("aperture_bytes"))),
+                out.printf("  %-10s  %9s  %9s  %9s  %12s  %12d  %7d  %9s  %7d  %9d  %9d%n", d.get("name"), Units.bytes(n(d.get("aperture_bytes"))),
                         Units.bytes(n(d.get("used_bytes"))), Units.bytes(n(d.get("free_bytes"))),
                         Units.bytes(n(d.get("largest_free_bytes"))), n(d.get("free_windows")), n(d.get("windows")), d.get("when_full"),
                         n(d.get("refusals")), n(d.get("reclaims")), n(d.get("peer_mappings")));
