@@ -72,13 +72,13 @@ public final class Aperture {
 
     /**
      * @param name what the aperture belongs to, for messages ("loop0")
-     * @param sizeBytes its size; at least 1
+     * @param sizeBytes its size; 0 makes every allocation fail
      */
     public Aperture(String name, long sizeBytes) {
-        if (sizeBytes <= 0) throw new IllegalArgumentException(name + ": aperture of " + sizeBytes + " bytes; give at least 1 byte");
+        if (sizeBytes < 0) throw new IllegalArgumentException(name + ": aperture of " + sizeBytes + " bytes; give 0 or more");
         this.name = name;
         this.size = sizeBytes;
-        free.put(0L, sizeBytes);
+        if (sizeBytes > 0) free.put(0L, sizeBytes);   // 0 (bar NAME 0): no direct mapping at all
     }
 
     public String name() { return name; }

@@ -121,4 +121,24 @@ class ApertureTest {
         a.touch(x.offset());
         assertEquals(List.of(y, x), a.leastRecentlyUsed());
     }
+
+    @Test
+    void anEmptyApertureGrantsNothing() {
+        Aperture a = new Aperture("loop0", 0);
+        assertTrue(a.allocateUpTo(4096, 4096, 0).isEmpty());
+        assertEquals(new Aperture.Usage(0, 0, 0, 0, 0, 0), a.usage());
+    }
+
+    @Test
+    void theBarRuleSaysWhatAFullApertureDoes() throws Exception {
+        Topology t = Topology.parse("bar loop0 1M reclaim\nbar loop1 2M refuse\nbar loop2 4M\n", "t");
+        assertEquals(Aperture.WhenFull.RECLAIM, t.whenFull("loop0"));
+        assertEquals(Aperture.WhenFull.REFUSE, t.whenFull("loop1"));
+        assertEquals(Aperture.WhenFull.REFUSE, t.whenFull("loop2"));
+        assertEquals(Aperture.WhenFull.REFUSE, t.whenFull("nvme0n1"), "the default");
+        String m = assertThrows(java.io.IOException.class, () -> Topology.parse("# x\nbar loop0 1M evict\n", "topo")).getMessage();
+        assertTrue(m.contains("topo:2") && m.contains("'evict'") && m.contains("refuse (the default) or reclaim"), m);
+        m = assertThrows(java.io.IOException.class, () -> Topology.parse("no-p2p a b c\n", "topo")).getMessage();
+        assertTrue(m.contains("topo:1") && m.contains("bar NAME SIZE [refuse|reclaim]"), m);
+    }
 }
