@@ -63,6 +63,12 @@ public final class DirectMap implements AutoCloseable {
     FsStack addressSpace() { return mm; }
 
     /**
+     * {@return what it is doing now: apertures, mappings, invalidations, the bindings' counts (as
+     * {@code dmap stats} shows)}
+     */
+    public Stats stats() { return Stats.of(mm); }
+
+    /**
      * A device of kind named by its kind's prefix and the lowest number free here: gpu0, then gpu1, ...
      *
      * @param kind what it is

@@ -11,7 +11,9 @@ public enum BlockChange {
     /** What backs the device changed (a loop device's backing file or offset). */
     BACKING_CHANGED("what backs the device changed"),
     /** A direct read from the range failed. */
-    IO_ERROR("a direct read from the range failed");
+    IO_ERROR("a direct read from the range failed"),
+    /** The aperture was full and reclaims: the least recently used window is taken back for a new mapping. */
+    APERTURE_RECLAIMED("the device took the aperture window back for a newer mapping (least recently used first)");
 
     private final String summary;
 

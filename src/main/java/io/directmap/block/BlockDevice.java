@@ -1,6 +1,7 @@
 package io.directmap.block;
 
 import io.directmap.mm.Peer;
+import io.directmap.pci.Aperture;
 import io.directmap.pci.Topology.Endpoint;
 import io.directmap.sys.BlockIoctl;
 import io.directmap.sys.FileHandle;
@@ -9,6 +10,7 @@ import io.directmap.sys.SysException;
 import io.directmap.sys.SysfsBlock;
 import java.nio.file.Path;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * One block device as DirectMap uses it: opened once with O_DIRECT (or the reason it cannot be),
@@ -34,7 +36,8 @@ public final class BlockDevice implements Peer, AutoCloseable {
     private final BlockIoctl.Geometry geometry;
     private final long diskSeq;               // -1 where the kernel has none
     private final Optional<Backing> backing;  // a loop device's, from the ioctl
-    private long apertureUsed;
+    private final Aperture aperture;          // the BAR: live direct mappings' windows
+    private final AtomicLong apertureRefusals = new AtomicLong(), apertureReclaims = new AtomicLong();
     private int directReaders;     // DMAs reading through the O_DIRECT descriptor now; guarded by this
     private boolean closed;                   // guarded by this: the descriptor was given back
     private volatile long sizeBytes;             // follows resizes; the geometry keeps the size at open
@@ -44,6 +47,7 @@ public final class BlockDevice implements Peer, AutoCloseable {
     BlockDevice(SysfsBlock.Info info, Endpoint endpoint) {
         this.info = info;
         this.endpoint = endpoint;
+        this.aperture = new Aperture(info.name(), endpoint.apertureBytes());
         this.lastState = SysfsBlock.state(info.major(), info.minor());
         FileHandle h = null;
         SysException failure = null;
@@ -185,20 +189,40 @@ public final class BlockDevice implements Peer, AutoCloseable {
         return openFailure != null ? openFailure.getMessage() : notThisDevice;
     }
 
-    /** Reserves up to bytes of aperture, in whole units; returns what was reserved (0 when full or given back). */
-    synchronized long reserveUpTo(long bytes, long unit) {
-        if (closed) return 0;
-        long n = Math.min(bytes, (endpoint.apertureBytes() - apertureUsed) / unit * unit);
-        if (n <= 0) return 0;
-        apertureUsed += n;
-        return n;
+    /**
+     * A window of up to bytes of aperture, in whole units (the logical block size), for the device
+     * range from deviceOffset (the window's tag); empty when the aperture has no unit free, or the
+     * descriptor was given back.
+     */
+    synchronized Optional<Aperture.Window> reserveUpTo(long deviceOffset, long bytes, long unit) {
+        if (closed) return Optional.empty();
+        return aperture.allocateUpTo(bytes, unit, deviceOffset);
     }
 
-    synchronized void release(long bytes) {
-        apertureUsed = Math.max(0, apertureUsed - bytes);
+    /**
+     * Gives back the windows behind [busAddress, busAddress + length) (one grant, or adjacent grants
+     * joined); a grant's length is whole logical blocks but for a request's last, so it is rounded
+     * up as its window was.
+     */
+    void release(long busAddress, long length) {
+        long unit = geometry == null ? 1 : geometry.logicalBlockSize();
+        aperture.free(busAddress - endpoint.busBase(), (length + unit - 1) / unit * unit);
     }
 
-    public synchronized long apertureUsed() { return apertureUsed; }
+    /** The BAR aperture: its windows, their use order, its fragmentation. */
+    public Aperture aperture() { return aperture; }
+
+    public long apertureUsed() { return aperture.usedBytes(); }
+
+    /** How often a direct mapping was refused for a full aperture (APERTURE_EXHAUSTED). */
+    public long apertureRefusals() { return apertureRefusals.get(); }
+
+    /** How many windows were taken back from their mappings to make room (the reclaim policy). */
+    public long apertureReclaims() { return apertureReclaims.get(); }
+
+    void countRefusal() { apertureRefusals.incrementAndGet(); }
+
+    void countReclaim() { apertureReclaims.incrementAndGet(); }
 
     /**
      * A DMA is about to read through the O_DIRECT descriptor: it stays open (its number is not
@@ -236,7 +260,7 @@ public final class BlockDevice implements Peer, AutoCloseable {
      */
     synchronized boolean retireIfIdle(boolean peerMappings) throws SysException {
         if (closed) return true;
-        if (goingAway == null || apertureUsed > 0 || peerMappings || directReaders > 0) return false;
+        if (goingAway == null || aperture.usedBytes() > 0 || peerMappings || directReaders > 0) return false;
         closed = true;
         if (handle != null) handle.close();
         return true;

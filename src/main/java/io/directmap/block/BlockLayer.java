@@ -2,6 +2,7 @@ package io.directmap.block;
 
 import io.directmap.lang.Closer;
 import io.directmap.mm.Refusal;
+import io.directmap.pci.Aperture;
 import io.directmap.pci.Topology;
 import io.directmap.sys.Errno;
 import io.directmap.sys.SysException;
@@ -131,17 +132,104 @@ public final class BlockLayer implements AutoCloseable {
             return refuse(BlockReason.NO_ATOMICS_ON_PATH, "the path " + access.importer().name() + " - " + dev.name()
                     + " does not carry PCIe atomics (" + topology.source() + ")");
         }
-        // Grant what the aperture can hold, in whole logical blocks; the caller asks again for the rest.
-        long granted = dev.reserveUpTo(length, g.logicalBlockSize());
-        if (granted == 0 && dev.goingAway().isPresent()) {
+        // Grant what the aperture can hold, in a window of whole logical blocks; the caller asks again for the rest.
+        Optional<Aperture.Window> w = dev.reserveUpTo(offset, length, g.logicalBlockSize());
+        if (w.isEmpty() && dev.goingAway().isPresent()) {
             return refuse(BlockReason.GOING_AWAY, dev.name() + ": " + dev.goingAway().get());
         }
-        if (granted == 0) {
-            return refuse(BlockReason.APERTURE_EXHAUSTED, dev.name() + "'s aperture of " + dev.endpoint().apertureBytes()
-                    + " bytes has " + (dev.endpoint().apertureBytes() - dev.apertureUsed()) + " free; "
-                    + length + " asked");
+        String reclaimed = "";
+        if (w.isEmpty() && topology.whenFull(dev.name()) == Aperture.WhenFull.RECLAIM) {
+            Reclaim r = reclaim(dev, offset, length, g.logicalBlockSize());
+            w = r.window();
+            reclaimed = r.why();
         }
-        return new BlockDecision.Granted(dev, offset, granted, dev.endpoint().busAddress(offset));
+        if (w.isEmpty()) {
+            dev.countRefusal();
+            Aperture.Usage u = dev.aperture().usage();
+            return refuse(BlockReason.APERTURE_EXHAUSTED, dev.name() + "'s aperture of " + u.sizeBytes() + " bytes has "
+                    + u.freeBytes() + " free (largest free window " + u.largestFreeBytes() + " bytes, " + u.freeWindows()
+                    + " free windows, " + u.windows() + " held); " + length + " asked from device offset " + offset
+                    + " (windows are whole " + g.logicalBlockSize() + "-byte blocks); policy "
+                    + topology.whenFull(dev.name()).code() + reclaimed + "; give it more with 'bar " + dev.name()
+                    + " SIZE' in the topology file, or 'bar " + dev.name() + " SIZE reclaim' to take back the least recently used");
+        }
+        return new BlockDecision.Granted(dev, offset, Math.min(w.get().length(), length), dev.endpoint().busAddress(w.get().offset()));
+    }
+
+    /** How long a reclaim waits for the owners of a window to let go before it refuses instead. */
+    static final long RECLAIM_WAIT_MS = 1_000;
+
+    /** The reclaim running per device (one at a time), until its owners let go. */
+    private final Map<BlockDevice, java.util.concurrent.CompletableFuture<Void>> reclaiming = new ConcurrentHashMap<>();
+
+    private record Reclaim(Optional<Aperture.Window> window, String why) {}
+
+    /**
+     * The reclaim policy: take back the least recently used windows, one at a time, by invalidating
+     * the mappings that hold them (their owners let go first, through the same path as a shrink or
+     * a detach), until a window for [offset, +length) fits. A window's use is its grant: the block
+     * device does not see the importer's DMAs (its engine reads through the descriptor), so the
+     * least recently used window is the least recently granted. Windows of mappings still being made
+     * (granted, not yet tracked: this very request's earlier parts among them) have no owner to
+     * ask and are passed over.
+     *
+     * <p>The invalidation runs on its own thread and is waited for, bounded: the thread asking may be
+     * an importer's fault that already pinned an earlier window of the same read (a binding's fast
+     * path pins every window, then faults the next), whose let-go waits for that pin. Then this
+     * refuses rather than wait for itself; the let-go finishes once the read unpins, and the next
+     * fault finds the room. One reclaim runs per device: while it waits, other requests are refused
+     * at once instead of each waiting a second on a read that cannot unpin.
+     */
+    private Reclaim reclaim(BlockDevice dev, long offset, long length, long unit) {
+        int passedOver = 0;
+        for (Aperture.Window victim : dev.aperture().leastRecentlyUsed()) {
+            long from = victim.tag(), to = victim.tag() + victim.length();
+            if (peers.overlapping(dev, from, to).isEmpty()) {
+                passedOver++;
+                continue;
+            }
+            var done = new java.util.concurrent.CompletableFuture<Void>();
+            if (reclaiming.putIfAbsent(dev, done) != null) {
+                return new Reclaim(Optional.empty(), "; a window is being taken back already and its owners have not let go yet");
+            }
+            dev.countReclaim();
+            String detail = dev.name() + "'s aperture is full: its least recently used window (bus offset "
+                    + victim.offset() + ", " + victim.length() + " bytes, device " + from + ".." + to
+                    + ") is taken back for a mapping of device offset " + offset;
+            Thread t = Thread.ofPlatform().daemon().name("dmap-reclaim-" + dev.name()).unstarted(() -> {
+                Throwable failed = null;
+                try {
+                    peers.invalidate(dev, from, to, BlockChange.APERTURE_RECLAIMED, detail);
+                } catch (Throwable x) {
+                    failed = x;
+                }
+                // Off the list before the waiter wakes, so that it can start the next one.
+                reclaiming.remove(dev, done);
+                if (failed == null) done.complete(null); else done.completeExceptionally(failed);
+            });
+            try {
+                t.start();
+            } catch (RuntimeException | Error x) {
+                reclaiming.remove(dev, done);
+                throw x;
+            }
+            try {
+                done.get(RECLAIM_WAIT_MS, java.util.concurrent.TimeUnit.MILLISECONDS);
+            } catch (java.util.concurrent.TimeoutException e) {
+                return new Reclaim(Optional.empty(), "; the owners of its least recently used window (device " + from + ".." + to
+                        + ") did not let go within " + RECLAIM_WAIT_MS + " ms (a DMA in flight through it, perhaps this read's own);"
+                        + " it is freed when they do");
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return new Reclaim(Optional.empty(), "; interrupted while its least recently used window was taken back");
+            } catch (java.util.concurrent.ExecutionException e) {
+                System.getLogger("io.directmap").log(System.Logger.Level.WARNING, "reclaiming " + detail + " failed", e.getCause());
+            }
+            Optional<Aperture.Window> w = dev.reserveUpTo(offset, length, unit);
+            if (w.isPresent()) return new Reclaim(w, "");
+        }
+        return new Reclaim(Optional.empty(), passedOver == 0 ? "; nothing could be taken back"
+                : "; " + passedOver + " windows belong to mappings still being made (no owner to ask yet) and were not taken back");
     }
 
     /** The reverse map: which device ranges are handed out, to whom. */
@@ -247,7 +335,7 @@ public final class BlockLayer implements AutoCloseable {
 
     /** Gives back what a grant reserved (device_unmap, or an all-or-nothing request that failed elsewhere). */
     public void release(BlockDecision.Granted granted) {
-        granted.device().release(granted.length());
+        granted.device().release(granted.busAddress(), granted.length());
     }
 
     private static BlockDecision refuse(BlockReason reason, String detail) {

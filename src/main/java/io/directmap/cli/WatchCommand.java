@@ -63,7 +63,8 @@ final class WatchCommand implements Callable<Integer> {
         Range r = range == null ? Range.WHOLE : range;
         long windowBytes = windowBytes();
         LinkedBlockingQueue<Seen> reports = new LinkedBlockingQueue<>();
-        try (FsStack mm = common.addressSpace(); var dev = common.device(mm); Vma vma = mm.mmap(file)) {
+        try (FsStack mm = common.addressSpace(); var dev = common.device(mm); Vma vma = mm.mmap(file);
+             var published = StatsFiles.Publisher.start(mm, "dmap watch " + file, spec.commandLine().getErr())) {
             long page = Process.PAGE_SIZE;
             long start = (r.start() == null ? 0 : r.start()) / page * page;
             long end = r.end() == null ? vma.length() : Math.min(r.end(), vma.length());

@@ -8,7 +8,6 @@ import io.directmap.sys.Memfd;
 import io.directmap.sys.Mmap;
 import io.directmap.sys.SysException;
 import io.directmap.sys.Units;
-import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -176,7 +175,7 @@ public final class DeviceMemory {
             closer.run(arena::close);
             closer.run(descriptor::close);
             if (closer.failure() != null) {
-                throw new UncheckedIOException("freeing " + device + "'s exported memory (" + descriptor.path() + ", "
+                throw new IllegalStateException("freeing " + device + "'s exported memory (" + descriptor.path() + ", "
                         + Units.bytes(bytes) + ") failed; its budget was given back", closer.failure());
             }
         }

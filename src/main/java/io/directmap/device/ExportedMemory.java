@@ -154,6 +154,10 @@ public final class ExportedMemory implements AutoCloseable {
 
     /** The device file as a vma maps it: the descriptor a program opened, and the memory's size. */
     private record DeviceFile(Path path, FileHandle handle, long size) implements MappedFile {
+        @Override public java.lang.foreign.MemorySegment mapShared(java.lang.foreign.Arena arena) throws java.io.IOException {
+            return io.directmap.sys.Mmap.mapShared(handle, size, arena);
+        }
+
         @Override public void close() throws SysException { handle.close(); }
     }
 
@@ -177,7 +181,16 @@ public final class ExportedMemory implements AutoCloseable {
         @Override public String name() { return name; }
         @Override public Path node() { return node; }
         @Override public int readAlignment() { return 1; }
-        @Override public FileHandle directHandle() { return handle; }
+
+        @Override
+        public synchronized int descriptor() {
+            if (readers == 0) throw new IllegalStateException(name + ": descriptor() outside beginDirectRead/endDirectRead");
+            try {
+                return handle.fd();
+            } catch (SysException e) {
+                throw new IllegalStateException(name + ": the descriptor was closed while a DMA held it", e);
+            }
+        }
 
         @Override
         public synchronized boolean beginDirectRead() {

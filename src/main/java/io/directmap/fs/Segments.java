@@ -11,7 +11,10 @@ import java.util.List;
 final class Segments {
     private Segments() {}
 
-    /** Adjacent segments with the same outcome become one (contiguous device ranges, equal refusals). */
+    /**
+     * Adjacent segments with the same outcome become one (contiguous device ranges and bus windows,
+     * equal refusals): two grants whose aperture windows are apart stay two, each with its bus address.
+     */
     static List<Segment> merge(List<Segment> in) {
         List<Segment> out = new ArrayList<>(in.size());
         for (Segment s : in) {
@@ -24,7 +27,8 @@ final class Segments {
 
     private static Segment join(Segment a, Segment b) {
         if (a instanceof Segment.Direct x && b instanceof Segment.Direct y
-                && x.peer() == y.peer() && x.deviceOffset() + x.length() == y.deviceOffset() && x.route().equals(y.route())) {
+                && x.peer() == y.peer() && x.deviceOffset() + x.length() == y.deviceOffset()
+                && x.busAddress() + x.length() == y.busAddress() && x.route().equals(y.route())) {
             return new Segment.Direct(x.start(), y.end(), x.peer(), x.deviceOffset(), x.busAddress(), x.route());
         }
         if (a instanceof Segment.Fallback x && b instanceof Segment.Fallback y && x.refusal().equals(y.refusal())) {

@@ -24,6 +24,7 @@ import java.util.Set;
  *
  * <pre>
  * bar     loop0 64M     # loop0 exposes 64 MiB of aperture for direct mappings
+ * bar     loop1 1M reclaim # when full, loop1 takes back its least recently used windows (default: refuse)
  * no-p2p  gpu0  loop0   # no peer-to-peer path between them ("*" matches any endpoint)
  * atomics gpu0  nvme0n1 # the path between them carries PCIe atomics
  * </pre>
@@ -45,7 +46,8 @@ public final class Topology {
 
     /**
      * One device on the bus. busBase is where its aperture starts in the bus address space, so
-     * that a DMA address says which device it reaches.
+     * that a DMA address says which device it reaches; busAddress(offset) is offset bytes into
+     * the aperture (a window's {@link Aperture.Window#offset()}, not a device offset).
      *
      * @param name the device's name: loop0, nvme0n1, gpu0
      * @param kind what it is to the proposal
@@ -64,6 +66,7 @@ public final class Topology {
 
     private final Map<String, Endpoint> endpoints = new LinkedHashMap<>();
     private final Map<String, Long> apertures;
+    private final Map<String, Aperture.WhenFull> whenFull = new LinkedHashMap<>();
     private final Set<List<String>> noP2p;
     private final Set<List<String>> atomics;
     private final String source;
@@ -104,21 +107,39 @@ public final class Topology {
     public static Topology parse(String text, String source) throws IOException {
         Map<String, Long> bar = new LinkedHashMap<>();
         Set<List<String>> noP2p = new HashSet<>(), atomics = new HashSet<>();
+        Map<String, Aperture.WhenFull> full = new LinkedHashMap<>();
         List<String> lines = text.lines().toList();
         for (int i = 0; i < lines.size(); i++) {
             String line = lines.get(i).replaceFirst("#.*", "").trim();
             if (line.isEmpty()) continue;
             String[] w = line.split("\\s+");
             String where = source + ":" + (i + 1) + ": ";
-            if (w.length != 3) throw new IOException(where + "expected 'bar NAME SIZE', 'no-p2p A B' or 'atomics A B', got '" + line + "'");
+            if (w.length != 3 && !(w.length == 4 && w[0].equals("bar"))) {
+                throw new IOException(where + "expected 'bar NAME SIZE [refuse|reclaim]', 'no-p2p A B' or 'atomics A B', got '" + line + "'");
+            }
             switch (w[0]) {
-                case "bar" -> bar.put(w[1], parseSize(w[2], where));
+                case "bar" -> {
+                    bar.put(w[1], parseSize(w[2], where));
+                    if (w.length == 4) full.put(w[1], whenFull(w[3], where));
+                }
                 case "no-p2p" -> noP2p.add(List.of(w[1], w[2]));
                 case "atomics" -> atomics.add(List.of(w[1], w[2]));
                 default -> throw new IOException(where + "unknown rule '" + w[0] + "'; rules are bar, no-p2p, atomics");
             }
         }
-        return new Topology(bar, noP2p, atomics, source);
+        Topology t = new Topology(bar, noP2p, atomics, source);
+        t.whenFull.putAll(full);
+        return t;
+    }
+
+    private static Aperture.WhenFull whenFull(String word, String where) throws IOException {
+        for (Aperture.WhenFull f : Aperture.WhenFull.values()) if (f.code().equals(word)) return f;
+        throw new IOException(where + "'" + word + "' is not what a full aperture does; give refuse (the default) or reclaim");
+    }
+
+    /** What the endpoint named does when its aperture is full: its {@code bar} rule's word, refuse by default. */
+    public Aperture.WhenFull whenFull(String name) {
+        return whenFull.getOrDefault(name, Aperture.WhenFull.REFUSE);
     }
 
     /**

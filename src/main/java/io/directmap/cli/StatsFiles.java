@@ -1,0 +1,283 @@
+package io.directmap.cli;
+
+import com.google.gson.Gson;
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonParseException;
+import com.google.gson.ToNumberPolicy;
+import io.directmap.Stats;
+import io.directmap.fs.FsStack;
+import io.directmap.sys.Process;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalLong;
+import java.util.Set;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * How {@code dmap stats} sees another process's DirectMap: a process that runs long ({@code dmap
+ * watch}) publishes a small JSON snapshot of its {@link Stats} every second as
+ * {@code /run/directmap/PID-N.json} (N counts the publishers of that process: 1 for the first),
+ * mode 0600 in a directory of mode 0700, written whole and renamed into place so a reader never
+ * sees half of one, and removed when it stops (at close, or by a shutdown hook on Ctrl-C).
+ *
+ * <p>A reader trusts a file only while its process is the one that wrote it: the start time the
+ * file records must be the one /proc/PID/stat gives now. A file of a dead process (kill -9), or of
+ * a pid now reused by another program, is stale: it is removed and named as such.
+ * The directory can be moved with the system property {@value #DIR_PROPERTY} (tests).
+ */
+final class StatsFiles {
+    static final String DIR_PROPERTY = "directmap.stats.dir";
+    static final long INTERVAL_MS = 1000;
+    private static final Pattern NAME = Pattern.compile("(\\d+)-(\\d+)\\.json");
+    private static final AtomicInteger PUBLISHERS = new AtomicInteger();
+    private static final Gson GSON = new GsonBuilder().setObjectToNumberStrategy(ToNumberPolicy.LONG_OR_DOUBLE).create();
+
+    private StatsFiles() {}
+
+    static Path dir() {
+        return Path.of(System.getProperty(DIR_PROPERTY, "/run/directmap"));
+    }
+
+    /** A snapshot a process published, and the file it came from. */
+    record Found(Path file, long pid, Map<String, Object> snapshot) {}
+
+    /** A file that was not used, and why (stale, removed; unreadable). */
+    record Ignored(Path file, String why) {}
+
+    record Listing(Path dir, List<Found> found, List<Ignored> ignored) {}
+
+    /**
+     * The start time of process pid in clock ticks since boot (field 22 of /proc/PID/stat, proc(5)),
+     * or empty when there is no such process.
+     */
+    static OptionalLong startTime(long pid) {
+        String stat;
+        try {
+            stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+        } catch (IOException e) {
+            return OptionalLong.empty();
+        }
+        // The command name (field 2) is in parentheses and may hold spaces or ')': count from the last ')'.
+        String[] after = stat.substring(stat.lastIndexOf(')') + 2).trim().split(" ");
+        return OptionalLong.of(Long.parseLong(after[22 - 3]));
+    }
+
+    /** The snapshot as it is written: the stats with who wrote it and when. */
+    static Map<String, Object> snapshot(Stats s, long pid, long startTime, String command) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("pid", pid);
+        m.put("start_time", startTime);
+        m.put("command", command);
+        m.put("updated_ms", System.currentTimeMillis());
+        m.put("interval_ms", INTERVAL_MS);
+        List<Object> devices = new ArrayList<>();
+        for (Stats.DeviceStats d : s.devices()) {
+            Map<String, Object> j = new LinkedHashMap<>();
+            j.put("name", d.name());
+            j.put("aperture_bytes", d.apertureBytes());
+            j.put("used_bytes", d.usedBytes());
+            j.put("free_bytes", d.freeBytes());
+            j.put("largest_free_bytes", d.largestFreeBytes());
+            j.put("free_windows", d.freeWindows());
+            j.put("windows", d.windows());
+            j.put("when_full", d.whenFull());
+            j.put("refusals", d.refusals());
+            j.put("reclaims", d.reclaims());
+            j.put("peer_mappings", d.peerMappings());
+            devices.add(j);
+        }
+        m.put("devices", devices);
+        m.put("mappings", s.liveMappings());
+        m.put("peer_mappings", s.peerMappings());
+        m.put("invalidations", s.invalidations());
+        var b = s.bindings();
+        Map<String, Object> j = new LinkedHashMap<>();
+        j.put("faults", b.faults());
+        j.put("refaults", b.refaults());
+        j.put("invalidations", b.invalidations());
+        j.put("retries", b.retries());
+        j.put("reads", b.reads());
+        j.put("incoherent_reads", b.incoherentReads());
+        j.put("direct_bytes", b.directBytes());
+        j.put("fallback_bytes", b.fallbackBytes());
+        m.put("bindings", j);
+        return m;
+    }
+
+    /** Publishes snapshots of a stack every second until closed; the file goes at close and at exit. */
+    static final class Publisher implements AutoCloseable {
+        private final FsStack mm;
+        private final Path dir, file;
+        private final long pid, startTime;
+        private final String command;
+        private final ScheduledExecutorService timer;
+        private final Thread atExit;
+        private final PrintWriter err;
+        private volatile boolean failedOnce;
+        private boolean stopped;                 // guarded by this: removed, never written again
+
+        private Publisher(FsStack mm, Path dir, String command, PrintWriter err) {
+            this.mm = mm;
+            this.dir = dir;
+            this.pid = ProcessHandle.current().pid();
+            this.startTime = startTime(pid).orElse(-1);
+            this.file = dir.resolve(pid + "-" + PUBLISHERS.incrementAndGet() + ".json");
+            this.command = command;
+            this.err = err;
+            this.timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("dmap-stats").unstarted(r));
+            this.atExit = new Thread(this::remove, "dmap-stats-remove");
+        }
+
+        /**
+         * Starts publishing mm's stats for command ("dmap watch FILE"); when the directory cannot be
+         * made or written (not root), says so once on err and publishes nothing.
+         */
+        static Publisher start(FsStack mm, String command, PrintWriter err) {
+            Publisher p = new Publisher(mm, dir(), command, err);
+            try {
+                Files.createDirectories(p.dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+                p.write();
+            } catch (IOException | RuntimeException e) {
+                err.println("dmap: stats are not published (dmap stats will not see this process): " + p.dir + ": " + e
+                        + (Process.isRoot() ? "" : "; run as root to publish them"));
+                p.timer.shutdown();
+                return p;
+            }
+            Runtime.getRuntime().addShutdownHook(p.atExit);
+            p.timer.scheduleWithFixedDelay(p::writeQuietly, INTERVAL_MS, INTERVAL_MS, TimeUnit.MILLISECONDS);
+            return p;
+        }
+
+        Path file() { return file; }
+
+        private void writeQuietly() {
+            try {
+                write();
+            } catch (IOException | RuntimeException e) {
+                if (!failedOnce) err.println("dmap: publishing stats to " + file + " failed: " + e + " (tried again every second)");
+                failedOnce = true;
+            }
+        }
+
+        private synchronized void write() throws IOException {
+            if (stopped) return;
+            String json = Json.write(snapshot(Stats.of(mm), pid, startTime, command));
+            Path tmp = Files.createTempFile(dir, "." + pid + "-", ".tmp",
+                    PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+            try {
+                Files.writeString(tmp, json);
+                try {
+                    Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                } catch (AtomicMoveNotSupportedException e) {
+                    Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
+                }
+            } finally {
+                Files.deleteIfExists(tmp);
+            }
+        }
+
+        private synchronized void remove() {
+            stopped = true;
+            try {
+                Files.deleteIfExists(file);
+            } catch (IOException e) {
+                err.println("dmap: removing " + file + " failed: " + e + "; dmap stats removes it once this process is gone");
+            }
+        }
+
+        @Override
+        public void close() {
+            timer.shutdownNow();
+            try {
+                timer.awaitTermination(5, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            remove();
+            try {
+                Runtime.getRuntime().removeShutdownHook(atExit);
+            } catch (IllegalStateException | IllegalArgumentException e) {
+                // Shutting down already (the hook removes the file), or never added (nothing was published).
+            }
+        }
+    }
+
+    /**
+     * The snapshots in dir (only pid's when pid is not null); stale files (their process gone, or
+     * their pid another program's now) are removed and listed as ignored.
+     */
+    static Listing list(Path dir, Long pid) throws IOException {
+        List<Found> found = new ArrayList<>();
+        List<Ignored> ignored = new ArrayList<>();
+        if (!Files.isDirectory(dir)) return new Listing(dir, found, ignored);
+        checkTrusted(dir);
+        List<Path> files = new ArrayList<>();
+        try (DirectoryStream<Path> s = Files.newDirectoryStream(dir, "*.json")) {
+            s.forEach(files::add);
+        }
+        files.sort(Comparator.comparing(Path::toString));
+        for (Path f : files) {
+            Matcher m = NAME.matcher(f.getFileName().toString());
+            if (!m.matches()) {
+                ignored.add(new Ignored(f, "not a stats file (its name is not PID-N.json)"));
+                continue;
+            }
+            long filePid = Long.parseLong(m.group(1));
+            if (pid != null && filePid != pid) continue;
+            Map<String, Object> snap;
+            try {
+                @SuppressWarnings("unchecked")
+                Map<String, Object> read = GSON.fromJson(Files.readString(f), Map.class);
+                snap = read;
+            } catch (IOException | JsonParseException e) {
+                if (Files.notExists(f)) continue;   // removed as its process stopped, between list and read
+                ignored.add(new Ignored(f, "unreadable: " + e.getMessage()));
+                continue;
+            }
+            if (snap == null || !(snap.get("start_time") instanceof Long recorded)) {
+                ignored.add(new Ignored(f, "unreadable: no start_time"));
+                continue;
+            }
+            OptionalLong now = startTime(filePid);
+            String stale = now.isEmpty() ? "process " + filePid + " is gone"
+                    : now.getAsLong() != recorded ? "pid " + filePid + " is another program now (started at tick " + now.getAsLong()
+                    + ", the file's at " + recorded + ")" : null;
+            if (stale != null) {
+                Files.deleteIfExists(f);
+                ignored.add(new Ignored(f, stale + "; the stale file was removed"));
+                continue;
+            }
+            found.add(new Found(f, filePid, snap));
+        }
+        return new Listing(dir, found, ignored);
+    }
+
+    /** A directory anyone but its owner (this user) can write to could hand a root reader any file: refused. */
+    private static void checkTrusted(Path dir) throws IOException {
+        int owner = (Integer) Files.getAttribute(dir, "unix:uid");
+        Set<PosixFilePermission> mode = Files.getPosixFilePermissions(dir);
+        if (owner != Process.effectiveUid() || mode.contains(PosixFilePermission.GROUP_WRITE)
+                || mode.contains(PosixFilePermission.OTHERS_WRITE)) {
+            throw new IOException(dir + " is owned by uid " + owner + " with mode " + PosixFilePermissions.toString(mode)
+                    + ": its stats files are not read (it must be this user's, " + Process.effectiveUid()
+                    + ", writable by no one else); remove it and let dmap watch make it again");
+        }
+    }
+}

@@ -1,0 +1,204 @@
+package io.directmap.pci;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
+
+/**
+ * One exporting device's BAR aperture as a resource: a fixed number of bytes of bus address space
+ * in which direct mappings take windows (aligned, never overlapping) and give them back. Free
+ * space that touches coalesces at once, so everything given back is one free window again.
+ *
+ * <p>It knows nothing of what a window reaches: the exporter (a block device, a software device's
+ * memory) keeps a tag with each window, its own offset behind it, and turns a window into a bus
+ * address by adding its endpoint's busBase. Each window also carries the time it was last used, so
+ * an exporter that reclaims can take the least recently used one back.
+ *
+ * <p>Allocation is first fit in address order; where no free window holds the whole request, the
+ * largest one is handed out in part (the caller asks again for the rest), as the BAR counter did
+ * before. Thread-safe; every call is O(windows), which is small (one per live direct segment).
+ */
+public final class Aperture {
+    /** A window: [offset, offset + length) of the aperture; tag is the exporter's (what it reaches). */
+    public record Window(long offset, long length, long tag) {
+        public long end() { return offset + length; }
+    }
+
+    /**
+     * What an exporter does when a direct mapping finds its aperture full (the topology's
+     * {@code bar NAME SIZE [refuse|reclaim]}).
+     */
+    public enum WhenFull {
+        /**
+         * The default: refuse (the importer falls back to the page cache for that range). The
+         * proposal's own answer ("running out of BAR space" is a reason to say no); a fallback costs
+         * one copy through host memory, while a reclaim costs another importer its live mapping (it
+         * stops its DMA, lets go and faults again), and two importers whose working sets do not fit
+         * together would take each other's windows at every fault.
+         */
+        REFUSE,
+        /**
+         * Take back the least recently used windows by invalidating their mappings (the owners let go
+         * first), then grant: for one long-running importer whose working set moves through a file
+         * bigger than the aperture.
+         */
+        RECLAIM;
+
+        public String code() { return name().toLowerCase(java.util.Locale.ROOT); }
+    }
+
+    /** What the aperture holds now: the numbers dmap stats shows. */
+    public record Usage(long sizeBytes, long usedBytes, long freeBytes, long largestFreeBytes, int freeWindows, int windows) {}
+
+    private final String name;
+    private final long size;
+    private final TreeMap<Long, Long> free = new TreeMap<>();      // start -> end, never touching
+    private final TreeMap<Long, Held> held = new TreeMap<>();      // start -> window
+    private long used;
+    private long clock;                                            // use order; a window's stamp is its last use
+
+    private static final class Held {
+        final Window window;
+        long lastUse;
+
+        Held(Window window, long lastUse) {
+            this.window = window;
+            this.lastUse = lastUse;
+        }
+    }
+
+    /**
+     * @param name what the aperture belongs to, for messages ("loop0")
+     * @param sizeBytes its size; 0 makes every allocation fail
+     */
+    public Aperture(String name, long sizeBytes) {
+        if (sizeBytes < 0) throw new IllegalArgumentException(name + ": aperture of " + sizeBytes + " bytes; give 0 or more");
+        this.name = name;
+        this.size = sizeBytes;
+        if (sizeBytes > 0) free.put(0L, sizeBytes);   // 0 (bar NAME 0): no direct mapping at all
+    }
+
+    public String name() { return name; }
+
+    public long sizeBytes() { return size; }
+
+    /**
+     * A window of up to length bytes starting on a multiple of align, its length a multiple of
+     * align, tagged with tag; empty when no free window has align bytes from an aligned start.
+     * align is a power of two (a logical block size).
+     */
+    public synchronized Optional<Window> allocateUpTo(long length, long align, long tag) {
+        if (length <= 0) throw new IllegalArgumentException(name + ": window of " + length + " bytes asked; give at least 1 byte");
+        if (align <= 0 || Long.bitCount(align) != 1) {
+            throw new IllegalArgumentException(name + ": alignment " + align + " is not a power of two");
+        }
+        long want = (length + align - 1) & -align;
+        long bestStart = -1, bestLength = 0;
+        for (Map.Entry<Long, Long> f : free.entrySet()) {
+            long start = (f.getKey() + align - 1) & -align;
+            long room = (f.getValue() - start) & -align;
+            if (room >= want) {
+                bestStart = start;
+                bestLength = want;
+                break;
+            }
+            if (room > bestLength) {
+                bestStart = start;
+                bestLength = room;
+            }
+        }
+        if (bestLength < align) return Optional.empty();
+        Window w = new Window(bestStart, Math.min(bestLength, want), tag);
+        take(w);
+        return Optional.of(w);
+    }
+
+    private void take(Window w) {
+        Map.Entry<Long, Long> f = free.floorEntry(w.offset());
+        if (f == null || f.getValue() < w.end()) throw new IllegalStateException(name + ": " + w + " is not free");
+        free.remove(f.getKey());
+        if (f.getKey() < w.offset()) free.put(f.getKey(), w.offset());
+        if (w.end() < f.getValue()) free.put(w.end(), f.getValue());
+        held.put(w.offset(), new Held(w, ++clock));
+        used += w.length();
+    }
+
+    /**
+     * Gives back [offset, offset + length), which must be exactly one window or several adjacent
+     * ones (a caller that joined adjacent grants gives them back together). A range that is not
+     * held so is a bug in the caller (a double free): IllegalStateException naming it, and
+     * nothing is freed.
+     */
+    public synchronized void free(long offset, long length) {
+        long end = offset + length;
+        List<Long> starts = new ArrayList<>();
+        long at = offset;
+        while (at < end) {
+            Held h = held.get(at);
+            if (h == null || h.window.end() > end) {
+                throw new IllegalStateException(name + ": [" + offset + ", " + end + ") of the aperture is not held as whole windows"
+                        + " (no window " + (h == null ? "starts at " + at : h.window + " ends past it") + "): freed twice, or never allocated");
+            }
+            starts.add(at);
+            at = h.window.end();
+        }
+        for (long s : starts) {
+            Window w = held.remove(s).window;
+            used -= w.length();
+            giveBack(w.offset(), w.end());
+        }
+    }
+
+    private void giveBack(long start, long end) {
+        Map.Entry<Long, Long> before = free.floorEntry(start);
+        if (before != null && before.getValue() == start) {
+            start = before.getKey();
+            free.remove(before.getKey());
+        }
+        Long after = free.get(end);
+        if (after != null) {
+            free.remove(end);
+            end = after;
+        }
+        free.put(start, end);
+    }
+
+    /** Marks the window at offset as just used (it moves to the back of the reclaim order). */
+    public synchronized void touch(long offset) {
+        Held h = held.get(offset);
+        if (h != null) h.lastUse = ++clock;
+    }
+
+    /** The windows held now, least recently used first: the order a reclaiming exporter takes them back in. */
+    public synchronized List<Window> leastRecentlyUsed() {
+        return held.values().stream().sorted(Comparator.comparingLong(h -> h.lastUse)).map(h -> h.window).toList();
+    }
+
+    /** The windows held now, in address order. */
+    public synchronized List<Window> windows() {
+        return held.values().stream().map(h -> h.window).toList();
+    }
+
+    /** The free windows now, in address order, as [start, end) pairs (coalesced: none touches another). */
+    public synchronized List<long[]> freeWindows() {
+        return free.entrySet().stream().map(e -> new long[] {e.getKey(), e.getValue()}).toList();
+    }
+
+    public synchronized long usedBytes() { return used; }
+
+    public synchronized Usage usage() {
+        long largest = 0;
+        for (Map.Entry<Long, Long> f : free.entrySet()) largest = Math.max(largest, f.getValue() - f.getKey());
+        return new Usage(size, used, size - used, largest, free.size(), held.size());
+    }
+
+    @Override
+    public synchronized String toString() {
+        Usage u = usage();
+        return name + "'s aperture of " + u.sizeBytes() + " bytes: " + u.usedBytes() + " used in " + u.windows() + " windows, "
+                + u.freeBytes() + " free in " + u.freeWindows() + " (largest " + u.largestFreeBytes() + ")";
+    }
+}

@@ -1,0 +1,168 @@
+package io.directmap.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.Gson;
+import com.google.gson.GsonBuilder;
+import com.google.gson.ToNumberPolicy;
+import io.directmap.testing.ScratchFs;
+import io.directmap.tools.Commands;
+import io.directmap.tools.ScratchFilesystem;
+import io.directmap.tools.Workloads;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * dmap stats as a user runs it: against a dmap watch that holds mappings on a loop-mounted ext4
+ * whose 1 MiB aperture is full (in this JVM: the watch publishes under this process's pid), and
+ * against stale files of processes that are gone or whose pid is another program's now.
+ */
+class StatsCommandTest {
+    static final long MiB = 1 << 20;
+    static final Gson GSON = new GsonBuilder().setObjectToNumberStrategy(ToNumberPolicy.LONG_OR_DOUBLE).create();
+
+    @RegisterExtension
+    static final ScratchFs EXT4 = new ScratchFs(ScratchFilesystem.Type.EXT4);
+
+    @TempDir Path tmp;
+    Path run;
+
+    @BeforeEach
+    void statsDir() {
+        run = tmp.resolve("run-directmap");
+        System.setProperty(StatsFiles.DIR_PROPERTY, run.toString());
+    }
+
+    @AfterEach
+    void back() {
+        System.clearProperty(StatsFiles.DIR_PROPERTY);
+    }
+
+    @SuppressWarnings("unchecked")
+    static Map<String, Object> statsJson() {
+        DmapCommandTest.Result r = DmapCommandTest.dmap("stats", "--json");
+        assertEquals(Dmap.OK, r.code(), r.out() + r.err());
+        return GSON.fromJson(r.out(), Map.class);
+    }
+
+    @SuppressWarnings("unchecked")
+    static List<Map<String, Object>> list(Object o) {
+        return (List<Map<String, Object>>) o;
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void statsShowsTheApertureAndMappingsOfARunningWatchAndNothingOnceItStops() throws Exception {
+        Path f = EXT4.file("stats.bin");
+        Workloads.write(f, 0, 4 * MiB, 9);
+        Workloads.syncAndEvict(f);
+        String loop = Path.of(EXT4.filesystem().loopDevice()).getFileName().toString();
+        Path topology = Files.writeString(tmp.resolve("topology"), "bar " + loop + " 1M\n");
+        long me = ProcessHandle.current().pid();
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        AtomicInteger code = new AtomicInteger(-1);
+        Thread watch = Thread.ofPlatform().start(() -> code.set(Dmap.run(new PrintWriter(out, true), new PrintWriter(err, true),
+                "watch", f.toString(), "--topology", topology.toString(), "--window", "256K", "--count", "1", "--for", "30")));
+        Map<String, Object> device = null, process = null;
+        try {
+            long deadline = System.nanoTime() + 25_000_000_000L;
+            while (!out.toString().contains("by / detail") && watch.isAlive() && System.nanoTime() < deadline) Thread.sleep(10);
+            assertTrue(out.toString().contains("by / detail"), "the watch started: " + out + err);
+            // The watch publishes every second: wait for a snapshot taken after its first read.
+            while (System.nanoTime() < deadline) {
+                Map<String, Object> j = statsJson();
+                assertEquals(run.toString(), j.get("dir"));
+                for (Map<String, Object> p : list(j.get("processes"))) {
+                    for (Map<String, Object> d : list(p.get("devices"))) {
+                        if (d.get("name").equals(loop) && ((Long) d.get("used_bytes")) > 0) {
+                            device = d;
+                            process = p;
+                        }
+                    }
+                }
+                if (device != null) break;
+                Thread.sleep(100);
+            }
+            assertTrue(device != null, "a snapshot shows " + loop + "'s aperture in use: " + statsJson());
+            assertEquals(me, process.get("pid"));
+            assertTrue(((String) process.get("command")).startsWith("dmap watch "), process.toString());
+            assertTrue(process.get("start_time") instanceof Long && process.get("updated_ms") instanceof Long, process.toString());
+            // 16 windows of 256 KiB over a 1 MiB aperture: 4 direct, the other 12 refused.
+            assertEquals(MiB, device.get("aperture_bytes"));
+            assertEquals(MiB, device.get("used_bytes"));
+            assertEquals(0L, device.get("free_bytes"));
+            assertEquals(0L, device.get("largest_free_bytes"));
+            assertEquals(0L, device.get("free_windows"));
+            assertEquals(4L, device.get("windows"));
+            assertEquals("refuse", device.get("when_full"));
+            assertTrue((Long) device.get("refusals") >= 12, device.toString());
+            assertEquals(0L, device.get("reclaims"));
+            assertEquals(4L, device.get("peer_mappings"));
+            assertTrue((Long) process.get("mappings") >= 16, process.toString());
+            Map<String, Object> b = (Map<String, Object>) process.get("bindings");
+            assertTrue((Long) b.get("faults") >= 16 && (Long) b.get("direct_bytes") >= MiB, b.toString());
+            for (String k : List.of("refaults", "invalidations", "retries", "reads", "incoherent_reads", "fallback_bytes")) {
+                assertTrue(b.get(k) instanceof Long, k + " in " + b);
+            }
+            DmapCommandTest.Result text = DmapCommandTest.dmap("stats", "--pid", Long.toString(me));
+            assertEquals(Dmap.OK, text.code(), text.out() + text.err());
+            assertTrue(text.out().contains("pid " + me + " (dmap watch ") && text.out().contains("largest free"), text.out());
+            assertTrue(text.out().matches("(?s).*\\n  " + loop + " +1 MiB +1 MiB +0 B +0 B +0 +4 +refuse +\\d+ +0 +4\\n.*"), text.out());
+            Commands.run("dd", "if=/dev/zero", "of=" + f, "bs=4096", "count=1", "conv=notrunc", "status=none");
+        } finally {
+            watch.join(40_000);
+            Files.deleteIfExists(f);
+        }
+        assertFalse(watch.isAlive(), "the watch stopped after one invalidation: " + out + err);
+        assertEquals(Dmap.OK, code.get(), err.toString());
+        try (var files = Files.list(run)) {
+            assertEquals(List.of(), files.toList(), "the snapshot is removed when the watch stops");
+        }
+        assertEquals(List.of(), statsJson().get("processes"));
+        DmapCommandTest.Result none = DmapCommandTest.dmap("stats", "--pid", Long.toString(me));
+        assertEquals(Dmap.FAILED, none.code(), none.out() + none.err());
+        assertTrue(none.err().contains("no stats from process " + me), none.err());
+    }
+
+    @Test
+    void staleSnapshotsOfGoneOrReusedPidsAreRemovedAndNamed() throws Exception {
+        Files.createDirectories(run, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+        long me = ProcessHandle.current().pid();
+        // pid_max is at most 4194304: this pid never exists.
+        Path gone = Files.writeString(run.resolve("999999999-1.json"), "{\"pid\": 999999999, \"start_time\": 5}");
+        long started = StatsFiles.startTime(me).orElseThrow();
+        Path reused = Files.writeString(run.resolve(me + "-7.json"), "{\"pid\": " + me + ", \"start_time\": " + (started + 1) + "}");
+        Map<String, Object> j = statsJson();
+        assertEquals(List.of(), j.get("processes"));
+        List<Map<String, Object>> ignored = list(j.get("ignored"));
+        assertEquals(2, ignored.size(), ignored.toString());
+        assertTrue(ignored.stream().anyMatch(i -> i.get("file").equals(gone.toString())
+                && i.get("why").toString().contains("process 999999999 is gone")), ignored.toString());
+        assertTrue(ignored.stream().anyMatch(i -> i.get("file").equals(reused.toString())
+                && i.get("why").toString().contains("pid " + me + " is another program now")), ignored.toString());
+        assertFalse(Files.exists(gone));
+        assertFalse(Files.exists(reused));
+    }
+
+    @Test
+    void aDirectoryOthersCanWriteIsNotRead() throws Exception {
+        Files.createDirectories(run);
+        Files.setPosixFilePermissions(run, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+        DmapCommandTest.Result r = DmapCommandTest.dmap("stats");
+        assertEquals(Dmap.FAILED, r.code(), r.out() + r.err());
+        assertTrue(r.err().contains(run + " is owned by uid") && r.err().contains("writable by no one else"), r.err());
+    }
+}
