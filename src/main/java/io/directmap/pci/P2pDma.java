@@ -106,8 +106,8 @@ final class P2pDma {
                 if (a.state == AcsState.REDIRECT) acs.add(a.why);
             }
             if (acs.isEmpty()) {
-                return new Reach.Direct(w.distance(), w.route(bus, false), "under one " + shared.kind().label() + ", " + shared.name()
-                        + (w.distance() == 4 && shared.kind() == PciTree.Kind.SWITCH_UPSTREAM ? " (one switch)" : ""));
+                String under = shared.kind() == PciTree.Kind.SWITCH_UPSTREAM ? "switch" : shared.kind().label();
+                return new Reach.Direct(w.distance(), w.route(bus, false), "under one " + under + ", " + shared.name() + ", with no ACS redirection");
             }
             redirected = String.join("; ", acs) + ", so peer traffic goes up to the root complex: ";
         }

@@ -214,7 +214,7 @@ public final class SysfsPci {
         if (!"AuthenticAMD".equals(vendor)) return Optional.empty();
         try {
             int f = Integer.parseInt(family);
-            return f >= 0x17 ? Optional.of("the CPU is AMD family 0x" + Integer.toHexString(f) + " (Zen or later), which routes peer traffic between root ports (cpu_supports_p2pdma)")
+            return f >= 0x17 ? Optional.of("the CPU is AMD family 0x" + Integer.toHexString(f) + ", Zen or later: cpu_supports_p2pdma")
                     : Optional.empty();
         } catch (NumberFormatException e) {
             return Optional.empty();
