@@ -51,6 +51,19 @@ class ConfigSpaceTest {
     }
 
     @Test
+    void eachCompleterWidthIsItsOwnBit() {
+        ConfigSpace.Pcie only32 = ConfigSpace.parse(FakeSysfs.config(0x10de, 1, 0x030200, ConfigSpace.TYPE_ENDPOINT, 0x80, 0, -1)).pcie().orElseThrow();
+        assertTrue(only32.completes32());
+        assertFalse(only32.completes64() || only32.completes128() || only32.routesAtomics());
+        ConfigSpace.Pcie only64 = ConfigSpace.parse(FakeSysfs.config(0x10de, 1, 0x030200, ConfigSpace.TYPE_ENDPOINT, 0x100, 0, -1)).pcie().orElseThrow();
+        assertTrue(only64.completes64());
+        assertFalse(only64.completes32() || only64.completes128());
+        ConfigSpace.Pcie cas = ConfigSpace.parse(FakeSysfs.config(0x10de, 1, 0x030200, ConfigSpace.TYPE_ENDPOINT, 0x200, 0, -1)).pcie().orElseThrow();
+        assertTrue(cas.completes128());
+        assertFalse(cas.completes32() || cas.completes64() || cas.egressBlocked());
+    }
+
+    @Test
     void aSwitchPortWithNothingSetRedirectsNothing() {
         ConfigSpace cs = ConfigSpace.parse(FakeSysfs.config(0x10b5, 0x8747, 0x060400, ConfigSpace.TYPE_DOWNSTREAM, 0, 0, 0));
         assertEquals(List.of(), cs.acs().orElseThrow().redirects());
