@@ -33,10 +33,18 @@ final class TopologyCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Topology t = topology.load();
+        PrintWriter out = spec.commandLine().getOut();
+        try {
+            return print(t, out);
+        } finally {
+            out.flush();    // print() does not flush an autoflushing writer; main exits right after
+        }
+    }
+
+    private int print(Topology t, PrintWriter out) {
         PciTree machine = t.machine();
         List<Topology.Endpoint> endpoints = endpoints(t, machine);
         List<Map<String, Object>> pairs = pairs(t, endpoints);
-        PrintWriter out = spec.commandLine().getOut();
         if (json) {
             Map<String, Object> j = new LinkedHashMap<>();
             j.put("source", t.source());
