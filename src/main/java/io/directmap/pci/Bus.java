@@ -1,5 +1,6 @@
 package io.directmap.pci;
 
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.LinkedHashMap;
@@ -7,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.Function;
 import java.util.function.Supplier;
 
 /**
@@ -107,7 +109,7 @@ final class Bus {
      * A fact about n, or about the declared switch n is a port of: a rule on a switch speaks for
      * its ports, as firmware sets ACS on every downstream port of a switch.
      */
-    <T> Optional<Stated<T>> stated(PciTree.Node n, java.util.function.Function<Facts, Stated<T>> which) {
+    <T> Optional<Stated<T>> stated(PciTree.Node n, Function<Facts, Stated<T>> which) {
         Optional<Stated<T>> own = factsOf(n.name()).map(which);
         if (own.isPresent()) return own;
         if (n.declared() && n.kind() == PciTree.Kind.SWITCH_DOWNSTREAM && n.parent() != null) {
@@ -116,7 +118,7 @@ final class Bus {
         return Optional.empty();
     }
 
-    static Set<Width> widths(List<String> words, String where, String line) throws java.io.IOException {
+    static Set<Width> widths(List<String> words, String where, String line) throws IOException {
         Set<Width> w = EnumSet.noneOf(Width.class);
         for (String s : words) {
             switch (s) {
@@ -124,7 +126,7 @@ final class Bus {
                 case "atomics32" -> w.add(Width.ATOMICS32);
                 case "atomics64" -> w.add(Width.ATOMICS64);
                 case "cas128" -> w.add(Width.CAS128);
-                default -> throw new java.io.IOException(where + "'" + s + "' in '" + line
+                default -> throw new IOException(where + "'" + s + "' in '" + line
                         + "' is no completer width; write 'completer DEVICE none' or any of atomics32 atomics64 cas128");
             }
         }

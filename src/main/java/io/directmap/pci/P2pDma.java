@@ -1,7 +1,10 @@
 package io.directmap.pci;
 
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 
@@ -26,12 +29,12 @@ final class P2pDma {
     private P2pDma() {}
 
     /** The kernel's pci_p2pdma_whitelist[] (host bridge function vendor:device; true: only within one host bridge). */
-    private static final java.util.Map<String, Boolean> WHITELIST = java.util.Map.ofEntries(
-            java.util.Map.entry("8086:3c00", true), java.util.Map.entry("8086:3c01", true),     // Xeon E5 / Core i7
-            java.util.Map.entry("8086:2f00", true), java.util.Map.entry("8086:2f01", true),     // Xeon E5 v3
-            java.util.Map.entry("8086:2030", false), java.util.Map.entry("8086:2031", false),   // Skylake-E root ports
-            java.util.Map.entry("8086:2032", false), java.util.Map.entry("8086:2033", false),
-            java.util.Map.entry("8086:2020", false), java.util.Map.entry("8086:09a2", false));  // Skylake-E, Ice Lake
+    private static final Map<String, Boolean> WHITELIST = Map.ofEntries(
+            Map.entry("8086:3c00", true), Map.entry("8086:3c01", true),     // Xeon E5 / Core i7
+            Map.entry("8086:2f00", true), Map.entry("8086:2f01", true),     // Xeon E5 v3
+            Map.entry("8086:2030", false), Map.entry("8086:2031", false),   // Skylake-E root ports
+            Map.entry("8086:2032", false), Map.entry("8086:2033", false),
+            Map.entry("8086:2020", false), Map.entry("8086:09a2", false));  // Skylake-E, Ice Lake
 
     /** Both devices' paths up to where they meet: common is -1 where they share no bridge. */
     private record Walk(List<PciTree.Node> client, List<PciTree.Node> provider, int commonInClient, int commonInProvider) {
@@ -47,7 +50,7 @@ final class P2pDma {
             if (!upToHost && shared()) {
                 out.addAll(client.subList(1, commonInClient + 1));
                 List<PciTree.Node> down = new ArrayList<>(provider.subList(1, Math.max(1, commonInProvider)));
-                java.util.Collections.reverse(down);
+                Collections.reverse(down);
                 out.addAll(down);
                 return out;
             }
@@ -56,7 +59,7 @@ final class P2pDma {
             out.add(hc);
             if (!hp.name().equals(hc.name())) out.add(hp);
             List<PciTree.Node> down = new ArrayList<>(provider.subList(1, provider.size()));
-            java.util.Collections.reverse(down);
+            Collections.reverse(down);
             out.addAll(down);
             return out;
         }
@@ -273,7 +276,7 @@ final class P2pDma {
                 Optional<Bus.Stated<Set<Bus.Width>>> stated = bus.stated(n, f -> f.completer);
                 if (stated.isPresent()) {
                     out.add(stated.get().value().isEmpty() ? "completes no atomics"
-                            : "completes " + String.join(" ", stated.get().value().stream().map(w -> w.name().toLowerCase(java.util.Locale.ROOT)).toList()));
+                            : "completes " + String.join(" ", stated.get().value().stream().map(w -> w.name().toLowerCase(Locale.ROOT)).toList()));
                 } else if (n.config().isPresent()) {
                     Optional<ConfigSpace.Pcie> e = n.config().get().pcie();
                     if (e.isEmpty()) {

@@ -5,6 +5,7 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -59,7 +60,7 @@ public final class SysfsPci {
                         List.of(), Optional.empty(), false, List.of()));
             }
         }
-        Map<String, PciTree.Node> ordered = new java.util.LinkedHashMap<>(all);
+        Map<String, PciTree.Node> ordered = new LinkedHashMap<>(all);
         ordered.putAll(nodes);
         return new PciTree(ordered, blockDevices(sysRoot.resolve("class/block")), cpuRoutesP2p(cpuinfo), problems);
     }

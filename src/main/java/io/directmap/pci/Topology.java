@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Supplier;
 
 /**
@@ -66,7 +67,11 @@ public final class Topology {
         }
     }
 
+    /** A pair's answers by name (an endpoint is one per name); the tree never changes once parsed. */
+    private record Pair(String client, String provider) {}
+
     private final Map<String, Endpoint> endpoints = new LinkedHashMap<>();
+    private final Map<Pair, Reach> peerPaths = new ConcurrentHashMap<>(), atomicPaths = new ConcurrentHashMap<>();
     private final Map<String, Long> apertures;
     private final List<PairRule> noP2p;
     private final List<PairRule> atomics;
@@ -301,6 +306,15 @@ public final class Topology {
 
     /** How client reaches provider's memory: the distance, the route, and why (or why not). */
     public Reach peerPath(Endpoint client, Endpoint provider) {
+        return peerPaths.computeIfAbsent(new Pair(client.name(), provider.name()), k -> answerPeerPath(client, provider));
+    }
+
+    /** How client's AtomicOps reach provider's memory, where the path and provider carry them. */
+    public Reach atomicPath(Endpoint client, Endpoint provider) {
+        return atomicPaths.computeIfAbsent(new Pair(client.name(), provider.name()), k -> answerAtomicPath(client, provider));
+    }
+
+    private Reach answerPeerPath(Endpoint client, Endpoint provider) {
         for (PairRule r : noP2p) {
             if (r.matches(client.name(), provider.name())) return new Reach.Refused(-1, "", r.where());
         }
@@ -314,8 +328,7 @@ public final class Topology {
         return P2pDma.distance(bus, c.get(), p.get());
     }
 
-    /** How client's AtomicOps reach provider's memory, where the path and provider carry them. */
-    public Reach atomicPath(Endpoint client, Endpoint provider) {
+    private Reach answerAtomicPath(Endpoint client, Endpoint provider) {
         Reach path = peerPath(client, provider);
         if (!path.allowed()) return new Reach.Refused(path.distance(), path.route(), "no peer-to-peer path: " + path.why());
         for (PairRule r : atomics) {
