@@ -124,13 +124,15 @@ public final class BlockLayer implements AutoCloseable {
         if (access.write() && g.readOnly()) {
             return refuse(BlockReason.READ_ONLY, dev.name() + " is read-only (BLKROGET)");
         }
-        if (!topology.peerToPeer(access.importer(), dev.endpoint())) {
+        io.directmap.pci.Reach p2p = topology.peerPath(access.importer(), dev.endpoint());
+        if (!p2p.allowed()) {
             return refuse(BlockReason.NO_P2P_PATH, "no peer-to-peer path between " + access.importer().name()
-                    + " and " + dev.name() + " (" + topology.source() + ")");
+                    + " and " + dev.name() + ": " + p2p.why() + " (" + topology.source() + ")");
         }
-        if (access.atomic() && !topology.atomics(access.importer(), dev.endpoint())) {
+        io.directmap.pci.Reach atomics = access.atomic() ? topology.atomicPath(access.importer(), dev.endpoint()) : p2p;
+        if (!atomics.allowed()) {
             return refuse(BlockReason.NO_ATOMICS_ON_PATH, "the path " + access.importer().name() + " - " + dev.name()
-                    + " does not carry PCIe atomics (" + topology.source() + ")");
+                    + " does not carry PCIe atomics: " + atomics.why() + " (" + topology.source() + ")");
         }
         // Grant what the aperture can hold, in a window of whole logical blocks; the caller asks again for the rest.
         Optional<Aperture.Window> w = dev.reserveUpTo(offset, length, g.logicalBlockSize());
