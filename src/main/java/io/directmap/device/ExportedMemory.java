@@ -153,7 +153,7 @@ public final class ExportedMemory implements AutoCloseable {
     }
 
     /** The device file as a vma maps it: the descriptor a program opened, and the memory's size. */
-    private record DeviceFile(Path path, FileHandle handle, long size) implements MappedFile {
+    record DeviceFile(Path path, FileHandle handle, long size) implements MappedFile {
         @Override public java.lang.foreign.MemorySegment mapShared(java.lang.foreign.Arena arena) throws java.io.IOException {
             return io.directmap.sys.Mmap.mapShared(handle, size, arena);
         }

@@ -250,7 +250,7 @@ class ExportedMemoryTest {
         assertThrows(IllegalStateException.class, exported::memory);
         assertFalse(memoryStillThere(source, s.pattern()), "the exporter's own mapping of the memory is gone");
         MemorySegment probe = dst.segment().asSlice(0, WINDOW);
-        assertEquals(0, vma.file().handle().preadFully(probe, 0), "the device file a program still maps holds no page of it");
+        assertEquals(0, ((ExportedMemory.DeviceFile) vma.file()).handle().preadFully(probe, 0), "the device file a program still maps holds no page of it");
 
         // A read after the free faults again, and the exporter refuses it: it fails, naming the device file.
         dst.segment().fill((byte) 0);

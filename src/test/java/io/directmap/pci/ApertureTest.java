@@ -138,7 +138,9 @@ class ApertureTest {
         assertEquals(Aperture.WhenFull.REFUSE, t.whenFull("nvme0n1"), "the default");
         String m = assertThrows(java.io.IOException.class, () -> Topology.parse("# x\nbar loop0 1M evict\n", "topo")).getMessage();
         assertTrue(m.contains("topo:2") && m.contains("'evict'") && m.contains("refuse (the default) or reclaim"), m);
-        m = assertThrows(java.io.IOException.class, () -> Topology.parse("no-p2p a b c\n", "topo")).getMessage();
+        m = assertThrows(java.io.IOException.class, () -> Topology.parse("bar loop0\n", "topo")).getMessage();
         assertTrue(m.contains("topo:1") && m.contains("bar NAME SIZE [refuse|reclaim]"), m);
+        m = assertThrows(java.io.IOException.class, () -> Topology.parse("no-p2p a b c\n", "topo")).getMessage();
+        assertTrue(m.contains("topo:1") && m.contains("no-p2p A B"), m);
     }
 }
