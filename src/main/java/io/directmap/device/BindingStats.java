@@ -19,7 +19,18 @@ public final class BindingStats {
             retries = new AtomicLong(), reads = new AtomicLong(), incoherentReads = new AtomicLong(),
             directBytes = new AtomicLong(), fallbackBytes = new AtomicLong();
 
-    /** The counts of every binding of this process, as {@code dmap stats} shows them. */
+    /**
+     * The counts of every binding of this process, as {@code dmap stats} shows them.
+     *
+     * @param faults          windows faulted in: device_map calls that made a mapping
+     * @param refaults        faults of a window the binding had mapped before and let go (after an invalidation)
+     * @param invalidations   let-goes: mappings the exporter invalidated while the binding held them
+     * @param retries         reads retried because the notifier's sequence moved while they read (read_retry)
+     * @param reads           reads the bindings completed
+     * @param incoherentReads reads completed while an invalidation was under way, whose bytes may be stale
+     * @param directBytes     bytes read straight from the block device (peer-to-peer)
+     * @param fallbackBytes   bytes read through the page cache
+     */
     public record Totals(long faults, long refaults, long invalidations, long retries, long reads,
                          long incoherentReads, long directBytes, long fallbackBytes) {
         Totals plus(AtomicLong[] c) {
@@ -48,7 +59,7 @@ public final class BindingStats {
         });
     }
 
-    /** Every binding's counts summed: those alive now and those gone. */
+    /** {@return every binding's counts summed: those alive now and those gone} */
     public static Totals totals() {
         synchronized (LOCK) {
             Totals t = gone;
