@@ -23,11 +23,13 @@ public final class BindingStats {
      * The counts of every binding of this process, as {@code dmap stats} shows them.
      *
      * @param faults          windows faulted in: device_map calls that made a mapping
-     * @param refaults        faults of a window the binding had mapped before and let go (after an invalidation)
+     * @param refaults        faults of a window that had been mapped before (it let go, and faulted again)
      * @param invalidations   let-goes: mappings the exporter invalidated while the binding held them
-     * @param retries         reads retried because the notifier's sequence moved while they read (read_retry)
+     * @param retries         window reads done again: the notifier's sequence moved (read_retry), the
+     *                        exporter's check found the mapping gone, or the DMA failed
      * @param reads           reads the bindings completed
-     * @param incoherentReads reads completed while an invalidation was under way, whose bytes may be stale
+     * @param incoherentReads reads that went ahead incoherent ({@code coherent=false}): another process held
+     *                        the file open for writing past the binding's coherent wait
      * @param directBytes     bytes read straight from the block device (peer-to-peer)
      * @param fallbackBytes   bytes read through the page cache
      */

@@ -54,11 +54,14 @@ public final class Topology {
 
     /** What an endpoint is to the mapping contract. */
     public enum Kind {
-        /** A block device: the provider whose BAR the direct path reads (an NVMe controller's CMB, a loop device's stand-in). */
+        /** A block device: the provider whose BAR aperture the direct path's mappings take windows of. */
         BLOCK_DEVICE,
         /** A device that maps files and reads them (the proposal's device: a GPU, an FPGA, a NIC). */
         IMPORTER,
-        /** A device that exports its own memory as a device file, the provider of its peers' mappings. */
+        /**
+         * A device whose own memory its peers map (the provider of their mappings). Nothing
+         * registers one yet: a software device that exports memory is registered as an {@link #IMPORTER}.
+         */
         EXPORTER
     }
 
