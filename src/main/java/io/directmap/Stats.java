@@ -24,22 +24,44 @@ import java.util.List;
  */
 public record Stats(List<DeviceStats> devices, long liveMappings, long peerMappings, long invalidations,
                     BindingStats.Totals bindings) {
+    /**
+     * A snapshot of these numbers; devices is copied.
+     *
+     * @param devices       the block devices this DirectMap has opened, by name
+     * @param liveMappings  device mappings the file systems track now (direct, fallback or both)
+     * @param peerMappings  direct grants the block devices track now (the reverse map)
+     * @param invalidations invalidations the file systems made (lease breaks, block-device changes, reclaims)
+     * @param bindings      every binding of this process, live or gone
+     */
     public Stats {
         devices = List.copyOf(devices);
     }
 
     /**
-     * One block device's aperture.
+     * One block device's aperture: the window of its BAR through which peers reach it, after
+     * pci_p2pdma's model of a provider's BAR memory ({@link Aperture.Usage}).
      *
-     * @param whenFull  "refuse" or "reclaim": what the aperture does when full (the topology's bar rule)
-     * @param refusals  direct mappings refused for a full aperture (APERTURE_EXHAUSTED)
-     * @param reclaims  windows taken back from their mappings to make room
+     * @param name             the block device's name (nvme0n1, loop3, ...)
+     * @param apertureBytes    the size of its BAR aperture
+     * @param usedBytes        bytes of the aperture granted to mappings now
+     * @param freeBytes        bytes of the aperture free now
+     * @param largestFreeBytes the largest free window: the longest range one grant can get in one piece
+     * @param freeWindows      how many free windows the free bytes are split into (the fragmentation)
+     * @param windows          windows granted to mappings now
+     * @param whenFull         "refuse" or "reclaim": what the aperture does when full (the topology's bar rule)
+     * @param refusals         direct mappings refused for a full aperture (APERTURE_EXHAUSTED)
+     * @param reclaims         windows taken back from their mappings to make room
+     * @param peerMappings     direct grants of this block device the reverse map tracks now
      */
     public record DeviceStats(String name, long apertureBytes, long usedBytes, long freeBytes, long largestFreeBytes,
                               int freeWindows, int windows, String whenFull, long refusals, long reclaims, int peerMappings) {}
 
-    /** The snapshot of a stack; the dmap command holds one ({@link DirectMap#stats()} is the library's way). */
-    public static Stats of(FsStack mm) {
+    /**
+     * The snapshot of a stack, for {@link DirectMap#stats()}. Package-private: its parameter is
+     * the implementation's address space, which the module does not export (the dmap command,
+     * which holds one, builds its snapshot in cli.StatsFiles).
+     */
+    static Stats of(FsStack mm) {
         List<DeviceStats> ds = new ArrayList<>();
         List<BlockDevice> known = new ArrayList<>(mm.blocks().known());
         known.sort(Comparator.comparing(BlockDevice::name));

@@ -5,7 +5,10 @@ import com.google.gson.GsonBuilder;
 import com.google.gson.JsonParseException;
 import com.google.gson.ToNumberPolicy;
 import io.directmap.Stats;
+import io.directmap.block.BlockDevice;
+import io.directmap.device.BindingStats;
 import io.directmap.fs.FsStack;
+import io.directmap.pci.Aperture;
 import io.directmap.sys.Process;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -121,6 +124,24 @@ final class StatsFiles {
         return m;
     }
 
+    /**
+     * The snapshot of a stack the command holds, field for field what {@link io.directmap.DirectMap#stats()}
+     * gives a library user (Stats.of, which is package-private there: its parameter is a type the
+     * module does not export).
+     */
+    static Stats stats(FsStack mm) {
+        List<Stats.DeviceStats> ds = new ArrayList<>();
+        List<BlockDevice> known = new ArrayList<>(mm.blocks().known());
+        known.sort(Comparator.comparing(BlockDevice::name));
+        for (BlockDevice d : known) {
+            Aperture.Usage u = d.aperture().usage();
+            ds.add(new Stats.DeviceStats(d.name(), u.sizeBytes(), u.usedBytes(), u.freeBytes(), u.largestFreeBytes(), u.freeWindows(),
+                    u.windows(), mm.topology().whenFull(d.name()).code(), d.apertureRefusals(), d.apertureReclaims(),
+                    mm.blocks().peers().overlapping(d, 0, Long.MAX_VALUE).size()));
+        }
+        return new Stats(ds, mm.fs().tracker().size(), mm.blocks().peers().size(), mm.fs().invalidations(), BindingStats.totals());
+    }
+
     /** Publishes snapshots of a stack every second until closed; the file goes at close and at exit. */
     static final class Publisher implements AutoCloseable {
         private final FsStack mm;
@@ -178,7 +199,7 @@ final class StatsFiles {
 
         private synchronized void write() throws IOException {
             if (stopped) return;
-            String json = Json.write(snapshot(Stats.of(mm), pid, startTime, command));
+            String json = Json.write(snapshot(stats(mm), pid, startTime, command));
             Path tmp = Files.createTempFile(dir, "." + pid + "-", ".tmp",
                     PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
             try {

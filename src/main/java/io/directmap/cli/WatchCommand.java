@@ -64,7 +64,7 @@ final class WatchCommand implements Callable<Integer> {
         long windowBytes = windowBytes();
         LinkedBlockingQueue<Seen> reports = new LinkedBlockingQueue<>();
         try (FsStack mm = common.addressSpace(); var dev = common.device(mm); Vma vma = mm.mmap(file);
-             var published = StatsFiles.Publisher.start(mm, "dmap watch " + file, spec.commandLine().getErr())) {
+             var _ = StatsFiles.Publisher.start(mm, "dmap watch " + file, spec.commandLine().getErr())) {
             long page = Process.PAGE_SIZE;
             long start = (r.start() == null ? 0 : r.start()) / page * page;
             long end = r.end() == null ? vma.length() : Math.min(r.end(), vma.length());

@@ -19,7 +19,20 @@ public final class BindingStats {
             retries = new AtomicLong(), reads = new AtomicLong(), incoherentReads = new AtomicLong(),
             directBytes = new AtomicLong(), fallbackBytes = new AtomicLong();
 
-    /** The counts of every binding of this process, as {@code dmap stats} shows them. */
+    /**
+     * The counts of every binding of this process, as {@code dmap stats} shows them.
+     *
+     * @param faults          windows faulted in: device_map calls that made a mapping
+     * @param refaults        faults of a window that had been mapped before (it let go, and faulted again)
+     * @param invalidations   let-goes: mappings the exporter invalidated while the binding held them
+     * @param retries         window reads done again: the notifier's sequence moved (read_retry), the
+     *                        exporter's check found the mapping gone, or the DMA failed
+     * @param reads           reads the bindings completed
+     * @param incoherentReads reads that went ahead incoherent ({@code coherent=false}): another process held
+     *                        the file open for writing past the binding's coherent wait
+     * @param directBytes     bytes read straight from the block device (peer-to-peer)
+     * @param fallbackBytes   bytes read through the page cache
+     */
     public record Totals(long faults, long refaults, long invalidations, long retries, long reads,
                          long incoherentReads, long directBytes, long fallbackBytes) {
         Totals plus(AtomicLong[] c) {
@@ -48,7 +61,7 @@ public final class BindingStats {
         });
     }
 
-    /** Every binding's counts summed: those alive now and those gone. */
+    /** {@return every binding's counts summed: those alive now and those gone} */
     public static Totals totals() {
         synchronized (LOCK) {
             Totals t = gone;

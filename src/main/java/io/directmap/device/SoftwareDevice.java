@@ -240,6 +240,12 @@ public final class SoftwareDevice implements Importer {
      * has a path between them and this device's aperture (the topology's {@code bar NAME SIZE},
      * else its memory size) has room. The memory comes from this device's budget; closing the
      * device frees every export still live.
+     *
+     * @param bytes how much memory to export, rounded up to whole pages
+     * @return the exported memory, live until freed or until this device closes
+     * @throws IOException when bytes is not positive or does not fit in this device's free memory
+     *         (an {@link io.directmap.mm.InvalidRequestException}), or the device file cannot be made
+     * @throws IllegalStateException when this device is closed
      */
     public ExportedMemory export(long bytes) throws IOException {
         if (bytes <= 0) throw new InvalidRequestException(name + ": cannot export " + bytes + " bytes; give a positive size");
@@ -268,10 +274,10 @@ public final class SoftwareDevice implements Importer {
         throw new IllegalStateException(name + " is closed: it exports nothing");
     }
 
-    /** Bytes of this device's aperture that live peer mappings of its exported memory hold. */
+    /** {@return bytes of this device's aperture that live peer mappings of its exported memory hold} */
     public long apertureUsed() { return aperture.used(); }
 
-    /** The exports not yet freed. */
+    /** {@return the exports not yet freed} */
     public List<ExportedMemory> exports() {
         synchronized (exports) {
             return List.copyOf(exports);

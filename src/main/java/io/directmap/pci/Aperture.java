@@ -22,8 +22,15 @@ import java.util.TreeMap;
  * before. Thread-safe; every call is O(windows), which is small (one per live direct segment).
  */
 public final class Aperture {
-    /** A window: [offset, offset + length) of the aperture; tag is the exporter's (what it reaches). */
+    /**
+     * A window: [offset, offset + length) of the aperture, granted to one direct mapping.
+     *
+     * @param offset where it starts in the aperture (its bus address less the endpoint's busBase)
+     * @param length how many bytes it spans
+     * @param tag    the exporter's: what the window reaches (its own offset behind it)
+     */
     public record Window(long offset, long length, long tag) {
+        /** {@return the first offset past it: offset + length} */
         public long end() { return offset + length; }
     }
 
@@ -47,10 +54,20 @@ public final class Aperture {
          */
         RECLAIM;
 
+        /** {@return the word as the topology's bar rule and dmap stats write it: "refuse" or "reclaim"} */
         public String code() { return name().toLowerCase(java.util.Locale.ROOT); }
     }
 
-    /** What the aperture holds now: the numbers dmap stats shows. */
+    /**
+     * What the aperture holds now: the numbers dmap stats shows.
+     *
+     * @param sizeBytes        its size
+     * @param usedBytes        bytes granted to windows
+     * @param freeBytes        bytes free
+     * @param largestFreeBytes the largest free window: the most one request gets in one piece
+     * @param freeWindows      how many free windows the free bytes are split into (the fragmentation)
+     * @param windows          windows granted now
+     */
     public record Usage(long sizeBytes, long usedBytes, long freeBytes, long largestFreeBytes, int freeWindows, int windows) {}
 
     private final String name;
@@ -71,8 +88,11 @@ public final class Aperture {
     }
 
     /**
+     * An aperture with every byte free.
+     *
      * @param name what the aperture belongs to, for messages ("loop0")
      * @param sizeBytes its size; 0 makes every allocation fail
+     * @throws IllegalArgumentException when sizeBytes is negative
      */
     public Aperture(String name, long sizeBytes) {
         if (sizeBytes < 0) throw new IllegalArgumentException(name + ": aperture of " + sizeBytes + " bytes; give 0 or more");
@@ -81,14 +101,22 @@ public final class Aperture {
         if (sizeBytes > 0) free.put(0L, sizeBytes);   // 0 (bar NAME 0): no direct mapping at all
     }
 
+    /** {@return what the aperture belongs to ("loop0")} */
     public String name() { return name; }
 
+    /** {@return its size in bytes} */
     public long sizeBytes() { return size; }
 
     /**
      * A window of up to length bytes starting on a multiple of align, its length a multiple of
      * align, tagged with tag; empty when no free window has align bytes from an aligned start.
      * align is a power of two (a logical block size).
+     *
+     * @param length how many bytes the caller wants; it may get fewer and ask again for the rest
+     * @param align  the alignment of the window's start and length, a power of two
+     * @param tag    the exporter's tag, kept with the window
+     * @return the window granted, or empty when the aperture has no aligned room
+     * @throws IllegalArgumentException when length is not positive or align is not a power of two
      */
     public synchronized Optional<Window> allocateUpTo(long length, long align, long tag) {
         if (length <= 0) throw new IllegalArgumentException(name + ": window of " + length + " bytes asked; give at least 1 byte");
@@ -131,6 +159,10 @@ public final class Aperture {
      * ones (a caller that joined adjacent grants gives them back together). A range that is not
      * held so is a bug in the caller (a double free): IllegalStateException naming it, and
      * nothing is freed.
+     *
+     * @param offset where the range starts: the start of a window
+     * @param length how many bytes: to the end of a window
+     * @throws IllegalStateException when the range is not held as whole windows
      */
     public synchronized void free(long offset, long length) {
         long end = offset + length;
@@ -167,28 +199,30 @@ public final class Aperture {
     }
 
     /** Marks the window at offset as just used (it moves to the back of the reclaim order). */
-    public synchronized void touch(long offset) {
+    synchronized void touch(long offset) {
         Held h = held.get(offset);
         if (h != null) h.lastUse = ++clock;
     }
 
-    /** The windows held now, least recently used first: the order a reclaiming exporter takes them back in. */
+    /** {@return the windows held now, least recently used first: the order a reclaiming exporter takes them back in} */
     public synchronized List<Window> leastRecentlyUsed() {
         return held.values().stream().sorted(Comparator.comparingLong(h -> h.lastUse)).map(h -> h.window).toList();
     }
 
-    /** The windows held now, in address order. */
+    /** {@return the windows held now, in address order} */
     public synchronized List<Window> windows() {
         return held.values().stream().map(h -> h.window).toList();
     }
 
-    /** The free windows now, in address order, as [start, end) pairs (coalesced: none touches another). */
+    /** {@return the free windows now, in address order, as [start, end) pairs (coalesced: none touches another)} */
     public synchronized List<long[]> freeWindows() {
         return free.entrySet().stream().map(e -> new long[] {e.getKey(), e.getValue()}).toList();
     }
 
+    /** {@return bytes granted to windows now} */
     public synchronized long usedBytes() { return used; }
 
+    /** {@return what the aperture holds now, all numbers taken at once} */
     public synchronized Usage usage() {
         long largest = 0;
         for (Map.Entry<Long, Long> f : free.entrySet()) largest = Math.max(largest, f.getValue() - f.getKey());

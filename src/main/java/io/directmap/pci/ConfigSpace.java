@@ -11,11 +11,16 @@ import java.util.Optional;
  * 256 and only root reads them. Nothing here throws on short or odd bytes: what could not be read
  * is a note that says why, and the part is empty.
  *
+ * @param vendor the Vendor ID (offset 0x00), -1 where the bytes stop short of it
+ * @param device the Device ID (offset 0x02), -1 where the bytes stop short of it
  * @param classCode base class, subclass and programming interface (0x060400: a PCI-to-PCI bridge)
  * @param length how many bytes were readable
  * @param pcie the PCI Express capability (ID 0x10), empty for conventional PCI
  * @param acs the ACS extended capability (ID 0x000D), empty where absent or unreadable
+ * @param headerType the Header Type's layout (offset 0x0e, without the multi-function bit): 0 an
+ *        endpoint, 1 a PCI-to-PCI bridge; -1 where unreadable
  * @param extendedReadable whether the bytes reach the extended capabilities (4096 bytes: root)
+ * @param notes what could not be read, and why, for a person
  */
 public record ConfigSpace(int vendor, int device, int classCode, int headerType, int length,
                           Optional<Pcie> pcie, Optional<Acs> acs, boolean extendedReadable, List<String> notes) {
@@ -29,19 +34,24 @@ public record ConfigSpace(int vendor, int device, int classCode, int headerType,
     /**
      * The PCI Express capability: port type, Device Capabilities 2 (PCI_EXP_DEVCAP2, +0x24) and
      * Device Control 2 (PCI_EXP_DEVCTL2, +0x28); both are zero in a version 1 capability.
+     *
+     * @param portType the Device/Port Type (one of the TYPE_ constants)
+     * @param devCap2  the Device Capabilities 2 register
+     * @param devCtl2  the Device Control 2 register
      */
     public record Pcie(int portType, int devCap2, int devCtl2) {
-        /** PCI_EXP_DEVCAP2_ATOMIC_ROUTE: the port forwards AtomicOp requests. */
+        /** {@return whether the port forwards AtomicOp requests (PCI_EXP_DEVCAP2_ATOMIC_ROUTE)} */
         public boolean routesAtomics() { return (devCap2 & 0x40) != 0; }
-        /** PCI_EXP_DEVCAP2_ATOMIC_COMP32. */
+        /** {@return whether the function completes 32-bit AtomicOps (PCI_EXP_DEVCAP2_ATOMIC_COMP32)} */
         public boolean completes32() { return (devCap2 & 0x80) != 0; }
-        /** PCI_EXP_DEVCAP2_ATOMIC_COMP64. */
+        /** {@return whether the function completes 64-bit AtomicOps (PCI_EXP_DEVCAP2_ATOMIC_COMP64)} */
         public boolean completes64() { return (devCap2 & 0x100) != 0; }
-        /** PCI_EXP_DEVCAP2_ATOMIC_COMP128 (128-bit CAS). */
+        /** {@return whether the function completes 128-bit CAS (PCI_EXP_DEVCAP2_ATOMIC_COMP128)} */
         public boolean completes128() { return (devCap2 & 0x200) != 0; }
-        /** PCI_EXP_DEVCTL2_ATOMIC_EGRESS_BLOCK: the port drops AtomicOps it would send out. */
+        /** {@return whether the port drops AtomicOps it would send out (PCI_EXP_DEVCTL2_ATOMIC_EGRESS_BLOCK)} */
         public boolean egressBlocked() { return (devCtl2 & 0x80) != 0; }
 
+        /** {@return the port type in the PCIe specification's words ("switch downstream port")} */
         public String portTypeName() {
             return switch (portType) {
                 case TYPE_ENDPOINT -> "endpoint";
@@ -58,14 +68,23 @@ public record ConfigSpace(int vendor, int device, int classCode, int headerType,
         }
     }
 
-    /** The ACS capability's Capability and Control registers (PCI_ACS_CAP +4, PCI_ACS_CTRL +6). */
+    /**
+     * The ACS (Access Control Services) capability's Capability and Control registers
+     * (PCI_ACS_CAP +4, PCI_ACS_CTRL +6).
+     *
+     * @param capability the ACS Capability register: which controls the port implements
+     * @param control    the ACS Control register: which it has enabled
+     */
     public record Acs(int capability, int control) {
+        /** The ACS bits (PCI_ACS_SV, _TB, _RR, _CR, _UF, _EC, _DT), the same in both registers. */
         public static final int SOURCE_VALIDATION = 0x01, TRANSLATION_BLOCKING = 0x02, REQUEST_REDIRECT = 0x04,
                 COMPLETION_REDIRECT = 0x08, UPSTREAM_FORWARDING = 0x10, EGRESS_CONTROL = 0x20, DIRECT_TRANSLATED = 0x40;
 
         /**
          * The control bits that send peer traffic up to the root complex instead of across: the
          * ones pci_bridge_has_acs_redir() tests (PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_EC), by name.
+         *
+         * @return the names of those enabled, empty when peer traffic goes across
          */
         public List<String> redirects() {
             List<String> on = new ArrayList<>();
@@ -75,10 +94,16 @@ public record ConfigSpace(int vendor, int device, int classCode, int headerType,
             return on;
         }
 
+        /** {@return whether Upstream Forwarding is enabled (PCI_ACS_UF)} */
         public boolean upstreamForwarding() { return (control & UPSTREAM_FORWARDING) != 0; }
     }
 
-    /** Parses what could be read of a config space; never throws. */
+    /**
+     * Parses what could be read of a config space; never throws.
+     *
+     * @param b the bytes of sysfs's {@code config} file, as many as could be read
+     * @return what they say; what they could not say is a note
+     */
     public static ConfigSpace parse(byte[] b) {
         List<String> notes = new ArrayList<>();
         int len = b.length;
@@ -140,7 +165,7 @@ public record ConfigSpace(int vendor, int device, int classCode, int headerType,
         return new ConfigSpace(u16(b, 0), u16(b, 2), classCode, u8(b, 0x0e) & 0x7f, len, pcie, acs, extended, List.copyOf(notes));
     }
 
-    /** "1af4:1042". */
+    /** {@return vendor and device ID as lspci writes them: "1af4:1042"} */
     public String id() {
         return String.format("%04x:%04x", vendor & 0xffff, device & 0xffff);
     }

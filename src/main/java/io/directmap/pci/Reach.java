@@ -8,24 +8,48 @@ package io.directmap.pci;
  * what decided (which rule, which bridge, which bit).
  */
 public sealed interface Reach {
+    /** {@return the ports crossed, counted as pci_p2pdma_distance() counts them; -1 where the devices are not in one tree} */
     int distance();
 
+    /** {@return the ports the traffic crosses, named from the device that asks to the one that answers} */
     String route();
 
+    /** {@return what decided, for a person: which rule, which bridge, which bit} */
     String why();
 
+    /** {@return whether there is a path: true for {@link Direct} and {@link ThroughHostBridge}} */
     default boolean allowed() { return !(this instanceof Refused); }
 
-    /** Under a bridge they share, nothing redirecting (PCI_P2PDMA_MAP_BUS_ADDR). */
+    /**
+     * Under a bridge they share, nothing redirecting (PCI_P2PDMA_MAP_BUS_ADDR): the peer is
+     * reached by its bus address.
+     *
+     * @param distance the ports crossed
+     * @param route    the ports, from the device that asks to the one that answers
+     * @param why      what decided
+     */
     record Direct(int distance, String route, String why) implements Reach {}
 
-    /** Up through a host bridge that routes peer traffic (PCI_P2PDMA_MAP_THRU_HOST_BRIDGE). */
+    /**
+     * Up through a host bridge that routes peer traffic (PCI_P2PDMA_MAP_THRU_HOST_BRIDGE).
+     *
+     * @param distance   the ports crossed
+     * @param route      the ports, from the device that asks to the one that answers
+     * @param hostBridge the host bridge the traffic goes through
+     * @param why        what decided (the host bridge whitelist's entry)
+     */
     record ThroughHostBridge(int distance, String route, String hostBridge, String why) implements Reach {}
 
-    /** No path (PCI_P2PDMA_MAP_NOT_SUPPORTED); distance is -1 where the devices are not in one tree. */
+    /**
+     * No path (PCI_P2PDMA_MAP_NOT_SUPPORTED).
+     *
+     * @param distance the ports crossed, or -1 where the devices are not in one tree
+     * @param route    the ports as far as a path goes, from the device that asks
+     * @param why      which rule said no: ACS redirection at a port, a host bridge not whitelisted, ...
+     */
     record Refused(int distance, String route, String why) implements Reach {}
 
-    /** "direct", "host-bridge" or "none", as --json writes it. */
+    /** {@return "direct", "host-bridge" or "none", as --json writes it} */
     default String kind() {
         return switch (this) {
             case Direct d -> "direct";

@@ -22,12 +22,18 @@ import java.util.TreeMap;
 public final class SysfsPci {
     private SysfsPci() {}
 
-    /** This machine's tree: /sys and /proc/cpuinfo. */
+    /** {@return this machine's tree, from /sys and /proc/cpuinfo; what could not be read is in its problems} */
     public static PciTree machine() {
         return read(Path.of("/sys"), Path.of("/proc/cpuinfo"));
     }
 
-    /** The tree under sysRoot (a copy of /sys in tests); cpuinfo may be absent. */
+    /**
+     * The tree under sysRoot (a copy of /sys in tests); never throws for a missing or odd file.
+     *
+     * @param sysRoot where sysfs is mounted, or a copy of it
+     * @param cpuinfo /proc/cpuinfo or a copy (says whether the CPU routes peer traffic); may be absent
+     * @return the tree; what could not be read is in its problems and its nodes' notes
+     */
     public static PciTree read(Path sysRoot, Path cpuinfo) {
         List<String> problems = new ArrayList<>();
         Map<String, PciTree.Node> nodes = new TreeMap<>();

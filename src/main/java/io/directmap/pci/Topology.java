@@ -46,19 +46,42 @@ import java.util.function.Supplier;
  * always grants atomics on a pair with a peer path.
  */
 public final class Topology {
+    /** The aperture a block device exposes where no {@code bar} rule names it: 1 TiB, room for every mapping. */
     public static final long DEFAULT_BLOCK_APERTURE = 1L << 40;
     private static final long WINDOW = 1L << 44;
     /** The distance pci_p2pdma_distance gives two devices under one switch: the default topology's. */
-    public static final int ONE_SWITCH = 4;
+    static final int ONE_SWITCH = 4;
 
-    public enum Kind { BLOCK_DEVICE, IMPORTER, EXPORTER }
+    /** What an endpoint is to the mapping contract. */
+    public enum Kind {
+        /** A block device: the provider whose BAR aperture the direct path's mappings take windows of. */
+        BLOCK_DEVICE,
+        /** A device that maps files and reads them (the proposal's device: a GPU, an FPGA, a NIC). */
+        IMPORTER,
+        /**
+         * A device whose own memory its peers map (the provider of their mappings). Nothing
+         * registers one yet: a software device that exports memory is registered as an {@link #IMPORTER}.
+         */
+        EXPORTER
+    }
 
     /**
      * One device on the bus. busBase is where its aperture starts in the bus address space, so
      * that a DMA address says which device it reaches; busAddress(offset) is offset bytes into
      * the aperture (a window's {@link Aperture.Window#offset()}, not a device offset).
+     *
+     * @param name          the device's name ("nvme0n1", "gpu0"), one endpoint per name
+     * @param kind          what it is to the contract
+     * @param busBase       where its aperture starts in the bus address space
+     * @param apertureBytes the size of its BAR aperture (its {@code bar} rule, else the default for its kind)
+     * @param pciSlot       its PCI function's address where it has one ("0000:00:04.0")
      */
     public record Endpoint(String name, Kind kind, long busBase, long apertureBytes, Optional<String> pciSlot) {
+        /**
+         * {@return the bus address offset bytes into the aperture}
+         *
+         * @param offset bytes into the aperture (a window's offset)
+         */
         public long busAddress(long offset) { return busBase + offset; }
     }
 
@@ -89,23 +112,45 @@ public final class Topology {
         this.source = source;
     }
 
-    /** The default topology on this machine's PCI tree (read from sysfs when first asked). */
+    /** {@return the default topology on this machine's PCI tree (read from sysfs when first asked)} */
     public static Topology defaults() {
         return new Topology(Map.of(), List.of(), List.of(), new Bus(once(SysfsPci::machine)), "default topology");
     }
 
-    /** Reads a topology file; a bad line fails with the file, the line number and the rule's form. */
+    /**
+     * Reads a topology file (the format above).
+     *
+     * @param file the topology file
+     * @return its rules on this machine's PCI tree
+     * @throws IOException when the file cannot be read, or a line is bad: the message names the
+     *         file, the line number and the rule's form
+     */
     public static Topology load(Path file) throws IOException {
         if (!Files.isRegularFile(file)) throw new IOException("topology file " + file + " does not exist or is not a file");
         return parse(Files.readString(file), file.toString());
     }
 
-    /** Parses topology rules (the file format) from text on this machine's PCI tree; source names them in errors and reports. */
+    /**
+     * Parses topology rules (the file format) from text on this machine's PCI tree.
+     *
+     * @param text   the rules, one a line
+     * @param source what they came from, named in errors and reports (a file's path)
+     * @return the topology
+     * @throws IOException when a line is bad: the message names source, the line number and the rule's form
+     */
     public static Topology parse(String text, String source) throws IOException {
         return parse(text, source, once(SysfsPci::machine));
     }
 
-    /** Parses topology rules on the given PCI tree (PciTree.EMPTY: only what the text declares). */
+    /**
+     * Parses topology rules on the given PCI tree.
+     *
+     * @param text    the rules, one a line
+     * @param source  what they came from, named in errors and reports
+     * @param machine the PCI tree the rules add to ({@link PciTree#EMPTY}: only what the text declares)
+     * @return the topology
+     * @throws IOException when a line is bad: the message names source, the line number and the rule's form
+     */
     public static Topology parse(String text, String source, PciTree machine) throws IOException {
         return parse(text, source, () -> machine);
     }
@@ -280,7 +325,15 @@ public final class Topology {
         };
     }
 
-    /** "64M", "1G", "4096": bytes. */
+    /**
+     * A size as topology files and dmap's options write it: "64M", "1G", "4096" (K, M, G, T are
+     * powers of 1024; a trailing B or iB is allowed).
+     *
+     * @param s     the size
+     * @param where what to put before the message, naming the file and line or the option
+     * @return the bytes
+     * @throws IOException when s is not a size (or is negative, or overflows a long)
+     */
     public static long parseSize(String s, String where) throws IOException {
         String t = s.trim().toUpperCase(Locale.ROOT).replaceFirst("I?B$", "");
         long unit = 1;
@@ -303,34 +356,69 @@ public final class Topology {
         }
     }
 
-    /** The endpoint with this name, registered on first sight. */
+    /**
+     * The endpoint with this name, registered on first sight (later calls return the first one).
+     *
+     * @param name            the device's name
+     * @param kind            what it is, on first sight
+     * @param pciSlot         its PCI function's address, where it has one
+     * @param defaultAperture its aperture where no {@code bar} rule names it
+     * @return the endpoint, with its own bus address window
+     */
     public synchronized Endpoint endpoint(String name, Kind kind, Optional<String> pciSlot, long defaultAperture) {
         return endpoints.computeIfAbsent(name, n -> new Endpoint(n, kind, WINDOW * (endpoints.size() + 1),
                 apertures.getOrDefault(n, defaultAperture), pciSlot));
     }
 
-    /** Which endpoint a bus address falls in, as the bus routes a DMA. */
+    /**
+     * Which endpoint a bus address falls in, as the bus routes a DMA.
+     *
+     * @param busAddress a bus address
+     * @return the endpoint whose bus address window holds it, or empty
+     */
     public synchronized Optional<Endpoint> route(long busAddress) {
         return endpoints.values().stream()
                 .filter(e -> busAddress >= e.busBase() && busAddress < e.busBase() + WINDOW).findFirst();
     }
 
-    /** Whether client can reach provider's memory; Reach.allowed() is the yes. */
+    /**
+     * {@return whether client can reach provider's memory: {@link #peerPath}'s {@link Reach#allowed()}}
+     *
+     * @param client   the device that does the DMA
+     * @param provider the device whose memory it reaches
+     */
     public boolean peerToPeer(Endpoint client, Endpoint provider) {
         return peerPath(client, provider).allowed();
     }
 
-    /** Whether client's AtomicOps reach provider's memory (SUPPORT_ATOMIC_OP). */
+    /**
+     * {@return whether client's AtomicOps reach provider's memory (SUPPORT_ATOMIC_OP): {@link #atomicPath}'s {@link Reach#allowed()}}
+     *
+     * @param client   the device that does the AtomicOps
+     * @param provider the device whose memory completes them
+     */
     public boolean atomics(Endpoint client, Endpoint provider) {
         return atomicPath(client, provider).allowed();
     }
 
-    /** How client reaches provider's memory: the distance, the route, and why (or why not). */
+    /**
+     * {@return how client reaches provider's memory: the distance, the route, and why (or why not)}
+     * The answer is kept: the tree never changes once parsed.
+     *
+     * @param client   the device that does the DMA
+     * @param provider the device whose memory it reaches
+     */
     public Reach peerPath(Endpoint client, Endpoint provider) {
         return peerPaths.computeIfAbsent(new Pair(client.name(), provider.name()), k -> answerPeerPath(client, provider));
     }
 
-    /** How client's AtomicOps reach provider's memory, where the path and provider carry them. */
+    /**
+     * {@return how client's AtomicOps reach provider's memory, where the path and provider carry
+     * them; refused with the reason where they do not}
+     *
+     * @param client   the device that does the AtomicOps
+     * @param provider the device whose memory completes them
+     */
     public Reach atomicPath(Endpoint client, Endpoint provider) {
         return atomicPaths.computeIfAbsent(new Pair(client.name(), provider.name()), k -> answerAtomicPath(client, provider));
     }
@@ -373,24 +461,29 @@ public final class Topology {
      * Where e sits in the tree: where a 'place' rule put it, else (a block device on PCI) at its
      * function as sysfs shows it; empty where neither.
      */
-    public Optional<PciTree.Node> placed(Endpoint e) {
+    Optional<PciTree.Node> placed(Endpoint e) {
         Optional<PciTree.Node> d = bus.declaredNode(e.name()).filter(n -> n.kind() == PciTree.Kind.DEVICE);
         if (d.isPresent()) return d;
         return e.pciSlot().flatMap(bus::node);
     }
 
-    /** The names of the devices the file placed, in order. */
+    /** {@return the names of the devices the file placed, in order} */
     public List<String> placedDevices() {
         return bus.nodes(false).stream().filter(n -> n.kind() == PciTree.Kind.DEVICE).map(PciTree.Node::name).toList();
     }
 
-    /** The machine's PCI tree as sysfs shows it (read now if not yet). */
+    /** {@return the machine's PCI tree as sysfs shows it (read now if not yet)} */
     public PciTree machine() { return bus.machine(); }
 
-    /** Every node this topology answers from: the machine's, then the file's. */
+    /** {@return every node this topology answers from: the machine's, then the file's} */
     public List<PciTree.Node> tree() { return bus.nodes(true); }
 
-    /** What matters for peer traffic at n, in short phrases: ACS, atomics routing, completer widths, host bridge routing. */
+    /**
+     * {@return what matters for peer traffic at n, in short phrases: ACS, atomics routing,
+     * completer widths, host bridge routing}
+     *
+     * @param n a node of {@link #tree()}
+     */
     public List<String> flags(PciTree.Node n) {
         Kind kind;
         synchronized (this) {
@@ -404,10 +497,11 @@ public final class Topology {
         return pattern.equals("*") || pattern.equals(name);
     }
 
-    public synchronized List<Endpoint> endpoints() {
+    /** The endpoints registered so far, in order. */
+    synchronized List<Endpoint> endpoints() {
         return new ArrayList<>(endpoints.values());
     }
 
-    /** Where the rules came from: "default topology" or the file. */
+    /** {@return where the rules came from: "default topology" or the file} */
     public String source() { return source; }
 }

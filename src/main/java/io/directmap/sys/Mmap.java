@@ -46,6 +46,7 @@ public final class Mmap {
      * and writing: a memfd): what the process writes there is what every other mapping and every
      * read of the file sees. The mapping lives until the arena closes.
      */
+    @SuppressWarnings("restricted")   // sys is where restricted FFM calls live: -Werror fails one anywhere else
     public static MemorySegment mapSharedWritable(FileHandle file, long length, Arena arena) throws SysException {
         long addr = Libc.check("mmap PROT_WRITE", file.path() + " 0+" + length, "", s -> ((MemorySegment) MMAP.invokeExact(s,
                 MemorySegment.NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, file.fd(), 0L)).address());

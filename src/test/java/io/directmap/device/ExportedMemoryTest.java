@@ -320,7 +320,7 @@ class ExportedMemoryTest {
         DeviceMemory.Buffer dst = open(s.nic().allocate("p2p", SIZE));
         b.read(0, SIZE, dst.segment(), done -> { });
 
-        try (var f = Faults.enable(FaultPoint.INVALIDATE_THROWS)) {
+        try (var _ = Faults.enable(FaultPoint.INVALIDATE_THROWS)) {
             assertTimeoutPreemptively(Duration.ofSeconds(10), exported::free);
         }
         assertTrue(exported.isFreed());
@@ -397,7 +397,7 @@ class ExportedMemoryTest {
         assertThrows(InvalidRequestException.class, () -> nic.export(0));
         assertEquals(1L << 30, nic.memoryFree(), "nothing was taken from the budget");
 
-        try (var f = Faults.enable(FaultPoint.DEVICE_ALLOC_FAIL)) {
+        try (var _ = Faults.enable(FaultPoint.DEVICE_ALLOC_FAIL)) {
             io.directmap.sys.SysException x = assertThrows(io.directmap.sys.SysException.class, () -> nic.export(SIZE));
             assertEquals("ENOMEM", x.errnoName());
             assertTrue(x.getMessage().contains("nic3"), x.getMessage());
