@@ -88,6 +88,7 @@ public final class ExportedMemory implements AutoCloseable {
     /** Peer mappings taken back from an importer that did not let go. */
     public long revokedMappings() { return ops.revoked(); }
 
+    /** {@return whether the memory was freed (every importer let go first)} */
     public synchronized boolean isFreed() { return freed; }
 
     /**
