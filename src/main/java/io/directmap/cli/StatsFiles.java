@@ -5,6 +5,7 @@ import com.google.gson.GsonBuilder;
 import com.google.gson.JsonParseException;
 import com.google.gson.ToNumberPolicy;
 import io.directmap.Stats;
+import io.directmap.block.BlockDevice;
 import io.directmap.fs.FsStack;
 import io.directmap.sys.Process;
 import java.io.IOException;
@@ -88,22 +89,19 @@ final class StatsFiles {
         m.put("updated_ms", System.currentTimeMillis());
         m.put("interval_ms", INTERVAL_MS);
         List<Object> devices = new ArrayList<>();
-        for (Stats.DeviceStats d : s.devices()) {
-            Map<String, Object> j = new LinkedHashMap<>();
-            j.put("name", d.name());
-            j.put("aperture_bytes", d.apertureBytes());
-            j.put("used_bytes", d.usedBytes());
-            j.put("free_bytes", d.freeBytes());
-            j.put("largest_free_bytes", d.largestFreeBytes());
-            j.put("free_windows", d.freeWindows());
-            j.put("windows", d.windows());
-            j.put("when_full", d.whenFull());
-            j.put("refusals", d.refusals());
-            j.put("reclaims", d.reclaims());
-            j.put("peer_mappings", d.peerMappings());
-            devices.add(j);
-        }
+        for (Stats.DeviceStats d : s.devices()) devices.add(aperture(d));
         m.put("devices", devices);
+        List<Object> exporters = new ArrayList<>();
+        for (Stats.ExporterStats e : s.exporters()) {
+            Map<String, Object> j = aperture(e.aperture());
+            j.remove("peer_mappings");
+            j.put("exports", e.exports());
+            j.put("exported_bytes", e.exportedBytes());
+            j.put("live_mappings", e.liveMappings());
+            j.put("revoked_mappings", e.revokedMappings());
+            exporters.add(j);
+        }
+        m.put("exporters", exporters);
         m.put("mappings", s.liveMappings());
         m.put("peer_mappings", s.peerMappings());
         m.put("invalidations", s.invalidations());
@@ -119,6 +117,39 @@ final class StatsFiles {
         j.put("fallback_bytes", b.fallbackBytes());
         m.put("bindings", j);
         return m;
+    }
+
+    /** One device's aperture as the snapshot writes it. */
+    private static Map<String, Object> aperture(Stats.DeviceStats d) {
+        Map<String, Object> j = new LinkedHashMap<>();
+        j.put("name", d.name());
+        j.put("aperture_bytes", d.apertureBytes());
+        j.put("used_bytes", d.usedBytes());
+        j.put("free_bytes", d.freeBytes());
+        j.put("largest_free_bytes", d.largestFreeBytes());
+        j.put("free_windows", d.freeWindows());
+        j.put("windows", d.windows());
+        j.put("when_full", d.whenFull());
+        j.put("refusals", d.refusals());
+        j.put("reclaims", d.reclaims());
+        j.put("peer_mappings", d.peerMappings());
+        return j;
+    }
+
+    /**
+     * The stats of a stack as DirectMap.stats() gives them (the library builds its own from its
+     * stack, which it does not export): its block devices' apertures, with this process's
+     * exporters and bindings.
+     */
+    static Stats stats(FsStack mm) {
+        List<Stats.DeviceStats> ds = new ArrayList<>();
+        List<BlockDevice> known = new ArrayList<>(mm.blocks().known());
+        known.sort(Comparator.comparing(BlockDevice::name));
+        for (BlockDevice d : known) {
+            ds.add(Stats.DeviceStats.of(d.name(), d.aperture(), mm.topology().whenFull(d.name()), d.apertureRefusals(),
+                    d.apertureReclaims(), mm.blocks().peers().overlapping(d, 0, Long.MAX_VALUE).size()));
+        }
+        return Stats.of(ds, mm.fs().tracker().size(), mm.blocks().peers().size(), mm.fs().invalidations());
     }
 
     /** Publishes snapshots of a stack every second until closed; the file goes at close and at exit. */
@@ -178,7 +209,7 @@ final class StatsFiles {
 
         private synchronized void write() throws IOException {
             if (stopped) return;
-            String json = Json.write(snapshot(Stats.of(mm), pid, startTime, command));
+            String json = Json.write(snapshot(stats(mm), pid, startTime, command));
             Path tmp = Files.createTempFile(dir, "." + pid + "-", ".tmp",
                     PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
             try {
