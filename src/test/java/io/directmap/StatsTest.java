@@ -3,6 +3,14 @@ package io.directmap;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.directmap.device.ExportedMemory;
+import io.directmap.device.SoftwareDevice;
+import io.directmap.mm.AddressSpace;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.MapRequest;
+import io.directmap.mm.Vma;
+import io.directmap.pci.PciTree;
+import io.directmap.pci.Topology;
 import io.directmap.testing.ScratchFs;
 import io.directmap.tools.ScratchFilesystem;
 import io.directmap.tools.Workloads;
@@ -16,6 +24,38 @@ class StatsTest {
 
     @RegisterExtension
     static final ScratchFs EXT4 = new ScratchFs(ScratchFilesystem.Type.EXT4);
+
+    @Test
+    void anExportersApertureAndPeerMappingsShowAndGoWhenFreed() throws Exception {
+        Topology t = Topology.parse("bar gpu9 1M reclaim\n", "test topology", PciTree.EMPTY);
+        try (DirectMap dm = DirectMap.open(); AddressSpace mm = AddressSpace.create(t);
+             SoftwareDevice gpu = SoftwareDevice.create("gpu9", t); SoftwareDevice nic = SoftwareDevice.create("nic9", t)) {
+            ExportedMemory e = gpu.export(4 * MiB);
+            try (Vma vma = e.mmap(mm)) {
+                DeviceMapping a = vma.ops().deviceMap(vma, new MapRequest(nic.endpoint(), 0, 512 << 10));
+                DeviceMapping b = vma.ops().deviceMap(vma, new MapRequest(nic.endpoint(), MiB, MiB + (256 << 10)));
+                Stats.ExporterStats x = dm.stats().exporters().stream().filter(s -> s.name().equals("gpu9")).findFirst()
+                        .orElseThrow(() -> new AssertionError("gpu9 in " + dm.stats()));
+                Stats.DeviceStats ap = x.aperture();
+                assertEquals(MiB, ap.apertureBytes(), ap.toString());
+                assertEquals(768 << 10, ap.usedBytes(), ap.toString());
+                assertEquals(256 << 10, ap.freeBytes(), ap.toString());
+                assertEquals(256 << 10, ap.largestFreeBytes(), ap.toString());
+                assertEquals(1, ap.freeWindows(), ap.toString());
+                assertEquals(2, ap.windows(), ap.toString());
+                assertEquals("reclaim", ap.whenFull());
+                assertEquals(2, x.liveMappings());
+                assertEquals(1, x.exports());
+                assertEquals(4 * MiB, x.exportedBytes());
+                assertEquals(0, x.revokedMappings());
+                vma.ops().deviceUnmap(vma, nic.endpoint(), a);
+                vma.ops().deviceUnmap(vma, nic.endpoint(), b);
+            }
+            e.free();
+            assertTrue(dm.stats().exporters().stream().noneMatch(s -> s.name().equals("gpu9")),
+                    "a device with nothing exported is no exporter: " + dm.stats());
+        }
+    }
 
     @Test
     void aMappingShowsInTheApertureAndGoesWhenClosed() throws Exception {

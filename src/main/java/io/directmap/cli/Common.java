@@ -49,7 +49,12 @@ final class Common {
     /** --topology, shared with bench. */
     static final class TopologyOption {
         @Option(names = "--topology", paramLabel = "FILE",
-                description = "A topology file (bar, no-p2p, atomics rules); default: every device a peer of every other.")
+                description = {"A topology file, one rule a line: 'bar NAME SIZE [refuse|reclaim]' (aperture, and what it does when full),"
+                        + " 'no-p2p A B', 'atomics A B', 'host-bridge NAME [routes-p2p] [routes-atomics]',"
+                        + " 'switch NAME under PARENT', 'place DEVICE under PARENT', 'acs BRIDGE redirect|direct',"
+                        + " 'no-atomic-routing BRIDGE', 'completer DEVICE none|atomics32 atomics64 cas128'.",
+                        "Default: the machine's PCI tree, with every device it does not place a peer of every other under one switch."
+                        + " 'dmap topology --topology FILE' draws the tree a file gives and answers each pair."})
         Path file;
 
         /** The topology the file gives, or the default; a missing or bad file fails (exit 1) with the file and the line. */

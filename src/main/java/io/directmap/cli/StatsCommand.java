@@ -14,7 +14,8 @@ import picocli.CommandLine.Spec;
 @Command(name = "stats", description = {
         "What running DirectMap processes are doing, in the manner of GDS's gds_stats: for each block device its",
         "BAR aperture (size, used, free, largest free window, free windows: the fragmentation) and what it refused",
-        "or took back; live mappings, peer mappings, invalidations, and the bindings' faults, re-faults and bytes.",
+        "or took back; the same for each software device that exports memory, with its live and revoked peer mappings;",
+        "live mappings, peer mappings, invalidations, and the bindings' faults, re-faults and bytes.",
         "Long-running commands (dmap watch) publish a snapshot every second under /run/directmap; stale ones of",
         "processes that are gone are removed."})
 final class StatsCommand implements Callable<Integer> {
@@ -69,6 +70,18 @@ final class StatsCommand implements Callable<Integer> {
                         Units.bytes(n(d.get("used_bytes"))), Units.bytes(n(d.get("free_bytes"))),
                         Units.bytes(n(d.get("largest_free_bytes"))), n(d.get("free_windows")), n(d.get("windows")), d.get("when_full"),
                         n(d.get("refusals")), n(d.get("reclaims")), n(d.get("peer_mappings")));
+            }
+        }
+        if (s.get("exporters") instanceof List<?> es && !es.isEmpty()) {
+            out.printf("  %-10s  %9s  %9s  %9s  %12s  %12s  %7s  %9s  %7s  %9s  %9s  %7s  %8s%n", "exporter", "aperture", "used", "free",
+                    "largest free", "free windows", "windows", "when full", "refused", "reclaimed", "peer maps", "revoked", "exported");
+            for (Object o : es) {
+                if (!(o instanceof Map<?, ?> e)) continue;
+                out.printf("  %-10s  %9s  %9s  %9s  %12s  %12d  %7d  %9s  %7d  %9d  %9d  %7d  %8s%n", e.get("name"),
+                        Units.bytes(n(e.get("aperture_bytes"))), Units.bytes(n(e.get("used_bytes"))), Units.bytes(n(e.get("free_bytes"))),
+                        Units.bytes(n(e.get("largest_free_bytes"))), n(e.get("free_windows")), n(e.get("windows")), e.get("when_full"),
+                        n(e.get("refusals")), n(e.get("reclaims")), n(e.get("live_mappings")), n(e.get("revoked_mappings")),
+                        Units.bytes(n(e.get("exported_bytes"))));
             }
         }
         out.printf("  %d mappings, %d peer mappings, %d invalidations%n", n(s.get("mappings")), n(s.get("peer_mappings")),

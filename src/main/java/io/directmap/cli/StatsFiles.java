@@ -6,9 +6,7 @@ import com.google.gson.JsonParseException;
 import com.google.gson.ToNumberPolicy;
 import io.directmap.Stats;
 import io.directmap.block.BlockDevice;
-import io.directmap.device.BindingStats;
 import io.directmap.fs.FsStack;
-import io.directmap.pci.Aperture;
 import io.directmap.sys.Process;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -91,22 +89,19 @@ final class StatsFiles {
         m.put("updated_ms", System.currentTimeMillis());
         m.put("interval_ms", INTERVAL_MS);
         List<Object> devices = new ArrayList<>();
-        for (Stats.DeviceStats d : s.devices()) {
-            Map<String, Object> j = new LinkedHashMap<>();
-            j.put("name", d.name());
-            j.put("aperture_bytes", d.apertureBytes());
-            j.put("used_bytes", d.usedBytes());
-            j.put("free_bytes", d.freeBytes());
-            j.put("largest_free_bytes", d.largestFreeBytes());
-            j.put("free_windows", d.freeWindows());
-            j.put("windows", d.windows());
-            j.put("when_full", d.whenFull());
-            j.put("refusals", d.refusals());
-            j.put("reclaims", d.reclaims());
-            j.put("peer_mappings", d.peerMappings());
-            devices.add(j);
-        }
+        for (Stats.DeviceStats d : s.devices()) devices.add(aperture(d));
         m.put("devices", devices);
+        List<Object> exporters = new ArrayList<>();
+        for (Stats.ExporterStats e : s.exporters()) {
+            Map<String, Object> j = aperture(e.aperture());
+            j.remove("peer_mappings");
+            j.put("exports", e.exports());
+            j.put("exported_bytes", e.exportedBytes());
+            j.put("live_mappings", e.liveMappings());
+            j.put("revoked_mappings", e.revokedMappings());
+            exporters.add(j);
+        }
+        m.put("exporters", exporters);
         m.put("mappings", s.liveMappings());
         m.put("peer_mappings", s.peerMappings());
         m.put("invalidations", s.invalidations());
@@ -124,22 +119,37 @@ final class StatsFiles {
         return m;
     }
 
+    /** One device's aperture as the snapshot writes it. */
+    private static Map<String, Object> aperture(Stats.DeviceStats d) {
+        Map<String, Object> j = new LinkedHashMap<>();
+        j.put("name", d.name());
+        j.put("aperture_bytes", d.apertureBytes());
+        j.put("used_bytes", d.usedBytes());
+        j.put("free_bytes", d.freeBytes());
+        j.put("largest_free_bytes", d.largestFreeBytes());
+        j.put("free_windows", d.freeWindows());
+        j.put("windows", d.windows());
+        j.put("when_full", d.whenFull());
+        j.put("refusals", d.refusals());
+        j.put("reclaims", d.reclaims());
+        j.put("peer_mappings", d.peerMappings());
+        return j;
+    }
+
     /**
-     * The snapshot of a stack the command holds, field for field what {@link io.directmap.DirectMap#stats()}
-     * gives a library user (Stats.of, which is package-private there: its parameter is a type the
-     * module does not export).
+     * The stats of a stack as DirectMap.stats() gives them (the library builds its own from its
+     * stack, which it does not export): its block devices' apertures, with this process's
+     * exporters and bindings.
      */
     static Stats stats(FsStack mm) {
         List<Stats.DeviceStats> ds = new ArrayList<>();
         List<BlockDevice> known = new ArrayList<>(mm.blocks().known());
         known.sort(Comparator.comparing(BlockDevice::name));
         for (BlockDevice d : known) {
-            Aperture.Usage u = d.aperture().usage();
-            ds.add(new Stats.DeviceStats(d.name(), u.sizeBytes(), u.usedBytes(), u.freeBytes(), u.largestFreeBytes(), u.freeWindows(),
-                    u.windows(), mm.topology().whenFull(d.name()).code(), d.apertureRefusals(), d.apertureReclaims(),
-                    mm.blocks().peers().overlapping(d, 0, Long.MAX_VALUE).size()));
+            ds.add(Stats.DeviceStats.of(d.name(), d.aperture(), mm.topology().whenFull(d.name()), d.apertureRefusals(),
+                    d.apertureReclaims(), mm.blocks().peers().overlapping(d, 0, Long.MAX_VALUE).size()));
         }
-        return new Stats(ds, mm.fs().tracker().size(), mm.blocks().peers().size(), mm.fs().invalidations(), BindingStats.totals());
+        return Stats.of(ds, mm.fs().tracker().size(), mm.blocks().peers().size(), mm.fs().invalidations());
     }
 
     /** Publishes snapshots of a stack every second until closed; the file goes at close and at exit. */

@@ -46,16 +46,21 @@ public final class ExportedMemory implements AutoCloseable {
         this.ops = new ExporterVmOperations(this, topology, device.endpoint(), aperture);
     }
 
-    /** The exporting device. */
+    /** {@return the exporting device} */
     public SoftwareDevice device() { return device; }
 
-    /** The device file: /proc/PID/fd/N of the memfd, a path any process may open and mmap. */
+    /** {@return the device file: /proc/PID/fd/N of the memfd, a path any process may open and mmap} */
     public Path node() { return node; }
 
-    /** The size, a whole number of pages. */
+    /** {@return the size, a whole number of pages} */
     public long byteSize() { return buffer.segment().byteSize(); }
 
-    /** The memory itself, as the exporter sees it (writable); it fails once freed. */
+    /**
+     * The memory itself, as the exporter sees it (writable).
+     *
+     * @return the memory
+     * @throws IllegalStateException once it was freed
+     */
     public MemorySegment memory() {
         synchronized (this) {
             if (freed) throw new IllegalStateException(this + " was freed");
@@ -63,7 +68,7 @@ public final class ExportedMemory implements AutoCloseable {
         return buffer.segment();
     }
 
-    /** The vm operations a mapping of the device file gets: the exporter's device_map and device_unmap. */
+    /** {@return the vm operations a mapping of the device file gets: the exporter's device_map and device_unmap} */
     public VmOperations ops() { return ops; }
 
     /** What the importer's DMA engine reads a peer mapping from. */
@@ -73,6 +78,10 @@ public final class ExportedMemory implements AutoCloseable {
      * Opens the device file for reading and maps it into mm with the exporter's vm operations (what
      * a program does with open(2) and mmap(2) of a driver's device file). The vma owns the
      * descriptor it opened; munmap gives it back.
+     *
+     * @param mm the address space to map it into
+     * @return the vma, whose vm operations are {@link #ops()}
+     * @throws IOException when the memory is being freed or was (the message says so), or the device file cannot be opened
      */
     public Vma mmap(AddressSpace mm) throws IOException {
         synchronized (this) {
@@ -82,18 +91,23 @@ public final class ExportedMemory implements AutoCloseable {
         return mm.mmap(new DeviceFile(node, h, byteSize()), ops);
     }
 
-    /** Peer mappings of this memory live now. */
+    /** {@return the peer mappings of this memory live now} */
     public int liveMappings() { return ops.liveMappings(); }
 
-    /** Peer mappings taken back from an importer that did not let go. */
+    /** {@return the peer mappings taken back from an importer that did not let go} */
     public long revokedMappings() { return ops.revoked(); }
 
+    /** {@return whether the memory was freed (every importer let go first)} */
     public synchronized boolean isFreed() { return freed; }
 
     /**
      * The exporter moves [start, end) of its memory: takes back every peer mapping that overlaps
-     * it and returns once their importers have let go; they fault again on their next read. Returns
-     * how many mappings were taken back.
+     * it and returns once their importers have let go; they fault again on their next read.
+     *
+     * @param start the first byte of the memory that moves
+     * @param end the byte after the last
+     * @param why what moves it, for the importers' invalidation detail
+     * @return how many mappings were taken back
      */
     public int invalidate(long start, long end, String why) {
         return ops.takeBack(start, end, Invalidation.Cause.RECLAIMED, device.name() + " moves " + Units.range(start, end)
@@ -103,6 +117,8 @@ public final class ExportedMemory implements AutoCloseable {
     /**
      * Frees the memory once every importer has let go of it (see the class comment), and gives it
      * back to the device's budget. Idempotent; a second caller waits for the first.
+     *
+     * @throws IOException when closing the memfd failed (the memory is freed all the same)
      */
     public void free() throws IOException {
         synchronized (this) {

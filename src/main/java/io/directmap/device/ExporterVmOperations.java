@@ -9,6 +9,8 @@ import io.directmap.mm.Refusal;
 import io.directmap.mm.Segment;
 import io.directmap.mm.VmOperations;
 import io.directmap.mm.Vma;
+import io.directmap.pci.Aperture;
+import io.directmap.pci.Reach;
 import io.directmap.pci.Topology;
 import io.directmap.pci.Topology.Endpoint;
 import io.directmap.sys.Process;
@@ -19,6 +21,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -26,9 +29,16 @@ import java.util.Set;
  * "the same 2 vm_operations_struct call back can be use ... when the vma is a mmap of a device
  * file and thus vm_operations_struct come from some exporter device driver". device_map answers
  * with the exporter's own peer (its memfd, read by the importer's DMA engine) at the exporter's
- * bus addresses, when the topology has a peer-to-peer path between the two and the aperture has
- * room; otherwise it refuses with {@link ExporterReason} and the importer bounces the bytes
- * through the vma's pages (host memory).
+ * bus addresses, when the topology has a peer-to-peer path between the two
+ * ({@link Topology#peerPath}, whose reason a refusal carries) and the aperture has room; otherwise
+ * it refuses with {@link ExporterReason} and the importer bounces the bytes through the vma's
+ * pages (host memory).
+ *
+ * <p>Each direct segment holds one window of the device's aperture ({@link ExportAperture}, a
+ * {@link Aperture}): its bus address is the device's busBase plus the window's offset, and
+ * unmapping frees exactly its windows. When the aperture is full the device refuses
+ * (APERTURE_FULL, with the aperture's numbers) or, where the topology says {@code bar NAME SIZE
+ * reclaim}, takes the least recently granted window back from its mapping first.
  *
  * <p>It tracks what it handed out. {@link #takeBack} tells each mapping's vma owner (its interval
  * notifiers reach the importers' windows) and returns once they let go; one that does not is
@@ -42,21 +52,27 @@ final class ExporterVmOperations implements VmOperations {
     /** One answer of device_map; live until device_unmap, munmap, or the exporter takes it back. */
     static final class ExportMapping implements DeviceMapping {
         private final long id;
+        private final ExporterVmOperations ops;
         private final MapRequest request;
         private final List<Segment> segments;
-        private final long apertureBytes;
+        private final List<Aperture.Window> windows;
         private final long decisionNanos;
         final Vma vma;
         private volatile boolean live = true;
 
-        ExportMapping(long id, Vma vma, MapRequest request, List<Segment> segments, long apertureBytes, long decisionNanos) {
+        ExportMapping(long id, ExporterVmOperations ops, Vma vma, MapRequest request, List<Segment> segments,
+                      List<Aperture.Window> windows, long decisionNanos) {
             this.id = id;
+            this.ops = ops;
             this.vma = vma;
             this.request = request;
             this.segments = List.copyOf(segments);
-            this.apertureBytes = apertureBytes;
+            this.windows = List.copyOf(windows);
             this.decisionNanos = decisionNanos;
         }
+
+        /** The vm operations that made it: a reclaim takes it back through them. */
+        ExporterVmOperations ops() { return ops; }
 
         @Override public long id() { return id; }
         @Override public MapRequest request() { return request; }
@@ -105,45 +121,70 @@ final class ExporterVmOperations implements VmOperations {
             throw new InvalidRequestException(memory.node() + ": range " + Units.range(request.start(), request.end())
                     + " ends past the end of " + memory + " (" + size + " bytes)");
         }
-        Endpoint importer = request.importer();
-        Refusal whole = refusal(request, importer);
-        long length = request.end() - request.start();
         synchronized (this) {
             if (gone != null) throw goneException(gone);
-            List<Segment> segments = new ArrayList<>();
-            long granted = 0;
-            if (whole != null) {
-                segments.add(new Segment.Fallback(request.start(), request.end(), whole));
-            } else {
-                granted = aperture.reserveUpTo(length, PAGE);
-                if (granted > 0 && granted < length && request.allOrNothing()) {
-                    aperture.release(granted);
-                    granted = 0;
-                    segments.add(new Segment.Fallback(request.start(), request.end(), new Refusal(ExporterReason.ALL_OR_NOTHING,
-                            apertureDetail(length) + "; the whole range goes through host memory")));
-                } else {
-                    long at = request.start();
-                    if (granted > 0) {
-                        segments.add(new Segment.Direct(at, at + granted, memory.peer(), at, exporter.busAddress(at),
-                                exporter.name() + " memory > " + importer.name()));
-                        at += granted;
-                    }
-                    if (at < request.end()) {
-                        segments.add(new Segment.Fallback(at, request.end(), new Refusal(ExporterReason.APERTURE_FULL,
-                                apertureDetail(request.end() - at))));
-                    }
-                }
+        }
+        Endpoint importer = request.importer();
+        Refusal whole = refusal(request, importer);
+        List<Segment> segments = new ArrayList<>();
+        List<Aperture.Window> windows = new ArrayList<>();
+        if (whole != null) {
+            segments.add(new Segment.Fallback(request.start(), request.end(), whole));
+        } else {
+            grant(request, importer, segments, windows);
+        }
+        synchronized (this) {
+            if (gone != null) {
+                aperture.free(windows);
+                throw goneException(gone);
             }
-            ExportMapping m = new ExportMapping(++ids, vma, request, segments, granted, System.nanoTime() - t0);
+            ExportMapping m = new ExportMapping(++ids, this, vma, request, segments, windows, System.nanoTime() - t0);
             try {
                 vma.onUnmap(m, () -> release(m));
             } catch (RuntimeException | Error e) {
-                if (granted > 0) aperture.release(granted);
+                aperture.free(windows);
                 throw e;
             }
+            aperture.own(windows, m);
             live.add(m);
             return m;
         }
+    }
+
+    /**
+     * Takes windows of the aperture for [start, end) of the request, one direct segment each, and
+     * refuses the rest (APERTURE_FULL), or the whole range for an all-or-nothing request that does
+     * not fit (its windows given back). Runs without this object's lock: a reclaim waits for
+     * importers that let go through {@link #deviceUnmap}.
+     */
+    private void grant(MapRequest request, Endpoint importer, List<Segment> segments, List<Aperture.Window> windows) {
+        long at = request.start(), end = request.end();
+        String route = exporter.name() + " memory > " + importer.name();
+        String reclaimed = "";
+        while (at < end) {
+            Optional<Aperture.Window> w = aperture.allocateUpTo(end - at, PAGE, at);
+            if (w.isEmpty() && aperture.whenFull() == Aperture.WhenFull.RECLAIM) {
+                ExportAperture.Reclaim r = aperture.reclaim(end - at, PAGE, at);
+                w = r.window();
+                reclaimed = r.why();
+            }
+            if (w.isEmpty()) break;
+            windows.add(w.get());
+            long n = Math.min(w.get().length(), end - at);
+            segments.add(new Segment.Direct(at, at + n, memory.peer(), at, exporter.busAddress(w.get().offset()), route));
+            at += n;
+        }
+        if (at == end) return;
+        aperture.countRefusal();
+        if (request.allOrNothing() && !windows.isEmpty()) {
+            aperture.free(windows);
+            windows.clear();
+            segments.clear();
+            segments.add(new Segment.Fallback(request.start(), end, new Refusal(ExporterReason.ALL_OR_NOTHING,
+                    apertureDetail(end - request.start(), reclaimed) + "; the whole range goes through host memory")));
+            return;
+        }
+        segments.add(new Segment.Fallback(at, end, new Refusal(ExporterReason.APERTURE_FULL, apertureDetail(end - at, reclaimed))));
     }
 
     /** The refusal of the whole request, before any aperture is reserved, or null. */
@@ -153,20 +194,28 @@ final class ExporterVmOperations implements VmOperations {
         if (request.write()) {
             return new Refusal(ExporterReason.WRITE_NOT_SUPPORTED, exporter.name() + " exports its memory read-only; map without WRITE");
         }
-        if (!topology.peerToPeer(importer, exporter)) {
-            return new Refusal(ExporterReason.NO_P2P_PATH, "between " + pair + " (" + topology.source()
-                    + "); the bytes bounce through host memory");
+        Reach p2p = topology.peerPath(importer, exporter);
+        if (!p2p.allowed()) {
+            return new Refusal(ExporterReason.NO_P2P_PATH, "no peer-to-peer path between " + pair + ": " + p2p.why() + " ("
+                    + topology.source() + "); the bytes bounce through host memory");
         }
-        if (request.atomic() && !topology.atomics(importer, exporter)) {
-            return new Refusal(ExporterReason.NO_ATOMICS_ON_PATH, "the path between " + pair + " does not carry PCIe atomics ("
-                    + topology.source() + ")");
+        Reach atomics = request.atomic() ? topology.atomicPath(importer, exporter) : p2p;
+        if (!atomics.allowed()) {
+            return new Refusal(ExporterReason.NO_ATOMICS_ON_PATH, "the path " + importer.name() + " - " + exporter.name()
+                    + " does not carry PCIe atomics: " + atomics.why() + " (" + topology.source() + ")");
         }
         return null;
     }
 
-    private String apertureDetail(long asked) {
-        return exporter.name() + "'s aperture of " + Units.bytes(aperture.size()) + " has " + Units.bytes(aperture.size() - aperture.used())
-                + " free; " + Units.bytes(asked) + " more asked (the topology's 'bar " + exporter.name() + " SIZE' sets it)";
+    /** The aperture's numbers for a refusal: size, free, largest free window, windows, what was asked, the policy. */
+    private String apertureDetail(long asked, String reclaimed) {
+        Aperture.Usage u = aperture.aperture().usage();
+        String name = exporter.name();
+        return name + "'s aperture of " + Units.bytes(u.sizeBytes()) + " has " + Units.bytes(u.freeBytes()) + " free (largest free window "
+                + Units.bytes(u.largestFreeBytes()) + ", " + u.freeWindows() + " free windows, " + u.windows() + " held); "
+                + Units.bytes(asked) + " more asked (windows are whole " + PAGE + "-byte pages); policy " + aperture.whenFull().code()
+                + reclaimed + "; give it more with 'bar " + name + " SIZE' in the topology file, or 'bar " + name
+                + " SIZE reclaim' to take back the least recently granted";
     }
 
     @Override
@@ -187,7 +236,7 @@ final class ExporterVmOperations implements VmOperations {
         if (!m.live) return;
         m.live = false;
         live.remove(m);
-        if (m.apertureBytes > 0) aperture.release(m.apertureBytes);
+        aperture.free(m.windows);
         notifyAll();
     }
 

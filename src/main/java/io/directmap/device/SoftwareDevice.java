@@ -7,6 +7,7 @@ import io.directmap.mm.MapMode;
 import io.directmap.mm.Segment;
 import io.directmap.mm.Transfer;
 import io.directmap.mm.Vma;
+import io.directmap.pci.Aperture;
 import io.directmap.pci.Topology;
 import io.directmap.pci.Topology.Endpoint;
 import io.directmap.sys.Process;
@@ -50,10 +51,15 @@ public final class SoftwareDevice implements Importer {
     private SoftwareDevice(String name, Profile profile, long memoryBytes, Topology topology, boolean ioUring) {
         this.name = name;
         this.profile = profile;
+        // One endpoint per name serves both of its roles: the importer that asks (client) and the
+        // exporter whose memory is asked for (provider). The tree's rules tell only a block device
+        // apart (it completes no AtomicOps unless a completer rule says so); a software device as
+        // provider completes what its placement or a completer rule says, whichever role it
+        // registered in. Its aperture (for exported memory) is the endpoint's: bar NAME SIZE.
         this.endpoint = topology.endpoint(name, Topology.Kind.IMPORTER, Optional.empty(), memoryBytes);
         this.memory = new DeviceMemory(name, memoryBytes);
         this.topology = topology;
-        this.aperture = new ExportAperture(name, endpoint.apertureBytes());
+        this.aperture = new ExportAperture(name, endpoint.apertureBytes(), topology.whenFull(name));
         this.engine = ioUring ? new DmaEngine(name, profile.queueDepth(), memory)
                 : new DmaEngine(name, profile.queueDepth(), memory, false);
     }
@@ -241,11 +247,11 @@ public final class SoftwareDevice implements Importer {
      * else its memory size) has room. The memory comes from this device's budget; closing the
      * device frees every export still live.
      *
-     * @param bytes how much memory to export, rounded up to whole pages
-     * @return the exported memory, live until freed or until this device closes
-     * @throws IOException when bytes is not positive or does not fit in this device's free memory
-     *         (an {@link io.directmap.mm.InvalidRequestException}), or the device file cannot be made
-     * @throws IllegalStateException when this device is closed
+     * @param bytes how much to export; rounded up to whole pages
+     * @return the exported memory; freeing it waits for its importers to let go
+     * @throws InvalidRequestException for a size that is not positive, or that does not fit in the free memory
+     * @throws IOException when the host could not back the memory (ENOMEM), naming the device
+     * @throws IllegalStateException when the device is closed
      */
     public ExportedMemory export(long bytes) throws IOException {
         if (bytes <= 0) throw new InvalidRequestException(name + ": cannot export " + bytes + " bytes; give a positive size");
@@ -267,6 +273,7 @@ public final class SoftwareDevice implements Importer {
         synchronized (exports) {
             if (!closed) {
                 exports.add(e);
+                EXPORTING.add(this);
                 return e;
             }
         }
@@ -276,6 +283,24 @@ public final class SoftwareDevice implements Importer {
 
     /** {@return bytes of this device's aperture that live peer mappings of its exported memory hold} */
     public long apertureUsed() { return aperture.used(); }
+
+    /**
+     * The BAR aperture through which importers reach the memory this device exports: its windows
+     * (one per direct segment of a live peer mapping), their grant order, its fragmentation. Its
+     * size is the topology's {@code bar NAME SIZE}, else the device's memory size.
+     *
+     * @return the aperture, shared by every export of this device
+     */
+    public Aperture aperture() { return aperture.aperture(); }
+
+    /** {@return what a full aperture does: refuse, or reclaim (the topology's {@code bar NAME SIZE reclaim})} */
+    public Aperture.WhenFull apertureWhenFull() { return aperture.whenFull(); }
+
+    /** {@return how often a peer mapping of its exported memory was refused, in whole or part, for a full aperture} */
+    public long apertureRefusals() { return aperture.refusals(); }
+
+    /** {@return how many windows were taken back from their peer mappings to make room (the reclaim policy)} */
+    public long apertureReclaims() { return aperture.reclaims(); }
 
     /** {@return the exports not yet freed} */
     public List<ExportedMemory> exports() {
@@ -287,7 +312,22 @@ public final class SoftwareDevice implements Importer {
     void forget(ExportedMemory e) {
         synchronized (exports) {
             exports.remove(e);
+            if (exports.isEmpty()) EXPORTING.remove(this);
         }
+    }
+
+    /** The devices of this process with memory exported now (what dmap stats shows of exporters). */
+    private static final java.util.Set<SoftwareDevice> EXPORTING = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    /**
+     * The software devices of this process that export memory now, by name: what a process's
+     * statistics show of exporters (their apertures and peer mappings). A device joins at its first
+     * export and leaves when its last one is freed.
+     *
+     * @return the devices, sorted by name
+     */
+    public static List<SoftwareDevice> exporting() {
+        return EXPORTING.stream().sorted(java.util.Comparator.comparing(SoftwareDevice::name)).toList();
     }
 
     DmaEngine engine() { return engine; }

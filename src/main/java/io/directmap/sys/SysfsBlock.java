@@ -85,17 +85,34 @@ public final class SysfsBlock {
         }
     }
 
+    /**
+     * A PCI function's name as sysfs writes it: domain, bus, device, function. The domain is at
+     * least 4 hex digits (%04x): a VMD controller's domains start at 0x10000, so its functions are
+     * named with 5 (10000:e1:00.0).
+     */
+    private static final java.util.regex.Pattern PCI_FUNCTION =
+            java.util.regex.Pattern.compile("[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\\.[0-7]");
+
     /** The PCI address (0000:01:00.0) of the controller behind a disk, if it sits on PCI. */
     private static Optional<String> pciSlot(Path diskDir) {
         try {
             Path device = diskDir.resolve("device");
             if (!Files.exists(device)) return Optional.empty();
-            for (Path p = device.toRealPath(); p != null; p = p.getParent()) {
-                String n = p.getFileName() == null ? "" : p.getFileName().toString();
-                if (n.matches("[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\\.[0-7]")) return Optional.of(n);
-            }
+            return pciFunction(device.toRealPath());
         } catch (IOException e) {
             // no PCI path: a virtual device
+        }
+        return Optional.empty();
+    }
+
+    /**
+     * The PCI function nearest the end of a resolved sysfs device path (the disk's controller, not
+     * the bridges above it), or empty where no part of it names one.
+     */
+    static Optional<String> pciFunction(Path resolved) {
+        for (Path p = resolved; p != null; p = p.getParent()) {
+            String n = p.getFileName() == null ? "" : p.getFileName().toString();
+            if (PCI_FUNCTION.matcher(n).matches()) return Optional.of(n);
         }
         return Optional.empty();
     }

@@ -7,6 +7,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.gson.Gson;
 import com.google.gson.GsonBuilder;
 import com.google.gson.ToNumberPolicy;
+import io.directmap.Stats;
+import io.directmap.device.ExportedMemory;
+import io.directmap.device.SoftwareDevice;
+import io.directmap.mm.AddressSpace;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.MapRequest;
+import io.directmap.mm.Vma;
+import io.directmap.pci.PciTree;
+import io.directmap.pci.Topology;
 import io.directmap.testing.ScratchFs;
 import io.directmap.tools.Commands;
 import io.directmap.tools.ScratchFilesystem;
@@ -134,6 +143,42 @@ class StatsCommandTest {
         DmapCommandTest.Result none = DmapCommandTest.dmap("stats", "--pid", Long.toString(me));
         assertEquals(Dmap.FAILED, none.code(), none.out() + none.err());
         assertTrue(none.err().contains("no stats from process " + me), none.err());
+    }
+
+    @Test
+    void statsShowsAnExportersApertureAndItsPeerMappings() throws Exception {
+        Topology t = Topology.parse("bar gpu7 1M\n", "test topology", PciTree.EMPTY);
+        long me = ProcessHandle.current().pid();
+        try (AddressSpace mm = AddressSpace.create(t); SoftwareDevice gpu = SoftwareDevice.create("gpu7", t);
+             SoftwareDevice nic = SoftwareDevice.create("nic7", t); ExportedMemory e = gpu.export(2 * MiB);
+             Vma vma = e.mmap(mm)) {
+            DeviceMapping m = vma.ops().deviceMap(vma, new MapRequest(nic.endpoint(), 0, 2 * MiB));
+            assertEquals(MiB, m.directBytes());
+            Files.createDirectories(run);
+            Files.writeString(run.resolve(me + "-1.json"), Json.write(StatsFiles.snapshot(
+                    Stats.of(List.of(), 0, 0, 0), me, StatsFiles.startTime(me).orElseThrow(), "test exporter")));
+            Map<String, Object> x = null;
+            for (Map<String, Object> p : list(statsJson().get("processes"))) {
+                for (Map<String, Object> d : list(p.get("exporters"))) if (d.get("name").equals("gpu7")) x = d;
+            }
+            assertTrue(x != null, "the snapshot shows gpu7 as an exporter: " + statsJson());
+            assertEquals(MiB, x.get("aperture_bytes"));
+            assertEquals(MiB, x.get("used_bytes"));
+            assertEquals(0L, x.get("free_bytes"));
+            assertEquals(0L, x.get("largest_free_bytes"));
+            assertEquals(1L, x.get("windows"));
+            assertEquals("refuse", x.get("when_full"));
+            assertEquals(1L, x.get("refusals"));
+            assertEquals(0L, x.get("reclaims"));
+            assertEquals(1L, x.get("exports"));
+            assertEquals(2 * MiB, x.get("exported_bytes"));
+            assertEquals(1L, x.get("live_mappings"));
+            assertEquals(0L, x.get("revoked_mappings"));
+            DmapCommandTest.Result text = DmapCommandTest.dmap("stats", "--pid", Long.toString(me));
+            assertEquals(Dmap.OK, text.code(), text.out() + text.err());
+            assertTrue(text.out().matches("(?s).*\\n  gpu7 +1 MiB +1 MiB +0 B +0 B +0 +1 +refuse +1 +0 +1 +0 +2 MiB\\n.*"), text.out());
+            vma.ops().deviceUnmap(vma, nic.endpoint(), m);
+        }
     }
 
     @Test
