@@ -104,7 +104,7 @@ class FacadeFailurePathsTest {
         reads.enter();
         CountDownLatch firstMayFinish = new CountDownLatch(1);
         CountDownLatch firstReturned = new CountDownLatch(1);
-        Thread first = Thread.ofPlatform().start(() -> {
+        Thread first = Thread.ofPlatform().daemon().start(() -> {
             assertTrue(reads.close(), "the first close closes");
             firstReturned.countDown();
             try {
@@ -116,7 +116,7 @@ class FacadeFailurePathsTest {
         });
         await("the first close to wait for the read", () -> first.getState() == Thread.State.WAITING);
         CompletableFuture<Boolean> second = new CompletableFuture<>();
-        Thread other = Thread.ofPlatform().start(() -> second.complete(reads.close()));
+        Thread other = Thread.ofPlatform().daemon().start(() -> second.complete(reads.close()));
         await("the second close to wait or return", () -> other.getState() == Thread.State.WAITING || second.isDone());
         assertFalse(second.isDone(), "a second close returned while the first waits for a read");
         reads.exit();
