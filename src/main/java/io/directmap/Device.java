@@ -4,6 +4,7 @@ import io.directmap.device.Binding;
 import io.directmap.device.DeviceMemory;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.lang.Closer;
+import io.directmap.lang.Monitors;
 import io.directmap.mm.Vma;
 import io.directmap.sys.Process;
 import java.io.IOException;
@@ -14,10 +15,13 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A software device (a GPU, a NIC, an FPGA) with memory of its own and a DMA engine that reads
@@ -33,11 +37,15 @@ public final class Device implements AutoCloseable {
     private final long memoryBytes;
     private final Set<FileMapping> mappings = new LinkedHashSet<>();   // guarded by this
     private final Set<DeviceBuffer> buffers = new LinkedHashSet<>();   // guarded by this
-    private ExecutorService readers;                                   // guarded by this; made on the first asynchronous read
-    private final ThreadLocal<Boolean> onReaderThread = ThreadLocal.withInitial(() -> false);
+    private ThreadPoolExecutor readers;                                // guarded by this; made on the first asynchronous read
     private final AtomicInteger running = new AtomicInteger();
     private final AtomicInteger mostRunning = new AtomicInteger();
+    private final AtomicLong ended = new AtomicLong();
     private boolean closed;                                            // guarded by this
+    private boolean closeDone;                                         // guarded by this: the first close has finished
+
+    /** The device whose reader thread this is; null on any other thread. */
+    private static final ThreadLocal<Device> READER = new ThreadLocal<>();
 
     Device(DirectMap owner, SoftwareDevice device, DeviceKind kind, long memoryBytes) {
         this.owner = owner;
@@ -58,7 +66,11 @@ public final class Device implements AutoCloseable {
     /** {@return its memory not allocated now, in bytes} */
     public long memoryFree() { return device.memoryFree(); }
 
-    /** {@return how many DMA requests it keeps in flight, and how many asynchronous reads run at once} */
+    /**
+     * {@return how many asynchronous reads run at once (its reader threads), and the most DMA
+     * requests one read keeps in flight: up to queueDepth() asynchronous reads, and any synchronous
+     * ones, may each run a transfer of up to queueDepth() requests at the same time}
+     */
     public int queueDepth() { return device.queueDepth(); }
 
     /**
@@ -133,10 +145,12 @@ public final class Device implements AutoCloseable {
      * @return the buffer
      *
      * @throws IOException when it does not fit in the device's free memory (the message says how much is free)
+     * @throws IllegalStateException when the device is closed
      */
     public DeviceBuffer allocate(long bytes) throws IOException {
         if (bytes <= 0) throw Internals.invalid(name() + ": cannot allocate " + bytes + " bytes; give at least 1 byte");
-        DeviceMemory.Buffer b = allocateMemory(name() + " buffer", bytes);
+        DeviceMemory.Buffer b = allocateMemory(name() + ": a buffer", bytes,
+                "close buffers and Reads you no longer need, allocate less, or give the device more memory");
         DeviceBuffer buffer = new DeviceBuffer(this, b, bytes);
         synchronized (this) {
             if (!closed) {
@@ -148,8 +162,9 @@ public final class Device implements AutoCloseable {
         throw new IllegalStateException(this + " is closed; make another with DirectMap.device");
     }
 
-    DeviceMemory.Buffer allocateMemory(String what, long bytes) throws IOException {
-        return device.allocate(what, bytes);
+    /** Device memory for what (named first in the message when it does not fit, with advice after it). */
+    DeviceMemory.Buffer allocateMemory(String what, long bytes, String advice) throws IOException {
+        return device.allocate(what, bytes, advice);
     }
 
     /** Runs a read on one of the device's reader threads; fails f when the device is closed. */
@@ -160,19 +175,25 @@ public final class Device implements AutoCloseable {
                 f.completeExceptionally(new IllegalStateException(this + " is closed; make another with DirectMap.device"));
                 return;
             }
-            if (readers == null) readers = Executors.newFixedThreadPool(queueDepth(), Thread.ofPlatform().daemon()
-                    .name("dmap-" + name() + "-reader-", 0).factory());
+            if (readers == null) {
+                ThreadFactory threads = Thread.ofPlatform().daemon().name("dmap-" + name() + "-reader-", 0).factory();
+                readers = new ThreadPoolExecutor(queueDepth(), queueDepth(), 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(),
+                        r -> threads.newThread(() -> {
+                            READER.set(this);
+                            r.run();
+                        }));
+            }
             e = readers;
         }
         try {
             e.execute(() -> {
-                onReaderThread.set(true);
                 int now = running.incrementAndGet();
                 mostRunning.accumulateAndGet(now, Math::max);
                 try {
                     read.run();
                 } finally {
                     running.decrementAndGet();
+                    ended.incrementAndGet();
                 }
             });
         } catch (RejectedExecutionException x) {
@@ -183,6 +204,12 @@ public final class Device implements AutoCloseable {
     /** The most asynchronous reads that ran at once (for tests). */
     int mostReadsRunning() { return mostRunning.get(); }
 
+    /** How many asynchronous read tasks have ended, whether they read or not (for tests). */
+    long readTasksEnded() { return ended.get(); }
+
+    /** True on a reader thread of any device: such a thread must not wait for a close that waits for it. */
+    static boolean onReaderThread() { return READER.get() != null; }
+
     synchronized void forget(FileMapping m) { mappings.remove(m); }
     synchronized void forget(DeviceBuffer b) { buffers.remove(b); }
 
@@ -190,14 +217,28 @@ public final class Device implements AutoCloseable {
      * Closes its mappings (each waits for its reads), stops its reader threads, closes its buffers
      * (each waits for the reads writing into it) and its DMA engine, each whatever the one before
      * threw; the first failure is thrown with the rest suppressed.
+     *
+     * <p>Asynchronous reads still queued are taken off the queue and run on the closing thread,
+     * where they fail at once on their closed mapping (so their futures, and the stages that wait
+     * on them, complete); then close waits for the reader threads to end. A reader thread blocked
+     * for good in a callback of the caller's keeps it waiting (see {@link FileMapping}).
+     *
+     * <p>A second or concurrent close waits until the first has finished (an interrupt does not
+     * end that wait) and returns without throwing; on one of a device's reader threads, which the
+     * first close may be waiting for, it returns at once.
+     *
+     * @throws IOException when a mapping's file could not be unmapped
      */
     @Override
     public void close() throws IOException {
         List<FileMapping> ms;
         List<DeviceBuffer> bs;
-        ExecutorService e;
+        ThreadPoolExecutor e;
         synchronized (this) {
-            if (closed) return;
+            if (closed) {
+                if (!onReaderThread()) Monitors.awaitUninterruptibly(this, () -> closeDone);
+                return;
+            }
             closed = true;
             ms = new ArrayList<>(mappings);
             bs = new ArrayList<>(buffers);
@@ -207,15 +248,23 @@ public final class Device implements AutoCloseable {
         try {
             closer.closeEach(ms, FileMapping::close);
             if (e != null) {
-                e.shutdown();
-                // Reads queued behind the mappings' close fail at once; a reader thread closing its own
-                // device must not wait for itself.
-                if (!onReaderThread.get()) awaitUninterruptibly(e);
+                closer.run(e::shutdown);
+                // Reads queued behind the mappings' close fail at once, here: a callback blocked on
+                // one of them holds a reader thread until it does.
+                List<Runnable> queued = new ArrayList<>();
+                e.getQueue().drainTo(queued);
+                closer.closeEach(queued, Runnable::run);
+                // A reader thread closing its own device must not wait for itself.
+                if (READER.get() != this) closer.run(() -> awaitUninterruptibly(e));
             }
             closer.closeEach(bs, DeviceBuffer::close);
+            closer.run(device::close);
+            closer.run(() -> owner.forget(this));
         } finally {
-            device.close();
-            owner.forget(this);
+            synchronized (this) {
+                closeDone = true;
+                notifyAll();
+            }
         }
         closer.throwIfFailed();
     }

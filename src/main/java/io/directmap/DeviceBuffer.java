@@ -18,7 +18,8 @@ public final class DeviceBuffer implements AutoCloseable {
         this.device = device;
         this.buffer = buffer;
         this.size = size;
-        this.writers = new InFlight("buffer of " + size + " bytes on " + device.name());
+        this.writers = new InFlight("buffer of " + size + " bytes on " + device.name(),
+                "allocate another with " + device.name() + ".allocate(bytes)");
     }
 
     /** {@return the device this memory belongs to} */
@@ -48,14 +49,21 @@ public final class DeviceBuffer implements AutoCloseable {
         writers.exit();
     }
 
-    /** Waits for the reads writing into it, then gives the memory back to the device. */
+    /**
+     * Waits for the reads writing into it, then gives the memory back to the device. A second or
+     * concurrent close returns once the first has given the memory back.
+     */
     @Override
     public void close() {
         if (!writers.close()) return;
         try {
             buffer.close();
         } finally {
-            device.forget(this);
+            try {
+                device.forget(this);
+            } finally {
+                writers.closed();
+            }
         }
     }
 

@@ -2,6 +2,7 @@ package io.directmap;
 
 import io.directmap.device.SoftwareDevice;
 import io.directmap.lang.Closer;
+import io.directmap.lang.Monitors;
 import io.directmap.fs.FsStack;
 import io.directmap.pci.Topology;
 import java.io.IOException;
@@ -33,6 +34,7 @@ public final class DirectMap implements AutoCloseable {
     private final PathPolicy policy;
     private final List<Device> devices = new ArrayList<>();   // guarded by this
     private boolean closed;                                  // guarded by this
+    private boolean closeDone;                               // guarded by this: the first close has finished
 
     private DirectMap(FsStack mm, PathPolicy policy) {
         this.mm = mm;
@@ -139,20 +141,33 @@ public final class DirectMap implements AutoCloseable {
      * Closes every device it made (each closes its mappings, waiting for their reads, and its
      * buffers), in the order they were made, then the file systems' and block devices' state; each
      * whatever the one before threw, the first failure thrown with the rest suppressed.
+     *
+     * <p>A second or concurrent close waits until the first has finished (an interrupt does not
+     * end that wait) and returns without throwing; on a device's reader thread, which the first
+     * close may be waiting for, it returns at once.
+     *
+     * @throws IOException when a mapping's file could not be unmapped, or the file systems' state let go of
      */
     @Override
     public void close() throws IOException {
         List<Device> all;
         synchronized (this) {
-            if (closed) return;
+            if (closed) {
+                if (!Device.onReaderThread()) Monitors.awaitUninterruptibly(this, () -> closeDone);
+                return;
+            }
             closed = true;
             all = new ArrayList<>(devices);
         }
         Closer<IOException> closer = Closer.keeping(IOException.class);
         try {
             closer.closeEach(all, Device::close);
-        } finally {
             closer.run(mm::close);
+        } finally {
+            synchronized (this) {
+                closeDone = true;
+                notifyAll();
+            }
         }
         closer.throwIfFailed();
     }

@@ -22,6 +22,12 @@ import java.util.concurrent.CompletableFuture;
  * delivered stale). Reads are synchronous ({@link #read}) or asynchronous ({@link #readAsync},
  * {@link #batch}); any number may run at once, from any thread.
  *
+ * <p>The futures of asynchronous reads complete on the device's reader threads (or, for reads
+ * still queued when the device closes, on the thread that closes it), so the dependent stages a
+ * caller adds without an executor ({@code thenApply}, {@code whenComplete}, ...) run there too. Do
+ * not block in them, least of all on another read of the same device: that holds a reader thread
+ * the read waits for. Use the {@code *Async} variants with an executor of your own to block.
+ *
  * <p>Closing it waits for the reads running on it, fails the asynchronous ones not yet started,
  * gives back the device memory of its reads, lets go of every window and unmaps the file.
  */
@@ -41,28 +47,29 @@ public final class FileMapping implements AutoCloseable {
         this.path = vma.file().path();
         this.start = start;
         this.end = end;
-        this.reads = new InFlight("the mapping of " + path + " [" + start + ", " + end + ") into " + device.name());
+        this.reads = new InFlight("the mapping of " + path + " [" + start + ", " + end + ") into " + device.name(),
+                "map it again with Device.map");
     }
 
-    /** The file. */
+    /** {@return the file} */
     public Path path() { return path; }
 
-    /** The device it is mapped into. */
+    /** {@return the device it is mapped into} */
     public Device device() { return device; }
 
-    /** The first byte of the mapped range (a file offset). */
+    /** {@return the first byte of the mapped range (a file offset)} */
     public long start() { return start; }
 
-    /** One past the last byte of the mapped range (a file offset). */
+    /** {@return one past the last byte of the mapped range (a file offset)} */
     public long end() { return end; }
 
-    /** end() - start(). */
+    /** {@return end() - start()} */
     public long length() { return end - start; }
 
-    /** The file's size when it was mapped. */
+    /** {@return the file's size when it was mapped} */
     public long fileSize() { return vma.length(); }
 
-    /** How many times the file system took a window back because the file changed (or moved) under it. */
+    /** {@return how many times the file system took a window back because the file changed (or moved) under it} */
     public long invalidations() { return binding.invalidations(); }
 
     /**
@@ -70,8 +77,13 @@ public final class FileMapping implements AutoCloseable {
      * alignment) into device memory that the mapping allocates; close the Read (or the mapping) to
      * give it back. Blocks until the bytes are in device memory.
      *
+     * @param offset the first file offset
+     * @param length how many bytes, at least 1
+     * @return the read, owning the device memory it allocated
      * @throws IOException bad input (the message names the file, the range and what to give
-     *         instead), device memory that is full, or a read the system failed
+     *         instead), device memory that is full, or a read the system failed (the message
+     *         names the file and the range, the system's failure is its cause; a
+     *         {@link io.directmap.device.DmaInFlightException} is thrown as it is)
      * @throws IllegalStateException when the mapping is closed
      */
     public Read read(long offset, long length) throws IOException {
@@ -83,7 +95,12 @@ public final class FileMapping implements AutoCloseable {
      * a device pointer. Devices move whole pages: offset must be a multiple of the page size, and
      * into must hold length rounded up to a page. Closing into waits for this read.
      *
+     * @param offset the first file offset, a multiple of the page size
+     * @param length how many bytes, at least 1
+     * @param into device memory of this mapping's device, or null for memory the mapping allocates
+     * @return the read; it owns no memory when into is given
      * @throws IOException as {@link #read(long, long)}, and when into is too small or offset unaligned
+     * @throws IllegalStateException when the mapping or into is closed
      */
     public Read read(long offset, long length, DeviceBuffer into) throws IOException {
         reads.enter();
@@ -99,15 +116,33 @@ public final class FileMapping implements AutoCloseable {
      * depth run at once, the rest wait their turn. The future fails with what the synchronous read
      * would throw (bad input fails only this future), or with IllegalStateException when the
      * mapping was closed before the read started.
+     *
+     * <p>The future completes on a reader thread: see the class comment before adding stages that
+     * block. Cancelling it before the read starts keeps the read from running; a read already
+     * started cannot be cancelled: it runs to its end (and keeps writing into its buffer until
+     * then; closing that buffer waits for it), and the memory it allocated is given back.
+     *
+     * @param offset the first file offset
+     * @param length how many bytes, at least 1
+     * @return the future of the read
      */
     public CompletableFuture<Read> readAsync(long offset, long length) {
         return readAsync(offset, length, null);
     }
 
-    /** {@link #read(long, long, DeviceBuffer)} on one of the device's reader threads (see {@link #readAsync(long, long)}). */
+    /**
+     * {@link #read(long, long, DeviceBuffer)} on one of the device's reader threads (see
+     * {@link #readAsync(long, long)}, about cancelling and the threads its future completes on).
+     *
+     * @param offset the first file offset, a multiple of the page size
+     * @param length how many bytes, at least 1
+     * @param into device memory of this mapping's device, or null for memory the mapping allocates
+     * @return the future of the read
+     */
     public CompletableFuture<Read> readAsync(long offset, long length, DeviceBuffer into) {
         CompletableFuture<Read> f = new CompletableFuture<>();
         device.submit(() -> {
+            if (f.isDone()) return;   // cancelled (or failed by a close) before it started: read nothing
             Read r;
             try {
                 r = read(offset, length, into);
@@ -121,7 +156,7 @@ public final class FileMapping implements AutoCloseable {
         return f;
     }
 
-    /** A batch of reads of this mapping, submitted together ({@link ReadBatch}). */
+    /** {@return a new, empty batch of reads of this mapping ({@link ReadBatch})} */
     public ReadBatch batch() {
         return new ReadBatch(this);
     }
@@ -143,7 +178,8 @@ public final class FileMapping implements AutoCloseable {
         MemorySegment dst;
         long at;
         if (into == null) {
-            owned = device.allocateMemory(path.toString(), bytes);
+            owned = device.allocateMemory(path + ": read [" + offset + ", " + (offset + length) + ")", bytes,
+                    "close Reads you no longer need, read a smaller range, or give the device more memory");
             dst = owned.segment();
             at = offset - from;
         } else {
@@ -177,9 +213,12 @@ public final class FileMapping implements AutoCloseable {
                 }
             }
             return read;
-        } catch (IOException | RuntimeException | Error e) {
+        } catch (IOException e) {
             // binding.read returns only when no DMA of it can still land in dst (memory it could not
             // wait for was set aside, and closing the buffer keeps it).
+            if (owned != null) owned.close();
+            throw Internals.fromBelow(path + ": read [" + offset + ", " + (offset + length) + ")", e);
+        } catch (RuntimeException | Error e) {
             if (owned != null) owned.close();
             throw e;
         } finally {
@@ -197,22 +236,26 @@ public final class FileMapping implements AutoCloseable {
      * Waits for the reads running on this mapping (asynchronous ones not yet started fail), gives
      * back the device memory of its reads, lets go of every window (device_unmap) and unmaps the
      * file. Every step runs whatever the one before it threw; the first failure is thrown with the
-     * rest suppressed.
+     * rest suppressed. A second or concurrent close waits until the first has finished (an
+     * interrupt does not end that wait), and returns without throwing.
+     *
+     * @throws IOException when the file could not be unmapped
      */
     @Override
     public void close() throws IOException {
         if (!reads.close()) return;
-        List<Read> left;
-        synchronized (open) {
-            left = new ArrayList<>(open);
-        }
         Closer<IOException> closer = Closer.keeping(IOException.class);
         try {
+            List<Read> left;
+            synchronized (open) {
+                left = new ArrayList<>(open);
+            }
             closer.closeEach(left, Read::close);
             closer.run(binding::close);
             closer.run(vma::close);
+            closer.run(() -> device.forget(this));
         } finally {
-            device.forget(this);
+            reads.closed();
         }
         closer.throwIfFailed();
     }

@@ -1,5 +1,6 @@
 package io.directmap;
 
+import io.directmap.device.DmaInFlightException;
 import io.directmap.fs.FsStack;
 import io.directmap.fs.PathLearner;
 import io.directmap.fs.Policy;
@@ -39,6 +40,18 @@ final class Internals {
     /** Bad input, as the rest of the project reports it: the message names the file, the range and what to do. */
     static IOException invalid(String message) {
         return new InvalidRequestException(message);
+    }
+
+    /**
+     * A failure of the layers below (io_uring's EIO, a DMA that ended early) as the facade's caller
+     * sees it: an IOException whose message is what, then the failure's message, with the failure
+     * as its cause. Bad input (its message names the file and what to give already) and a
+     * {@link DmaInFlightException} (its type tells the caller memory was set aside) are returned as
+     * they are.
+     */
+    static IOException fromBelow(String what, IOException e) {
+        if (e instanceof InvalidRequestException || e instanceof DmaInFlightException) return e;
+        return new IOException(what + ": " + e.getMessage(), e);
     }
 
     /**

@@ -17,6 +17,17 @@ package io.directmap;
  *                     smallest window the range allows when that is larger (at most 16,384 windows)
  */
 public record MapOptions(long start, long end, boolean allOrNothing, long windowBytes) {
+    /**
+     * Refuses an end below -1: -1 alone means the end of the file.
+     *
+     * @throws IllegalArgumentException when end is below -1
+     */
+    public MapOptions {
+        if (end < -1) {
+            throw new IllegalArgumentException("range end " + end + " is negative; give a file offset >= 0, or -1 for the end of the file");
+        }
+    }
+
     /** The CLI's window: 8 MiB. */
     static final long DEFAULT_WINDOW = 8L << 20;
 
@@ -31,6 +42,7 @@ public record MapOptions(long start, long end, boolean allOrNothing, long window
      * @param start the first file offset
      * @param end the file offset after the last one; -1 for the end of the file
      * @return these options with that range
+     * @throws IllegalArgumentException when end is below -1
      */
     public MapOptions range(long start, long end) {
         return new MapOptions(start, end, allOrNothing, windowBytes);

@@ -10,21 +10,21 @@ package io.directmap;
  *     switch (p) {
  *         case Part.Direct d -> System.out.println(d.start() + " direct from " + d.blockDevice());
  *         case Part.Fallback f -> System.out.println(f.start() + " page cache: " + f.refusedBy() + ": " + f.summary());
- * *     }
+ *     }
  * }
  * }</pre>
  */
 public sealed interface Part {
-    /** The first byte of the range (a file offset). */
+    /** {@return the first byte of the range (a file offset)} */
     long start();
 
-    /** One past the last byte of the range (a file offset). */
+    /** {@return one past the last byte of the range (a file offset)} */
     long end();
 
-    /** end() - start(). */
+    /** {@return end() - start()} */
     default long length() { return end() - start(); }
 
-    /** True when the device read these bytes straight from the block device. */
+    /** {@return true when the device read these bytes straight from the block device} */
     default boolean direct() { return this instanceof Direct; }
 
     /**

@@ -11,7 +11,9 @@ import java.util.List;
  * path and why ({@link #parts}).
  *
  * <p>A read into memory the mapping allocated owns that memory: {@link #close} gives it back (so
- * does closing the mapping). A read into a {@link DeviceBuffer} owns nothing; closing it does nothing.
+ * does closing the mapping). A read into a {@link DeviceBuffer} owns nothing; closing it gives
+ * nothing back, the buffer's memory is the caller's. Either way a closed Read refuses
+ * {@link #memory}.
  */
 public final class Read implements AutoCloseable {
     private final Path file;
@@ -40,31 +42,35 @@ public final class Read implements AutoCloseable {
         this.mapping = mapping;
     }
 
-    /** The file read. */
+    /** {@return the file read} */
     public Path file() { return file; }
 
-    /** Where the read started in the file. */
+    /** {@return where the read started in the file} */
     public long offset() { return offset; }
 
-    /** The bytes asked for and delivered: memory() is this long. */
+    /** {@return the bytes asked for and delivered: memory() is this long} */
     public long bytes() { return length; }
 
     /**
-     * Bytes the device read straight from the block device. Devices move whole pages, so
-     * directBytes() + fallbackBytes() covers the pages the read touched (up to the end of the file):
-     * it equals bytes() when offset and length are multiples of the page size.
+     * {@return the bytes the device read straight from the block device} Devices move whole pages,
+     * so directBytes() + fallbackBytes() covers the pages the read touched (up to the end of the
+     * file): it equals bytes() when offset and length are multiples of the page size.
      */
     public long directBytes() { return directBytes; }
 
-    /** Bytes the device read through the page cache (see {@link #directBytes} about whole pages). */
+    /** {@return the bytes the device read through the page cache (see {@link #directBytes} about whole pages)} */
     public long fallbackBytes() { return fallbackBytes; }
 
-    /** How many times a part of the read was read again because the file changed under it (never delivered stale). */
+    /**
+     * {@return how many times a part of the read (a window's share of it) was read again, never
+     * delivered: because the file changed or moved under it, because its DMA failed, or because
+     * its wait was interrupted}
+     */
     public int retries() { return retries; }
 
     /**
-     * False when another process had the file open for writing while it was read, so page-cache
-     * bytes may interleave with its writes; true when writers were held back.
+     * {@return false when another process had the file open for writing while it was read, so
+     * page-cache bytes may interleave with its writes; true when writers were held back}
      */
     public boolean coherent() { return coherent; }
 
@@ -74,21 +80,36 @@ public final class Read implements AutoCloseable {
      * anew after the read changes nothing here). When offset and bytes are multiples of the page
      * size, the lengths of the {@link Part.Direct} parts sum to {@link #directBytes} and those of
      * the {@link Part.Fallback} parts to {@link #fallbackBytes}.
+     *
+     * @return the parts, unmodifiable
      */
     public List<Part> parts() { return parts; }
 
-    /** The bytes, in device memory, read-only: memory().byteSize() == bytes(). */
+    /**
+     * The bytes, in device memory, read-only: memory().byteSize() == bytes(). For a read into a
+     * {@link DeviceBuffer}, a view of that buffer (what the buffer holds now).
+     *
+     * @return the bytes
+     * @throws IllegalStateException when the read is closed
+     */
     public MemorySegment memory() {
-        if (closed) throw new IllegalStateException(this + " is closed; its device memory was given back");
+        if (closed) {
+            throw new IllegalStateException(this + " is closed; " + (owned == null ? "read its buffer's memory()"
+                    : "its device memory was given back") + ", or read again");
+        }
         return memory;
     }
 
-    /** Gives back the device memory the mapping allocated for this read; memory() is gone after it. */
+    /**
+     * Gives back the device memory the mapping allocated for this read (a read into a
+     * {@link DeviceBuffer} gives nothing back); memory() is refused after it.
+     */
     @Override
     public void close() {
         synchronized (this) {
-            if (owned == null || closed) return;
+            if (closed) return;
             closed = true;
+            if (owned == null) return;
         }
         try {
             owned.close();

@@ -5,11 +5,18 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 
 /**
- * Several reads of one mapping, added one by one and submitted together, in the manner of cuFile's
- * batch API: each read has its own future, and {@link #submit} returns one for all of them.
- * Nothing starts before submit; then the reads run as {@link FileMapping#readAsync} runs them, at
- * most the device's queue depth at once. A read that fails fails its own future (with what the
- * synchronous read would throw) and the batch's; the other reads go on and keep their results.
+ * Several reads of one mapping, added one by one and started together, with one future for all of
+ * them: each read has its own future too. Nothing starts before {@link #submit}; then each read is
+ * one {@link FileMapping#readAsync} (a task of its own on the device's reader threads, at most the
+ * device's queue depth at once, each with its own transfer), so a batch saves the caller the
+ * bookkeeping, not system calls. A read that fails fails its own future (with what the synchronous
+ * read would throw) and the batch's; the other reads go on.
+ *
+ * <p>When the batch fails, the reads that succeeded keep their results and their device memory:
+ * the caller gets them from their own futures and must close them. Cancelling the batch's future
+ * cancels every read's future: a read not yet started does not start, and one that ends after the
+ * cancel is closed as it arrives; a read whose future completed before the cancel is the caller's
+ * to close, as on failure.
  *
  * <pre>{@code
  * ReadBatch batch = m.batch();
@@ -64,7 +71,9 @@ public final class ReadBatch {
 
     /**
      * Starts every read added, and returns a future of all of them, in the order they were added; it
-     * fails with the first failure (in that order) once every read has ended.
+     * fails with the first failure (in that order) once every read has ended; the reads that
+     * succeeded are then the caller's to close (their own futures hold them). Cancelling it cancels
+     * every read's future (see the class comment).
      *
      * @return the future of every read's result
      * @throws IllegalStateException when the batch was submitted already
@@ -73,14 +82,26 @@ public final class ReadBatch {
         if (submitted) throw new IllegalStateException("this batch of " + mapping + " was submitted already");
         submitted = true;
         List<CompletableFuture<Read>> all = new ArrayList<>();
+        List<CompletableFuture<Read>> started = new ArrayList<>();
         for (Pending p : pending) {
-            mapping.readAsync(p.offset(), p.length(), p.into()).whenComplete((r, x) -> {
+            CompletableFuture<Read> read = mapping.readAsync(p.offset(), p.length(), p.into());
+            read.whenComplete((r, x) -> {
                 if (x != null) p.result().completeExceptionally(x);
                 else if (!p.result().complete(r)) r.close();   // cancelled by the caller: nobody will close it
             });
+            started.add(read);
             all.add(p.result());
         }
-        return CompletableFuture.allOf(all.toArray(CompletableFuture[]::new))
-                .thenApply(v -> all.stream().map(CompletableFuture::join).toList());
+        CompletableFuture<List<Read>> batch = new CompletableFuture<>();
+        CompletableFuture.allOf(all.toArray(CompletableFuture[]::new)).whenComplete((v, x) -> {
+            if (x == null) batch.complete(all.stream().map(CompletableFuture::join).toList());
+            else batch.completeExceptionally(x);
+        });
+        batch.whenComplete((v, x) -> {
+            if (!batch.isCancelled()) return;
+            for (CompletableFuture<Read> f : started) f.cancel(false);   // a read not started does not start
+            for (CompletableFuture<Read> f : all) f.cancel(false);       // one that ends now is closed as it arrives
+        });
+        return batch;
     }
 }

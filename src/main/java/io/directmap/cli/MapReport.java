@@ -20,11 +20,16 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.OptionalLong;
 import java.util.Set;
 import java.util.function.LongConsumer;
 import java.util.zip.CRC32C;
 
-/** The result of mapping one file range into one device: what went which way, how fast, and whether the bytes match. */
+/**
+ * The result of mapping one file range into one device: what went which way, how fast, and whether
+ * the bytes match. decisionSeconds is NaN when the file system took the mapping back before its
+ * decision time could be read (the segments are then the ones the read kept).
+ */
 record MapReport(Path file, String fs, long fileSize, String device, long start, long end, long directBytes,
                  long fallbackBytes, double decisionSeconds, double dmaSeconds, List<Segment> segments,
                  long deviceCrc, long fileCrc, boolean verified) {
@@ -39,11 +44,19 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
                 long deviceCrc = crc(a.memory().asByteBuffer());
                 long fileCrc = verify ? fileCrc(path, s, e) : -1;
                 return new MapReport(vma.file().path(), OpenFile.of(vma).fsType(), vma.length(), device.name(), s, e,
-                        a.directBytes(), a.fallbackBytes(), a.mapping().decisionNanos() / 1e9, a.dmaNanos() / 1e9,
+                        a.directBytes(), a.fallbackBytes(), decisionSeconds(a), a.dmaNanos() / 1e9,
                         a.segments(), deviceCrc, fileCrc, verify);
             }
         }
     }
+
+    /** The file system's decision time for the access's mapping, or NaN when it took the mapping back first. */
+    static double decisionSeconds(DeviceAccess a) {
+        OptionalLong n = a.decisionNanos();
+        return n.isPresent() ? n.getAsLong() / 1e9 : Double.NaN;
+    }
+
+    boolean decisionKnown() { return !Double.isNaN(decisionSeconds); }
 
     private static long crc(ByteBuffer b) {
         CRC32C c = new CRC32C();
@@ -81,8 +94,13 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
         long moved = directBytes + fallbackBytes;
         out.printf("moved    %s to %s: %s direct (%s), %s through the page cache; 0 B from the device%n",
                 Units.bytes(bytes()), device, Units.bytes(directBytes), percent(directBytes, moved), Units.bytes(fallbackBytes));
-        out.printf("time     decision %.3f ms, DMA %.1f ms, %s%n", decisionSeconds * 1e3, dmaSeconds * 1e3,
-                Units.rate(bytes(), dmaSeconds));
+        if (decisionKnown()) {
+            out.printf("time     decision %.3f ms, DMA %.1f ms, %s%n", decisionSeconds * 1e3, dmaSeconds * 1e3,
+                    Units.rate(bytes(), dmaSeconds));
+        } else {
+            out.printf("time     decision unknown (the file system took the mapping back), DMA %.1f ms, %s%n",
+                    dmaSeconds * 1e3, Units.rate(bytes(), dmaSeconds));
+        }
         if (verified) {
             out.printf("checksum crc32c %08x in device memory, %08x read from the file: %s%n", deviceCrc, fileCrc,
                     checksumOk() ? "match" : "MISMATCH");
@@ -123,7 +141,7 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
         m.put("bytes_to_device", bytes());
         m.put("bytes_from_device", 0L);
         m.put("seconds", dmaSeconds);
-        m.put("decision_seconds", decisionSeconds);
+        m.put("decision_seconds", decisionKnown() ? decisionSeconds : null);
         m.put("gib_per_s", dmaSeconds > 0 ? bytes() / dmaSeconds / (1L << 30) : null);
         m.put("checksum_device", String.format("%08x", deviceCrc));
         m.put("checksum_file", verified ? String.format("%08x", fileCrc) : null);

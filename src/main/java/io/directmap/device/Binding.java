@@ -70,7 +70,15 @@ public final class Binding implements AutoCloseable {
         }
     }
 
-    /** An invalidation as the device lived it: what the file system said, and how long letting go took. */
+    /**
+     * An invalidation as the device lived it: what the file system said, and how long letting go took.
+     *
+     * @param invalidation what the file system said: the range and why
+     * @param windowStart  the first file offset of the window let go of
+     * @param windowEnd    the file offset after the window's last one
+     * @param letGoNanos   how long the window took to let go (stop new DMA, wait for what was in
+     *                     flight, drop its table entries, device_unmap), in nanoseconds
+     */
     public record LetGo(Invalidation invalidation, long windowStart, long windowEnd, long letGoNanos) {}
 
     private final SoftwareDevice device;
@@ -128,16 +136,29 @@ public final class Binding implements AutoCloseable {
         }
     }
 
-    /** The smallest window (a multiple of the page size) that cuts rangeBytes into at most MAX_WINDOWS windows. */
+    /**
+     * The smallest window (a multiple of the page size) that cuts rangeBytes into at most MAX_WINDOWS windows.
+     *
+     * @param rangeBytes the length of the range to bind
+     * @return the window size, at least one page
+     */
     public static long smallestWindow(long rangeBytes) {
         long page = Process.PAGE_SIZE;
         return Math.max(page, Math.ceilDiv(Math.ceilDiv(rangeBytes, MAX_WINDOWS), page) * page);
     }
 
+    /** {@return the vma it mirrors} */
     public Vma vma() { return vma; }
+
+    /** {@return the first file offset bound (page-aligned)} */
     public long start() { return start; }
+
+    /** {@return the file offset after the last one bound} */
     public long end() { return end; }
+
+    /** {@return the device that reads through it} */
     public SoftwareDevice device() { return device; }
+
     Set<MapFlag> flags() { return flags; }
     MapMode mode() { return mode; }
     Duration coherentWait() { return coherentWait; }
@@ -147,25 +168,48 @@ public final class Binding implements AutoCloseable {
     /**
      * How long a read may wait for the file to become coherent (no other process holding it open
      * for writing) before it reads through the page cache anyway and reports {@code coherent=false}.
+     *
+     * @param d how long to wait; zero (the default) does not wait
+     * @return this binding
      */
     public Binding coherentWait(Duration d) {
         this.coherentWait = d;
         return this;
     }
 
-    /** Called after the device let go of a window, with the time it took. */
+    /**
+     * Called after the device let go of a window, with the time it took.
+     *
+     * @param c told of each window let go of, on the thread that let go of it
+     * @return this binding
+     */
     public Binding onLetGo(Consumer<LetGo> c) {
         this.onLetGo = c;
         return this;
     }
 
+    /** {@return how many times a window faulted through device_map} */
     public long faults() { return stats.faults.get(); }
+
+    /** {@return how many of those faults were of a window let go of before (faulted anew)} */
     public long refaults() { return stats.refaults.get(); }
+
+    /** {@return how many times the file system took a window back} */
     public long invalidations() { return stats.invalidations.get(); }
+
+    /** {@return how many window reads were read again, never delivered} */
     public long retries() { return stats.retries.get(); }
+
+    /** {@return how many reads were delivered} */
     public long reads() { return stats.reads.get(); }
+
+    /** {@return how many delivered reads were not coherent (a writer could not be held back)} */
     public long incoherentReads() { return stats.incoherentReads.get(); }
+
+    /** {@return the bytes delivered reads moved straight from peer block devices} */
     public long directBytes() { return stats.directBytes.get(); }
+
+    /** {@return the bytes delivered reads moved through the page cache} */
     public long fallbackBytes() { return stats.fallbackBytes.get(); }
 
     /**

@@ -4,6 +4,7 @@ import io.directmap.mm.DeviceMapping;
 import io.directmap.mm.Segment;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
+import java.util.OptionalLong;
 
 /**
  * What one access left in the device: a binding of the range (one window), the mapping
@@ -30,6 +31,9 @@ public final class DeviceAccess implements AutoCloseable {
         this.end = end;
         this.read = read;
         this.dmaNanos = dmaNanos;
+        // One window, read once, and nothing else reads it: the mapping live now, if any, is the one
+        // the bytes were read through. The file system may have taken it back since the read
+        // returned; then what the read saw is in read.segments().
         List<DeviceMapping> live = binding.liveMappings();
         this.mapping = live.isEmpty() ? null : live.getFirst();
         this.entries = mapping == null ? List.of() : device.table().entriesOf(binding.vma().address() + binding.start(),
@@ -41,16 +45,29 @@ public final class DeviceAccess implements AutoCloseable {
         return buffer.segment().asSlice(start - binding.start(), end - start).asReadOnly();
     }
 
-    /** {@return the mapping the bytes were read through (null if it was already taken back)} */
+    /**
+     * {@return the mapping the bytes were read through, or null when the file system took it back
+     * between the read and the making of this access (then {@link #segments} and
+     * {@link #decisionNanos} say what is known)}
+     */
     public DeviceMapping mapping() { return mapping; }
 
     /**
-     * {@return the segments of {@link #mapping}, whole: they cover the page-aligned range it was asked for,
-     * past the end of the file up to the page's end. The access reads once and nothing else reads
-     * its one window, so they are the ones the bytes were read through unless the file system took
-     * the mapping back before this access was made (then empty)}
+     * {@return how long the file system took to decide the mapping the bytes were read through, in
+     * nanoseconds; empty when it took that mapping back before this access was made}
      */
-    public List<Segment> segments() { return mapping == null ? List.of() : mapping.segments(); }
+    public OptionalLong decisionNanos() {
+        return mapping == null ? OptionalLong.empty() : OptionalLong.of(mapping.decisionNanos());
+    }
+
+    /**
+     * {@return the segments the bytes were read through: those of {@link #mapping}, whole (they
+     * cover the page-aligned range it was asked for, past the end of the file up to the page's
+     * end); or, when the file system took the mapping back before this access was made, the
+     * segments the read kept ({@link Binding.Read#segments}, cut to the range read, which ends at
+     * the end of the file)}
+     */
+    public List<Segment> segments() { return mapping == null ? read.segments() : mapping.segments(); }
 
     /** {@return the table entries programmed from the mapping} */
     public List<IommuTable.Entry> entries() { return entries; }

@@ -231,11 +231,25 @@ public final class SoftwareDevice implements Importer {
      * @throws IOException when the host could not back it
      */
     public DeviceMemory.Buffer allocate(String file, long bytes) throws IOException {
+        return allocate(file, bytes, "map a smaller range");
+    }
+
+    /**
+     * {@link #allocate(String, long)}, with what to do when it does not fit said by the caller.
+     *
+     * @param what what the memory is for, named first in messages, such as "data.bin: read [0, 4096)"
+     * @param bytes how much
+     * @param advice what the message tells the caller to do when it does not fit, such as "allocate less"
+     * @return the buffer; closing it gives the memory back
+     * @throws InvalidRequestException when it does not fit in the free memory
+     * @throws IOException when the host could not back it
+     */
+    public DeviceMemory.Buffer allocate(String what, long bytes, String advice) throws IOException {
         DeviceMemory.Buffer buffer = memory.allocate(bytes);
         if (buffer == null) {
-            throw new InvalidRequestException(file + ": " + Units.bytes(bytes) + " does not fit in " + name
+            throw new InvalidRequestException(what + ": " + Units.bytes(bytes) + " does not fit in " + name
                     + "'s free memory (" + Units.bytes(memory.free()) + " of " + Units.bytes(memory.capacity())
-                    + "); map a smaller range");
+                    + "); " + advice);
         }
         return buffer;
     }
