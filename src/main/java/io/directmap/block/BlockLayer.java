@@ -15,7 +15,8 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The block devices of this machine and their policy. It resolves stacking: a partition is tried
- * through its whole disk (start offset added) before itself; a loop device answers with a
+ * through its whole disk (start offset added) before itself, and what the disk refuses for its
+ * hardware (a full aperture, no peer path, no atomics on it) the partition refuses too; a loop device answers with a
  * {@link BlockDecision.Redirect} to its backing file, which the file system maps again, so this
  * package never calls the file system; a device-mapper target is refused, its table unread.
  */
@@ -92,6 +93,10 @@ public final class BlockLayer implements AutoCloseable {
             if (disk.isPresent()) {
                 BlockDecision whole = decideHere(disk.get(), p.startBytes() + offset, length, access);
                 if (whole instanceof BlockDecision.Granted) return whole;
+                // The BAR, the PCI path and its atomics are the disk's function's: a partition has
+                // none of its own, so what the disk refuses for them is the answer (the partition's
+                // own aperture would grant past the disk's BAR).
+                if (whole instanceof BlockDecision.Refused r && HARDWARE.contains(r.refusal().reason())) return whole;
                 if (whole instanceof BlockDecision.Refused r) below = "; through " + disk.get().name() + ": " + r.refusal().detail();
             }
         }
@@ -157,6 +162,10 @@ public final class BlockLayer implements AutoCloseable {
         }
         return new BlockDecision.Granted(dev, offset, Math.min(w.get().length(), length), dev.endpoint().busAddress(w.get().offset()));
     }
+
+    /** Refusals about the disk's PCI function (its BAR, its path): a partition of it gets the same. */
+    private static final java.util.Set<BlockReason> HARDWARE = java.util.EnumSet.of(
+            BlockReason.APERTURE_EXHAUSTED, BlockReason.NO_P2P_PATH, BlockReason.NO_ATOMICS_ON_PATH);
 
     /** How long a reclaim waits for the owners of a window to let go before it refuses instead. */
     static final long RECLAIM_WAIT_MS = 1_000;
