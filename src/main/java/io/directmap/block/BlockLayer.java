@@ -177,7 +177,7 @@ public final class BlockLayer implements AutoCloseable {
 
     /**
      * The reclaim policy: take back the least recently used windows, one at a time, by invalidating
-     * the mappings that hold them (their owners let go first, through the same path as a shrink or
+     * the one mapping that holds each (found by the window, not by its device range; its owner let go first, through the same path as a shrink or
      * a detach), until a window for [offset, +length) fits. A window's use is its grant: the block
      * device does not see the importer's DMAs (its engine reads through the descriptor), so the
      * least recently used window is the least recently granted. Windows of mappings still being made
@@ -195,7 +195,10 @@ public final class BlockLayer implements AutoCloseable {
         int passedOver = 0;
         for (Aperture.Window victim : dev.aperture().leastRecentlyUsed()) {
             long from = victim.tag(), to = victim.tag() + victim.length();
-            if (peers.overlapping(dev, from, to).isEmpty()) {
+            // Only the mapping that holds this window is asked: others of the same device range
+            // (another importer of the same file) hold windows of their own.
+            Optional<PeerMappings.Entry> holder = peers.holderOf(dev, dev.endpoint().busAddress(victim.offset()));
+            if (holder.isEmpty()) {
                 passedOver++;
                 continue;
             }
@@ -210,7 +213,7 @@ public final class BlockLayer implements AutoCloseable {
             Thread t = Thread.ofPlatform().daemon().name("dmap-reclaim-" + dev.name()).unstarted(() -> {
                 Throwable failed = null;
                 try {
-                    peers.invalidate(dev, from, to, BlockChange.APERTURE_RECLAIMED, detail);
+                    holder.get().owner().takeBack(holder.get(), BlockChange.APERTURE_RECLAIMED, detail);
                 } catch (Throwable x) {
                     failed = x;
                 }
