@@ -284,4 +284,35 @@ class TopologyTreeTest {
             }
         }
     }
+
+    /**
+     * A file that places devices answers only for what it placed: a device it did not place (a
+     * typo) and a block device whose function is not in the tree are refused; a loop device (no
+     * PCI function) keeps the default answer; a file that places nothing keeps it for everyone.
+     */
+    @Test
+    void aDeviceTheFileDidNotPlaceIsRefusedWhereItPlacesOthers() throws Exception {
+        Topology t = tree("host-bridge hb0\nswitch sw0 under hb0\nplace gpu0 under sw0\nplace nic0 under sw0\n");
+        Reach typo = t.peerPath(sw(t, "gpu0"), sw(t, "nic1"));
+        assertInstanceOf(Reach.Refused.class, typo, typo.toString());
+        assertTrue(typo.why().contains("nic1 is not placed: add 'place nic1 under PARENT' to t"), typo.why());
+        assertFalse(t.atomics(sw(t, "gpu0"), sw(t, "nic1")));
+        Reach typoFirst = t.peerPath(sw(t, "gpu1"), sw(t, "nic0"));
+        assertTrue(typoFirst.why().contains("gpu1 is not placed"), typoFirst.why());
+
+        Topology.Endpoint nvme = t.endpoint("nvme0n1", Topology.Kind.BLOCK_DEVICE, Optional.of("0000:00:09.0"), 1L << 30);
+        Reach missing = t.peerPath(sw(t, "gpu0"), nvme);
+        assertInstanceOf(Reach.Refused.class, missing, missing.toString());
+        assertTrue(missing.why().contains("nvme0n1's PCI function 0000:00:09.0 is not in the PCI tree"), missing.why());
+
+        Topology.Endpoint loop = t.endpoint("loop0", Topology.Kind.BLOCK_DEVICE, Optional.empty(), 1L << 30);
+        Reach virtual = t.peerPath(sw(t, "gpu0"), loop);
+        assertInstanceOf(Reach.Direct.class, virtual, virtual.toString());
+        assertEquals(Topology.ONE_SWITCH, virtual.distance());
+
+        Topology nothingPlaced = tree("host-bridge hb0\nswitch sw0 under hb0\n");
+        assertInstanceOf(Reach.Direct.class, nothingPlaced.peerPath(sw(nothingPlaced, "gpu0"), sw(nothingPlaced, "nic1")));
+        Topology.Endpoint nvme2 = nothingPlaced.endpoint("nvme0n1", Topology.Kind.BLOCK_DEVICE, Optional.of("0000:00:09.0"), 1L << 30);
+        assertInstanceOf(Reach.Direct.class, nothingPlaced.peerPath(sw(nothingPlaced, "gpu0"), nvme2));
+    }
 }
