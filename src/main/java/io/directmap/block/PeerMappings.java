@@ -1,11 +1,11 @@
 package io.directmap.block;
 
 import io.directmap.lang.IntervalIndex;
-import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.TreeMap;
 
 /**
  * The block device side's reverse map (the proposal's open question 3: "helpers that let block
@@ -36,18 +36,21 @@ public final class PeerMappings {
     public record Entry(BlockDevice device, long start, long end, long busAddress, Owner owner) {}
 
     private final Map<BlockDevice, IntervalIndex<Entry>> byDevice = new IdentityHashMap<>();
-    /** Each device's windows by bus address, to the entry that holds it: whom a reclaim asks. */
-    private final Map<BlockDevice, Map<Long, Entry>> byWindow = new IdentityHashMap<>();
+    /**
+     * Each device's entries by bus address: whom a reclaim asks for a window. An entry may span
+     * several windows (a mapping's adjacent grants with contiguous windows are merged into one).
+     */
+    private final Map<BlockDevice, TreeMap<Long, Entry>> byWindow = new IdentityHashMap<>();
 
     public synchronized Entry register(BlockDecision.Granted g, Owner owner) {
         Entry e = new Entry(g.device(), g.offset(), g.offset() + g.length(), g.busAddress(), owner);
         byDevice.computeIfAbsent(g.device(), d -> new IntervalIndex<>()).add(e.start(), e.end(), e);
-        byWindow.computeIfAbsent(g.device(), d -> new HashMap<>()).put(e.busAddress(), e);
+        byWindow.computeIfAbsent(g.device(), d -> new TreeMap<>()).put(e.busAddress(), e);
         return e;
     }
 
     public synchronized void unregister(Entry e) {
-        Map<Long, Entry> windows = byWindow.get(e.device());
+        TreeMap<Long, Entry> windows = byWindow.get(e.device());
         if (windows != null && windows.remove(e.busAddress(), e) && windows.isEmpty()) byWindow.remove(e.device());
         IntervalIndex<Entry> ranges = byDevice.get(e.device());
         if (ranges == null) return;
@@ -55,10 +58,13 @@ public final class PeerMappings {
         if (ranges.isEmpty()) byDevice.remove(e.device());
     }
 
-    /** The entry whose grant holds device's aperture window at busAddress; empty while its grant is not tracked yet. */
+    /** The entry whose grants hold device's aperture window at busAddress; empty while its grant is not tracked yet. */
     public synchronized Optional<Entry> holderOf(BlockDevice device, long busAddress) {
-        Map<Long, Entry> windows = byWindow.get(device);
-        return windows == null ? Optional.empty() : Optional.ofNullable(windows.get(busAddress));
+        TreeMap<Long, Entry> windows = byWindow.get(device);
+        Map.Entry<Long, Entry> at = windows == null ? null : windows.floorEntry(busAddress);
+        if (at == null) return Optional.empty();
+        Entry e = at.getValue();
+        return busAddress < e.busAddress() + (e.end() - e.start()) ? Optional.of(e) : Optional.empty();
     }
 
     /** The entries of device that overlap [start, end). */
