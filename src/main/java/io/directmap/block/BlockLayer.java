@@ -15,7 +15,8 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The block devices of this machine and their policy. It resolves stacking: a partition is tried
- * through its whole disk (start offset added) before itself; a loop device answers with a
+ * through its whole disk (start offset added) before itself, and what the disk refuses for its
+ * hardware (a full aperture, no peer path, no atomics on it) the partition refuses too; a loop device answers with a
  * {@link BlockDecision.Redirect} to its backing file, which the file system maps again, so this
  * package never calls the file system; a device-mapper target is refused, its table unread.
  */
@@ -92,6 +93,10 @@ public final class BlockLayer implements AutoCloseable {
             if (disk.isPresent()) {
                 BlockDecision whole = decideHere(disk.get(), p.startBytes() + offset, length, access);
                 if (whole instanceof BlockDecision.Granted) return whole;
+                // The BAR, the PCI path and its atomics are the disk's function's: a partition has
+                // none of its own, so what the disk refuses for them is the answer (the partition's
+                // own aperture would grant past the disk's BAR).
+                if (whole instanceof BlockDecision.Refused r && HARDWARE.contains(r.refusal().reason())) return whole;
                 if (whole instanceof BlockDecision.Refused r) below = "; through " + disk.get().name() + ": " + r.refusal().detail();
             }
         }
@@ -158,6 +163,10 @@ public final class BlockLayer implements AutoCloseable {
         return new BlockDecision.Granted(dev, offset, Math.min(w.get().length(), length), dev.endpoint().busAddress(w.get().offset()));
     }
 
+    /** Refusals about the disk's PCI function (its BAR, its path): a partition of it gets the same. */
+    private static final java.util.Set<BlockReason> HARDWARE = java.util.EnumSet.of(
+            BlockReason.APERTURE_EXHAUSTED, BlockReason.NO_P2P_PATH, BlockReason.NO_ATOMICS_ON_PATH);
+
     /** How long a reclaim waits for the owners of a window to let go before it refuses instead. */
     static final long RECLAIM_WAIT_MS = 1_000;
 
@@ -168,7 +177,7 @@ public final class BlockLayer implements AutoCloseable {
 
     /**
      * The reclaim policy: take back the least recently used windows, one at a time, by invalidating
-     * the mappings that hold them (their owners let go first, through the same path as a shrink or
+     * the one mapping that holds each (found by the window, not by its device range; its owner let go first, through the same path as a shrink or
      * a detach), until a window for [offset, +length) fits. A window's use is its grant: the block
      * device does not see the importer's DMAs (its engine reads through the descriptor), so the
      * least recently used window is the least recently granted. Windows of mappings still being made
@@ -186,7 +195,10 @@ public final class BlockLayer implements AutoCloseable {
         int passedOver = 0;
         for (Aperture.Window victim : dev.aperture().leastRecentlyUsed()) {
             long from = victim.tag(), to = victim.tag() + victim.length();
-            if (peers.overlapping(dev, from, to).isEmpty()) {
+            // Only the mapping that holds this window is asked: others of the same device range
+            // (another importer of the same file) hold windows of their own.
+            Optional<PeerMappings.Entry> holder = peers.holderOf(dev, dev.endpoint().busAddress(victim.offset()));
+            if (holder.isEmpty()) {
                 passedOver++;
                 continue;
             }
@@ -201,7 +213,7 @@ public final class BlockLayer implements AutoCloseable {
             Thread t = Thread.ofPlatform().daemon().name("dmap-reclaim-" + dev.name()).unstarted(() -> {
                 Throwable failed = null;
                 try {
-                    peers.invalidate(dev, from, to, BlockChange.APERTURE_RECLAIMED, detail);
+                    holder.get().owner().takeBack(holder.get(), BlockChange.APERTURE_RECLAIMED, detail);
                 } catch (Throwable x) {
                     failed = x;
                 }

@@ -4,6 +4,8 @@ import io.directmap.lang.IntervalIndex;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
 
 /**
  * The block device side's reverse map (the proposal's open question 3: "helpers that let block
@@ -19,24 +21,50 @@ public final class PeerMappings {
 
         /** "file [start, end) for importer", for reports. */
         String describe();
+
+        /**
+         * Take back the one mapping behind e and nothing else (the reclaim of its aperture window:
+         * another importer's mapping of the same device range holds a window of its own); returns
+         * when its importer let go. By default, what overlaps e's range.
+         */
+        default void takeBack(Entry e, BlockChange change, String detail) {
+            invalidate(e.device(), e.start(), e.end(), change, detail);
+        }
     }
 
-    /** One peer mapping: [start, end) of device, held by owner. */
-    public record Entry(BlockDevice device, long start, long end, Owner owner) {}
+    /** One peer mapping: [start, end) of device, held by owner, through the aperture window at busAddress. */
+    public record Entry(BlockDevice device, long start, long end, long busAddress, Owner owner) {}
 
     private final Map<BlockDevice, IntervalIndex<Entry>> byDevice = new IdentityHashMap<>();
+    /**
+     * Each device's entries by bus address: whom a reclaim asks for a window. An entry may span
+     * several windows (a mapping's adjacent grants with contiguous windows are merged into one).
+     */
+    private final Map<BlockDevice, TreeMap<Long, Entry>> byWindow = new IdentityHashMap<>();
 
     public synchronized Entry register(BlockDecision.Granted g, Owner owner) {
-        Entry e = new Entry(g.device(), g.offset(), g.offset() + g.length(), owner);
+        Entry e = new Entry(g.device(), g.offset(), g.offset() + g.length(), g.busAddress(), owner);
         byDevice.computeIfAbsent(g.device(), d -> new IntervalIndex<>()).add(e.start(), e.end(), e);
+        byWindow.computeIfAbsent(g.device(), d -> new TreeMap<>()).put(e.busAddress(), e);
         return e;
     }
 
     public synchronized void unregister(Entry e) {
+        TreeMap<Long, Entry> windows = byWindow.get(e.device());
+        if (windows != null && windows.remove(e.busAddress(), e) && windows.isEmpty()) byWindow.remove(e.device());
         IntervalIndex<Entry> ranges = byDevice.get(e.device());
         if (ranges == null) return;
         ranges.remove(e.start(), e.end(), e);
         if (ranges.isEmpty()) byDevice.remove(e.device());
+    }
+
+    /** The entry whose grants hold device's aperture window at busAddress; empty while its grant is not tracked yet. */
+    public synchronized Optional<Entry> holderOf(BlockDevice device, long busAddress) {
+        TreeMap<Long, Entry> windows = byWindow.get(device);
+        Map.Entry<Long, Entry> at = windows == null ? null : windows.floorEntry(busAddress);
+        if (at == null) return Optional.empty();
+        Entry e = at.getValue();
+        return busAddress < e.busAddress() + (e.end() - e.start()) ? Optional.of(e) : Optional.empty();
     }
 
     /** The entries of device that overlap [start, end). */

@@ -9,12 +9,17 @@ import io.directmap.block.BlockDevice;
 import io.directmap.fs.FsStack;
 import io.directmap.sys.Process;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.SeekableByteChannel;
+import java.nio.charset.StandardCharsets;
 import java.io.PrintWriter;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
@@ -48,6 +53,8 @@ final class StatsFiles {
     static final long INTERVAL_MS = 1000;
     private static final Pattern NAME = Pattern.compile("(\\d+)-(\\d+)\\.json");
     private static final AtomicInteger PUBLISHERS = new AtomicInteger();
+    private static final Pattern TMP_NAME = Pattern.compile("\\.(\\d+)-[0-9a-z]+\\.tmp");
+    private static final java.security.SecureRandom TMP_NAMES = new java.security.SecureRandom();
     private static final Gson GSON = new GsonBuilder().setObjectToNumberStrategy(ToNumberPolicy.LONG_OR_DOUBLE).create();
 
     private StatsFiles() {}
@@ -184,6 +191,9 @@ final class StatsFiles {
             Publisher p = new Publisher(mm, dir(), command, err);
             try {
                 Files.createDirectories(p.dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+                // An existing directory is taken as it is: one someone else owns or can write to (or
+                // a link to one) could have this process, root perhaps, write where they choose.
+                checkTrusted(p.dir, "no stats are written there");
                 p.write();
             } catch (IOException | RuntimeException e) {
                 err.println("dmap: stats are not published (dmap stats will not see this process): " + p.dir + ": " + e
@@ -210,10 +220,16 @@ final class StatsFiles {
         private synchronized void write() throws IOException {
             if (stopped) return;
             String json = Json.write(snapshot(stats(mm), pid, startTime, command));
-            Path tmp = Files.createTempFile(dir, "." + pid + "-", ".tmp",
-                    PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+            Path tmp = dir.resolve("." + pid + "-" + Long.toUnsignedString(TMP_NAMES.nextLong(), 36) + ".tmp");
             try {
-                Files.writeString(tmp, json);
+                // Written through the descriptor that created it (O_CREAT|O_EXCL, no link followed),
+                // never by opening the name again: a link put there meanwhile is not written through.
+                try (SeekableByteChannel ch = Files.newByteChannel(tmp, Set.of(StandardOpenOption.CREATE_NEW,
+                        StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS),
+                        PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))) {
+                    ByteBuffer b = ByteBuffer.wrap(json.getBytes(StandardCharsets.UTF_8));
+                    while (b.hasRemaining()) ch.write(b);
+                }
                 try {
                     Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
                 } catch (AtomicMoveNotSupportedException e) {
@@ -257,8 +273,9 @@ final class StatsFiles {
     static Listing list(Path dir, Long pid) throws IOException {
         List<Found> found = new ArrayList<>();
         List<Ignored> ignored = new ArrayList<>();
-        if (!Files.isDirectory(dir)) return new Listing(dir, found, ignored);
-        checkTrusted(dir);
+        if (!Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS) && !Files.isSymbolicLink(dir)) return new Listing(dir, found, ignored);
+        checkTrusted(dir, "its stats files are not read");
+        removeOrphanTemps(dir, ignored);
         List<Path> files = new ArrayList<>();
         try (DirectoryStream<Path> s = Files.newDirectoryStream(dir, "*.json")) {
             s.forEach(files::add);
@@ -300,15 +317,59 @@ final class StatsFiles {
         return new Listing(dir, found, ignored);
     }
 
-    /** A directory anyone but its owner (this user) can write to could hand a root reader any file: refused. */
-    private static void checkTrusted(Path dir) throws IOException {
-        int owner = (Integer) Files.getAttribute(dir, "unix:uid");
-        Set<PosixFilePermission> mode = Files.getPosixFilePermissions(dir);
-        if (owner != Process.effectiveUid() || mode.contains(PosixFilePermission.GROUP_WRITE)
-                || mode.contains(PosixFilePermission.OTHERS_WRITE)) {
-            throw new IOException(dir + " is owned by uid " + owner + " with mode " + PosixFilePermissions.toString(mode)
-                    + ": its stats files are not read (it must be this user's, " + Process.effectiveUid()
-                    + ", writable by no one else); remove it and let dmap watch make it again");
+    /**
+     * Temporary files a publisher killed between writing and renaming left behind (.PID-X.tmp):
+     * removed, and listed as ignored, once their process is gone. A live process's are its own.
+     */
+    private static void removeOrphanTemps(Path dir, List<Ignored> ignored) throws IOException {
+        List<Path> temps = new ArrayList<>();
+        try (DirectoryStream<Path> s = Files.newDirectoryStream(dir, ".*.tmp")) {
+            s.forEach(temps::add);
         }
+        temps.sort(Comparator.comparing(Path::toString));
+        for (Path t : temps) {
+            Matcher m = TMP_NAME.matcher(t.getFileName().toString());
+            if (!m.matches()) continue;
+            long tmpPid;
+            try {
+                tmpPid = Long.parseLong(m.group(1));
+            } catch (NumberFormatException e) {
+                continue;
+            }
+            if (startTime(tmpPid).isPresent()) continue;
+            if (Files.deleteIfExists(t)) {
+                ignored.add(new Ignored(t, "process " + tmpPid + " is gone (killed while publishing); its temporary file was removed"));
+            }
+        }
+    }
+
+    /**
+     * A directory anyone but its owner (this user) can write to, or a link to one, could hand a root
+     * reader any file or have a root writer write anywhere: refused, with what to do.
+     *
+     * @param consequence what is not done there, for the message ("its stats files are not read")
+     */
+    static void checkTrusted(Path dir, String consequence) throws IOException {
+        boolean link = Files.isSymbolicLink(dir);
+        int owner = (Integer) Files.getAttribute(dir, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+        Set<PosixFilePermission> mode = Files.getPosixFilePermissions(dir, LinkOption.NOFOLLOW_LINKS);
+        String problem = untrusted(dir, link, owner, mode, Process.effectiveUid(), consequence);
+        if (problem != null) throw new IOException(problem);
+    }
+
+    /** Why dir, as described, is not trusted by user euid, with what to do; null where it is. */
+    static String untrusted(Path dir, boolean link, int owner, Set<PosixFilePermission> mode, int euid, String consequence) {
+        if (link) {
+            return dir + " is a symbolic link: " + consequence + " (it must be a directory of its own); remove it and let dmap watch make it again";
+        }
+        if (owner == euid && !mode.contains(PosixFilePermission.GROUP_WRITE) && !mode.contains(PosixFilePermission.OTHERS_WRITE)) {
+            return null;
+        }
+        String what = dir + " is owned by uid " + owner + " with mode " + PosixFilePermissions.toString(mode) + ": " + consequence
+                + " (it must be this user's, " + euid + ", writable by no one else); ";
+        if (owner == 0 && euid != 0 && !mode.contains(PosixFilePermission.GROUP_WRITE) && !mode.contains(PosixFilePermission.OTHERS_WRITE)) {
+            return what + "it is root's (dmap watch ran as root): run as root to read it";
+        }
+        return what + "remove it and let dmap watch make it again";
     }
 }

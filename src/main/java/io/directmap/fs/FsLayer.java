@@ -101,6 +101,15 @@ public final class FsLayer {
                 }
             }
             m.peerEntries(peers);
+            if (!m.isLive()) {
+                // Taken back between tracker.add and here (a reclaim, shrink or detach saw us
+                // through the entries registered so far): its deviceUnmap found the list empty and
+                // released the grants, so these entries are ours to drop. Both sides may drop the
+                // same entry (volatile live and peerEntries: one of us sees the other), which is
+                // harmless. Decide again, as when a device was going away.
+                for (PeerMappings.Entry e : peers) blocks.peers().unregister(e);
+                continue;
+            }
             if (goneMeanwhile) {
                 // A device began going away after it granted and before we were tracked, so its
                 // invalidation did not see us: give this back and decide again (it now refuses).

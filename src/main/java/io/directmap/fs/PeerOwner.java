@@ -31,6 +31,14 @@ final class PeerOwner implements PeerMappings.Owner {
                         change.code() + ": " + detail, false));
     }
 
+    /** The reclaim of d's window: m alone is taken back, over d's range; other mappings of the range keep their windows. */
+    @Override
+    public void takeBack(PeerMappings.Entry e, BlockChange change, String detail) {
+        if (!m.isLive()) return;
+        invalidator.invalidateLogging(m.file().path(), java.util.List.of(m),
+                Invalidation.of(d.start(), d.end(), Invalidation.Cause.BLOCK_DEVICE, change.code() + ": " + detail, false));
+    }
+
     @Override
     public String describe() {
         return m.file().path() + " " + Units.range(d.start(), d.end()) + " for " + m.importer().name();

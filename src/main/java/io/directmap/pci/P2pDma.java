@@ -14,8 +14,9 @@ import java.util.Set;
  *   <li>calc_map_type_and_dist(): walk up from both devices to the first bridge they share; the
  *       distance is the number of steps on both sides (two devices under one switch: 4). Where ACS
  *       redirects peer requests or completions (P2P Request Redirect, Completion Redirect, Egress
- *       Control: pci_bridge_has_acs_redir()) at the ports where the two paths part, the traffic
- *       goes up to the root complex instead; where they share no bridge it has to.</li>
+ *       Control: pci_bridge_has_acs_redir()) on any device of either path up to the shared bridge
+ *       (that bridge and the two devices included), the traffic goes up to the root complex
+ *       instead; where they share no bridge it has to.</li>
  *   <li>host_bridge_whitelist(): going through the host bridge works only where the host bridge
  *       is known to route peer traffic: its function is on the kernel's whitelist, the CPU does
  *       (AMD Zen, cpu_supports_p2pdma()), or the topology file says so.</li>
@@ -97,17 +98,19 @@ final class P2pDma {
         Walk w = walk(bus, client, provider);
         String redirected = "";
         if (w.shared()) {
-            if (w.distance() == 0) return new Reach.Direct(0, client.name(), "the same function");
             PciTree.Node shared = w.client().get(w.commonInClient());
-            // The ports just below the shared bridge decide: below them a request can only go up.
+            // calc_map_type_and_dist() asks pci_bridge_has_acs_redir() of every device on both
+            // paths, the two devices and the bridge they share included: a redirect anywhere below
+            // the root complex sends the request up to it. What cannot be read there is refused.
             List<String> acs = new ArrayList<>();
-            for (PciTree.Node port : divergence(w)) {
-                Acs a = acs(bus, port);
+            for (PciTree.Node node : onBothPaths(w)) {
+                Acs a = acs(bus, node);
                 if (a.state == AcsState.UNREADABLE) {
                     return new Reach.Refused(w.distance(), w.route(bus, false), a.why + "; whether ACS redirects peer traffic there is unknown");
                 }
                 if (a.state == AcsState.REDIRECT) acs.add(a.why);
             }
+            if (acs.isEmpty() && w.distance() == 0) return new Reach.Direct(0, client.name(), "the same function");
             if (acs.isEmpty()) {
                 String under = shared.kind() == PciTree.Kind.SWITCH_UPSTREAM ? "switch" : shared.kind().label();
                 return new Reach.Direct(w.distance(), w.route(bus, false), "under one " + under + ", " + shared.name() + ", with no ACS redirection");
@@ -142,10 +145,13 @@ final class P2pDma {
                 : new Reach.Direct(p2p.distance(), p2p.route(), why);
     }
 
-    private static List<PciTree.Node> divergence(Walk w) {
-        List<PciTree.Node> out = new ArrayList<>();
-        if (w.commonInClient() > 0) out.add(w.client().get(w.commonInClient() - 1));
-        if (w.commonInProvider() > 0) out.add(w.provider().get(w.commonInProvider() - 1));
+    /**
+     * The devices whose ACS decides, in the kernel's order: the provider's path from the provider up
+     * to and including the bridge both paths share, then the client's from the client up to it.
+     */
+    private static List<PciTree.Node> onBothPaths(Walk w) {
+        List<PciTree.Node> out = new ArrayList<>(w.provider().subList(0, w.commonInProvider() + 1));
+        out.addAll(w.client().subList(0, w.commonInClient()));
         return out;
     }
 
@@ -155,6 +161,9 @@ final class P2pDma {
 
     /** What ACS does at port: the file's 'acs' rule, else the ACS Control register of a real port. */
     static Acs acs(Bus bus, PciTree.Node port) {
+        // 'acs SWITCH ...' speaks for the switch's downstream ports, where ACS P2P Request Redirect
+        // acts (PCIe 6.0 6.12.1.2); a declared switch's upstream port has no ACS of its own.
+        if (port.declared() && port.kind() == PciTree.Kind.SWITCH_UPSTREAM) return new Acs(AcsState.DIRECT, "");
         Optional<Bus.Stated<Boolean>> stated = bus.stated(port, f -> f.acsRedirect);
         if (stated.isPresent()) {
             return stated.get().value()

@@ -131,15 +131,17 @@ public record PciTree(Map<String, Node> nodes, Map<String, BlockFunction> blockD
 
     /**
      * The host bridge's own function that the kernel's whitelist (pci_p2pdma_whitelist) is keyed
-     * by: 00.0 or a root port, first on its bus.
+     * by: as pci_host_bridge_dev(), the first function on its root bus, and only where that one is
+     * at device 0, function 0 (a root bus that starts with a root port at 01.0 has none).
      *
      * @param hostBridge the host bridge's sysfs name ("pci0000:00")
-     * @return that function, or empty where sysfs shows none with a config space
+     * @return that function, or empty where sysfs shows none at 00.0 with a config space
      */
     Optional<Node> hostBridgeFunction(String hostBridge) {
+        // Addresses are fixed-width hex ("0000:00:01.0"), so by name is by devfn: the scan order.
         return nodes.values().stream()
-                .filter(n -> hostBridge.equals(n.parent()) && n.config().isPresent())
-                .findFirst()
-                .filter(n -> n.name().endsWith(":00.0") || n.kind() == Kind.ROOT_PORT);
+                .filter(n -> hostBridge.equals(n.parent()) && n.kind() != Kind.HOST_BRIDGE)
+                .min(java.util.Comparator.comparing(Node::name))
+                .filter(n -> n.name().endsWith(":00.0") && n.config().isPresent());
     }
 }

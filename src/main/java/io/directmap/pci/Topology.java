@@ -41,9 +41,15 @@ import java.util.function.Supplier;
  * Real nodes are named as sysfs names them: functions by address (0000:00:02.0), host bridges
  * pciDDDD:BB; a rule names a node declared on an earlier line or a real one. A block device on PCI
  * sits where sysfs says, unless a 'place' rule puts it elsewhere. Where both devices of a pair are
- * in the tree, the tree answers by the rules of Linux's pci_p2pdma_distance (see {@link P2pDma});
- * where either is not, the defaults above answer. A no-p2p rule always refuses; an atomics rule
- * always grants atomics on a pair with a peer path.
+ * in the tree, the tree answers by the rules of Linux's pci_p2pdma_distance (see {@link P2pDma}).
+ * Where either is not: a file that places no device keeps the defaults above (every device under
+ * one switch); a file that places devices refuses a device it did not place (a typo must not
+ * grant a path), and a block device whose PCI function is not in the tree, unless an 'atomics'
+ * rule names that very pair. A virtual block device
+ * (a loop device, zram: sysfs shows it no PCI function) is on no bus to place it on; its bytes come
+ * from memory or a backing file, so the defaults answer for it either way (or place it with a
+ * 'place' rule). A no-p2p rule always refuses; an atomics rule always grants atomics on a pair with
+ * a peer path.
  */
 public final class Topology {
     /** The aperture a block device exposes where no {@code bar} rule names it: 1 TiB, room for every mapping. */
@@ -90,10 +96,19 @@ public final class Topology {
         boolean matches(String x, String y) {
             return (m(a, x) && m(b, y)) || (m(a, y) && m(b, x));
         }
+
+        /** Whether the rule names both x and y, not by "*". */
+        boolean names(String x, String y) {
+            return (a.equals(x) && b.equals(y)) || (a.equals(y) && b.equals(x));
+        }
     }
 
-    /** A pair's answers by name (an endpoint is one per name); the tree never changes once parsed. */
-    private record Pair(String client, String provider) {}
+    /**
+     * A pair's answers, by the two endpoints (name, bus window and PCI function, not the name
+     * alone). They are dropped only with this Topology: the tree never changes once parsed, and an
+     * endpoint is registered once per name for its life; an FsStack builds a new one when opened.
+     */
+    private record Pair(Endpoint client, Endpoint provider) {}
 
     private final Map<String, Endpoint> endpoints = new LinkedHashMap<>();
     private final Map<Pair, Reach> peerPaths = new ConcurrentHashMap<>(), atomicPaths = new ConcurrentHashMap<>();
@@ -403,13 +418,14 @@ public final class Topology {
 
     /**
      * {@return how client reaches provider's memory: the distance, the route, and why (or why not)}
-     * The answer is kept: the tree never changes once parsed.
+     * The answer is kept for this pair of endpoints as long as this Topology lives: the tree never
+     * changes once parsed.
      *
      * @param client   the device that does the DMA
      * @param provider the device whose memory it reaches
      */
     public Reach peerPath(Endpoint client, Endpoint provider) {
-        return peerPaths.computeIfAbsent(new Pair(client.name(), provider.name()), k -> answerPeerPath(client, provider));
+        return peerPaths.computeIfAbsent(new Pair(client, provider), k -> answerPeerPath(client, provider));
     }
 
     /**
@@ -420,7 +436,7 @@ public final class Topology {
      * @param provider the device whose memory completes them
      */
     public Reach atomicPath(Endpoint client, Endpoint provider) {
-        return atomicPaths.computeIfAbsent(new Pair(client.name(), provider.name()), k -> answerAtomicPath(client, provider));
+        return atomicPaths.computeIfAbsent(new Pair(client, provider), k -> answerAtomicPath(client, provider));
     }
 
     private Reach answerPeerPath(Endpoint client, Endpoint provider) {
@@ -430,6 +446,10 @@ public final class Topology {
         Optional<PciTree.Node> c = placed(client);
         Optional<PciTree.Node> p = c.isEmpty() ? Optional.empty() : placed(provider);
         if (c.isEmpty() || p.isEmpty()) {
+            // An 'atomics' rule that names the pair vouches for it: the defaults answer.
+            boolean vouched = atomics.stream().anyMatch(r -> r.names(client.name(), provider.name()));
+            Optional<String> notInTree = vouched ? Optional.empty() : notInTree(client).or(() -> notInTree(provider));
+            if (notInTree.isPresent()) return new Reach.Refused(-1, client.name() + " > " + provider.name(), notInTree.get());
             String unplaced = c.isEmpty() ? client.name() : provider.name();
             return new Reach.Direct(ONE_SWITCH, client.name() + " > " + provider.name(), unplaced
                     + " is not placed in the PCI tree; the default topology puts every device under one switch");
@@ -455,6 +475,24 @@ public final class Topology {
                     + "' rule, and " + unplaced + " is not placed in the PCI tree (the default path carries no atomics)");
         }
         return P2pDma.atomics(bus, c.get(), p.get(), provider.kind(), path);
+    }
+
+    /**
+     * Why e, not in the tree, is refused where the file places devices: a device it did not place
+     * (a typo, a forgotten line), a block device whose PCI function the tree does not have. Empty
+     * where e is in the tree, where the file places no device (the default topology answers), and
+     * for a virtual block device (no PCI function: a loop device), which the defaults answer for.
+     */
+    private Optional<String> notInTree(Endpoint e) {
+        if (placed(e).isPresent() || placedDevices().isEmpty()) return Optional.empty();
+        if (e.pciSlot().isPresent()) {
+            return Optional.of(e.name() + "'s PCI function " + e.pciSlot().get() + " is not in the PCI tree ("
+                    + source + " places devices, so the default topology does not answer); place it with 'place "
+                    + e.name() + " under PARENT'");
+        }
+        if (e.kind() == Kind.BLOCK_DEVICE) return Optional.empty();
+        return Optional.of(e.name() + " is not placed: add 'place " + e.name() + " under PARENT' to " + source
+                + " (it places " + String.join(", ", placedDevices()) + "; a device it does not place has no path)");
     }
 
     /**

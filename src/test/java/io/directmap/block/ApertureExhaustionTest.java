@@ -139,6 +139,38 @@ class ApertureExhaustionTest {
     }
 
     /**
+     * Two importers of the same file range hold a window each: a reclaim takes back the window
+     * least recently granted and only the mapping that holds it, not the other importer's mapping
+     * of the same device range.
+     */
+    @Test
+    void reclaimTakesBackOnlyTheHolderOfTheLeastRecentlyUsedWindow() throws Exception {
+        try (FsStack mm = stack("bar " + loop + " 1M reclaim\n");
+             SoftwareDevice gpu0 = SoftwareDevice.create("gpu0", mm.topology());
+             SoftwareDevice gpu1 = SoftwareDevice.create("gpu1", mm.topology());
+             Vma vma0 = mm.mmap(file); Vma vma1 = mm.mmap(file)) {
+            DeviceMapping old = null, recent = null, next = null;
+            try {
+                old = vma0.ops().deviceMap(vma0, new MapRequest(gpu0.endpoint(), 0, 512 * KiB));
+                recent = vma1.ops().deviceMap(vma1, new MapRequest(gpu1.endpoint(), 0, 512 * KiB));
+                assertEquals(MiB, old.directBytes() + recent.directBytes(), "both hold a window of the same range");
+                next = vma0.ops().deviceMap(vma0, new MapRequest(gpu0.endpoint(), MiB, MiB + 512 * KiB));
+                assertEquals(512 * KiB, next.directBytes(), next.segments().toString());
+                assertFalse(old.isLive(), "the holder of the least recently used window was taken back");
+                assertTrue(recent.isLive(), "gpu1's mapping of the same device range keeps its own window");
+                BlockDevice dev = device(mm);
+                assertEquals(1, dev.apertureReclaims());
+                assertEquals(2, mm.blocks().peers().size(), mm.blocks().peers().devices().toString());
+            } finally {
+                if (old != null) vma0.ops().deviceUnmap(vma0, gpu0.endpoint(), old);
+                if (recent != null) vma1.ops().deviceUnmap(vma1, gpu1.endpoint(), recent);
+                if (next != null) vma0.ops().deviceUnmap(vma0, gpu0.endpoint(), next);
+            }
+            assertEquals(new Aperture.Usage(MiB, 0, MiB, MiB, 1, 0), device(mm).aperture().usage());
+        }
+    }
+
+    /**
      * A fragmented aperture gives one device range two windows apart: they stay two segments, each
      * with its own bus address, and unmapping gives back exactly those two windows.
      */

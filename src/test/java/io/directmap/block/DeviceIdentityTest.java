@@ -222,4 +222,38 @@ class DeviceIdentityTest {
             assertTrue(again != dev && again.goingAway().isEmpty(), "a look-up makes a new device for the number");
         }
     }
+
+    /**
+     * A mapping's adjacent grants with contiguous windows are one segment, so one peer entry: the
+     * reclaim finds it as the holder of each of its windows, not of its first only.
+     */
+    @Test
+    void anEntryOfTwoMergedGrantsHoldsBothWindows() throws Exception {
+        Statx.Info st = Statx.of(Path.of(loopA));
+        try (BlockLayer blocks = new BlockLayer(topology)) {
+            BlockDevice dev = blocks.device(st.rdevMajor(), st.rdevMinor()).orElseThrow();
+            Topology.Endpoint gpu = topology.endpoint("gpu-identity", Topology.Kind.IMPORTER, Optional.empty(), 1L << 30);
+            var a = assertInstanceOf(BlockDecision.Granted.class, blocks.decideHere(dev, 0, 256 << 10, new Access(gpu, false, false)));
+            var b = assertInstanceOf(BlockDecision.Granted.class, blocks.decideHere(dev, 256 << 10, 256 << 10, new Access(gpu, false, false)));
+            assertEquals(a.busAddress() + a.length(), b.busAddress(), "a fresh aperture gives the second window right after the first");
+            var merged = new BlockDecision.Granted(dev, 0, a.length() + b.length(), a.busAddress());
+            PeerMappings.Entry e = blocks.track(merged, new PeerMappings.Owner() {
+                @Override
+                public void invalidate(BlockDevice d, long start, long end, BlockChange change, String detail) { }
+
+                @Override
+                public String describe() { return "test owner"; }
+            });
+            try {
+                assertEquals(Optional.of(e), blocks.peers().holderOf(dev, a.busAddress()));
+                assertEquals(Optional.of(e), blocks.peers().holderOf(dev, b.busAddress()), "the second window's holder too");
+                assertEquals(Optional.empty(), blocks.peers().holderOf(dev, b.busAddress() + b.length()));
+            } finally {
+                blocks.peers().unregister(e);
+                blocks.release(a);
+                blocks.release(b);
+            }
+            assertEquals(Optional.empty(), blocks.peers().holderOf(dev, a.busAddress()));
+        }
+    }
 }

@@ -210,4 +210,55 @@ class StatsCommandTest {
         assertEquals(Dmap.FAILED, r.code(), r.out() + r.err());
         assertTrue(r.err().contains(run + " is owned by uid") && r.err().contains("writable by no one else"), r.err());
     }
+
+    /** dmap watch as root does not write into a directory others can write to, nor through a link: one line, nothing published. */
+    @Test
+    void thePublisherRefusesADirectoryItCannotTrust() throws Exception {
+        Path open = Files.createDirectories(tmp.resolve("open"));
+        Files.setPosixFilePermissions(open, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+        Path elsewhere = Files.createDirectories(tmp.resolve("elsewhere"));
+        Path link = Files.createSymbolicLink(tmp.resolve("link"), elsewhere);
+        for (Path dir : List.of(open, link)) {
+            System.setProperty(StatsFiles.DIR_PROPERTY, dir.toString());
+            StringWriter err = new StringWriter();
+            try (io.directmap.fs.FsStack mm = io.directmap.fs.FsStack.open();
+                 var p = StatsFiles.Publisher.start(mm, "test", new PrintWriter(err, true))) {
+                assertFalse(Files.exists(p.file()), "nothing published in " + dir + " for " + mm);
+            }
+            String e = err.toString();
+            assertEquals(1, e.lines().count(), e);
+            assertTrue(e.contains("stats are not published") && e.contains("no stats are written there"), e);
+            assertTrue(dir == link ? e.contains("is a symbolic link") : e.contains("writable by no one else"), e);
+            try (var files = Files.list(dir)) {
+                assertEquals(List.of(), files.toList(), "nothing written through " + dir);
+            }
+        }
+    }
+
+    /** A publisher killed (kill -9) between writing and renaming leaves .PID-X.tmp: removed once its process is gone. */
+    @Test
+    void aTemporaryFileOfAGoneProcessIsRemovedWhenListing() throws Exception {
+        Files.createDirectories(run, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+        long me = ProcessHandle.current().pid();
+        Path orphan = Files.writeString(run.resolve(".999999999-abc123.tmp"), "{\"pid\": 999");
+        Path mine = Files.writeString(run.resolve("." + me + "-def456.tmp"), "{");
+        Map<String, Object> j = statsJson();
+        assertFalse(Files.exists(orphan), "the gone process's temporary file is removed");
+        assertTrue(Files.exists(mine), "a live process's temporary file is its own");
+        List<Map<String, Object>> ignored = list(j.get("ignored"));
+        assertTrue(ignored.stream().anyMatch(i -> i.get("file").equals(orphan.toString())
+                && i.get("why").toString().contains("process 999999999 is gone")), ignored.toString());
+    }
+
+    /** A non-root user reading root's directory is told to run as root, not to remove it. */
+    @Test
+    void rootsDirectoryReadByAnotherUserSaysRunAsRoot() {
+        var mode = java.nio.file.attribute.PosixFilePermissions.fromString("rwx------");
+        String asNobody = StatsFiles.untrusted(Path.of("/run/directmap"), false, 0, mode, 65534, "its stats files are not read");
+        assertTrue(asNobody.contains("run as root") && !asNobody.contains("remove it"), asNobody);
+        String othersDir = StatsFiles.untrusted(Path.of("/run/directmap"), false, 1000, mode, 0, "its stats files are not read");
+        assertTrue(othersDir.contains("remove it and let dmap watch make it again"), othersDir);
+        assertEquals(null, StatsFiles.untrusted(Path.of("/run/directmap"), false, 0, mode, 0, "x"));
+    }
 }

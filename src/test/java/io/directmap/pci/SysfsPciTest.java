@@ -41,6 +41,21 @@ class SysfsPciTest {
         assertTrue(t.cpuRoutesP2p().isEmpty(), "an Intel CPU routes nothing by itself");
     }
 
+    /** pci_host_bridge_dev(): the first function on the root bus, and only at 00.0; a root port at 01.0 is not it. */
+    @Test
+    void theHostBridgesFunctionIsTheOneAt00Point0Only() throws Exception {
+        FakeSysfs s = new FakeSysfs(dir.resolve("no00"));
+        s.function("devices/pci0000:00/0000:00:01.0", FakeSysfs.config(0x8086, 0x2030, 0x060400, ConfigSpace.TYPE_ROOT_PORT, 0x40, 0, 0));
+        s.function("devices/pci0000:00/0000:00:02.0", FakeSysfs.config(0x8086, 0x2031, 0x060400, ConfigSpace.TYPE_ROOT_PORT, 0x40, 0, 0));
+        PciTree t = s.read("GenuineIntel", 6);
+        assertEquals(Optional.empty(), t.hostBridgeFunction("pci0000:00"), "a whitelisted root port at 01.0 is not the host bridge's function");
+
+        FakeSysfs rp = new FakeSysfs(dir.resolve("rp00"));
+        rp.function("devices/pci0000:17/0000:17:00.0", FakeSysfs.config(0x8086, 0x2030, 0x060400, ConfigSpace.TYPE_ROOT_PORT, 0x40, 0, 0));
+        rp.function("devices/pci0000:17/0000:17:01.0", FakeSysfs.config(0x8086, 0x1234, 0x060400, ConfigSpace.TYPE_ROOT_PORT, 0x40, 0, 0));
+        assertEquals("0000:17:00.0", rp.read("GenuineIntel", 6).hostBridgeFunction("pci0000:17").orElseThrow().name());
+    }
+
     @Test
     void anAmdZenCpuRoutesPeerTrafficAsTheKernelSays() throws Exception {
         FakeSysfs s = FakeSysfs.vm(dir);

@@ -88,13 +88,21 @@ class TopologyTreeTest {
     }
 
     @Test
-    void acsBelowWherePathsPartDoesNotMatter() throws Exception {
-        // gpu0 sits under sw1, itself under sw0; nic0 under sw0. Only sw0's ports see both ways.
-        Topology t = tree("host-bridge hb0\nswitch sw0 under hb0\nswitch sw1 under sw0\nplace gpu0 under sw1\nplace nic0 under sw0\nacs sw1 redirect\n");
+    void acsBelowWherePathsPartRedirectsToo() throws Exception {
+        // gpu0 sits under sw1, itself under sw0; nic0 under sw0. The kernel (calc_map_type_and_dist)
+        // asks every device on both paths: sw1's redirect sends gpu0's requests up to the root complex.
+        String text = "host-bridge hb0\nswitch sw0 under hb0\nswitch sw1 under sw0\nplace gpu0 under sw1\nplace nic0 under sw0\nacs sw1 redirect\n";
+        Topology t = tree(text);
         Reach r = t.peerPath(sw(t, "gpu0"), sw(t, "nic0"));
-        assertInstanceOf(Reach.Direct.class, r, r.toString());
+        assertInstanceOf(Reach.Refused.class, r, r.toString());
         assertEquals(6, r.distance());
-        assertEquals("gpu0 > sw1/0 > sw1 > sw0/0 > sw0 > sw0/1 > nic0", r.route());
+        assertTrue(r.why().contains("set on sw1/0") && r.why().contains("host bridge hb0"), r.why());
+        Topology routed = tree(text.replace("host-bridge hb0\n", "host-bridge hb0 routes-p2p\n"));
+        assertInstanceOf(Reach.ThroughHostBridge.class, routed.peerPath(sw(routed, "gpu0"), sw(routed, "nic0")));
+        Topology none = tree(text.replace("acs sw1 redirect\n", ""));
+        Reach ok = none.peerPath(sw(none, "gpu0"), sw(none, "nic0"));
+        assertInstanceOf(Reach.Direct.class, ok, ok.toString());
+        assertEquals("gpu0 > sw1/0 > sw1 > sw0/0 > sw0 > sw0/1 > nic0", ok.route());
     }
 
     @Test
@@ -241,5 +249,70 @@ class TopologyTreeTest {
         assertTrue(cleared.atomics(cleared.endpoint("x", Topology.Kind.BLOCK_DEVICE, Optional.of("0000:03:00.0"), 1),
                 cleared.endpoint("y", Topology.Kind.BLOCK_DEVICE, Optional.of("0000:04:00.0"), 1)),
                 "switch ports route atomics and the GPU completes 64-bit ones, per their config space");
+    }
+
+    /**
+     * ACS read from config space on the shared bridge counts as on the ports below it, and an
+     * unread ACS capability there (a 256-byte config space: not root) refuses, as below the split.
+     */
+    @Test
+    void acsOfTheSharedSwitchPortIsReadToo() throws Exception {
+        for (int upAcs : new int[] {ConfigSpace.Acs.REQUEST_REDIRECT, -1, 0}) {
+            FakeSysfs s = new FakeSysfs(dir.resolve("up" + upAcs));
+            String rp = "devices/pci0000:00/0000:00:01.0", up = rp + "/0000:01:00.0";
+            s.function("devices/pci0000:00/0000:00:00.0", FakeSysfs.config(0x8086, 0x0d57, 0x060000, -1, 0, 0, -1));
+            s.function(rp, FakeSysfs.config(0x8086, 0x1234, 0x060400, ConfigSpace.TYPE_ROOT_PORT, 0x40, 0, 0));
+            s.function(up, FakeSysfs.config(0x10b5, 0x8747, 0x060400, ConfigSpace.TYPE_UPSTREAM, 0x40, 0, upAcs));
+            for (int port = 0; port < 2; port++) {
+                String dp = up + "/0000:02:0" + port + ".0";
+                s.function(dp, FakeSysfs.config(0x10b5, 0x8747, 0x060400, ConfigSpace.TYPE_DOWNSTREAM, 0x40, 0, 0));
+                s.function(dp + "/0000:0" + (3 + port) + ":00.0", FakeSysfs.config(0x10de, 0x2330, 0x030200, ConfigSpace.TYPE_ENDPOINT, 0x180, 0, -1));
+            }
+            Topology t = Topology.parse("", "t", s.read("GenuineIntel", 6));
+            Reach r = t.peerPath(t.endpoint("nvme0n1", Topology.Kind.BLOCK_DEVICE, Optional.of("0000:03:00.0"), 1),
+                    t.endpoint("nvme1n1", Topology.Kind.BLOCK_DEVICE, Optional.of("0000:04:00.0"), 1));
+            switch (upAcs) {
+                case 0 -> assertInstanceOf(Reach.Direct.class, r, r.toString());
+                case -1 -> {
+                    assertInstanceOf(Reach.Refused.class, r, r.toString());
+                    assertTrue(r.why().contains("0000:01:00.0's ACS capability is unread") && r.why().contains("unknown"), r.why());
+                }
+                default -> {
+                    assertInstanceOf(Reach.Refused.class, r, r.toString());
+                    assertTrue(r.why().contains("ACS P2P Request Redirect is set on 0000:01:00.0"), r.why());
+                }
+            }
+        }
+    }
+
+    /**
+     * A file that places devices answers only for what it placed: a device it did not place (a
+     * typo) and a block device whose function is not in the tree are refused; a loop device (no
+     * PCI function) keeps the default answer; a file that places nothing keeps it for everyone.
+     */
+    @Test
+    void aDeviceTheFileDidNotPlaceIsRefusedWhereItPlacesOthers() throws Exception {
+        Topology t = tree("host-bridge hb0\nswitch sw0 under hb0\nplace gpu0 under sw0\nplace nic0 under sw0\n");
+        Reach typo = t.peerPath(sw(t, "gpu0"), sw(t, "nic1"));
+        assertInstanceOf(Reach.Refused.class, typo, typo.toString());
+        assertTrue(typo.why().contains("nic1 is not placed: add 'place nic1 under PARENT' to t"), typo.why());
+        assertFalse(t.atomics(sw(t, "gpu0"), sw(t, "nic1")));
+        Reach typoFirst = t.peerPath(sw(t, "gpu1"), sw(t, "nic0"));
+        assertTrue(typoFirst.why().contains("gpu1 is not placed"), typoFirst.why());
+
+        Topology.Endpoint nvme = t.endpoint("nvme0n1", Topology.Kind.BLOCK_DEVICE, Optional.of("0000:00:09.0"), 1L << 30);
+        Reach missing = t.peerPath(sw(t, "gpu0"), nvme);
+        assertInstanceOf(Reach.Refused.class, missing, missing.toString());
+        assertTrue(missing.why().contains("nvme0n1's PCI function 0000:00:09.0 is not in the PCI tree"), missing.why());
+
+        Topology.Endpoint loop = t.endpoint("loop0", Topology.Kind.BLOCK_DEVICE, Optional.empty(), 1L << 30);
+        Reach virtual = t.peerPath(sw(t, "gpu0"), loop);
+        assertInstanceOf(Reach.Direct.class, virtual, virtual.toString());
+        assertEquals(Topology.ONE_SWITCH, virtual.distance());
+
+        Topology nothingPlaced = tree("host-bridge hb0\nswitch sw0 under hb0\n");
+        assertInstanceOf(Reach.Direct.class, nothingPlaced.peerPath(sw(nothingPlaced, "gpu0"), sw(nothingPlaced, "nic1")));
+        Topology.Endpoint nvme2 = nothingPlaced.endpoint("nvme0n1", Topology.Kind.BLOCK_DEVICE, Optional.of("0000:00:09.0"), 1L << 30);
+        assertInstanceOf(Reach.Direct.class, nothingPlaced.peerPath(sw(nothingPlaced, "gpu0"), nvme2));
     }
 }
