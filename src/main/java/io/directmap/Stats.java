@@ -130,8 +130,17 @@ public record Stats(List<DeviceStats> devices, List<ExporterStats> exporters, lo
         return new Stats(devices, exporters, liveMappings, peerMappings, invalidations, BindingStats.totals());
     }
 
-    /** The snapshot of a stack ({@link DirectMap#stats()}; the dmap command builds its own from the same parts). */
-    static Stats of(FsStack mm) {
+    /**
+     * The snapshot of a stack: what {@link DirectMap#stats()} gives. Public for the dmap command,
+     * which holds the implementation's stack itself; a program calls {@link DirectMap#stats()}
+     * (the module does not export the stack's type, so this is the one signature of the library
+     * that names it).
+     *
+     * @param mm the stack
+     * @return its block devices' apertures, with this process's exporters and bindings
+     */
+    @SuppressWarnings("exports")
+    public static Stats of(FsStack mm) {
         List<DeviceStats> ds = new ArrayList<>();
         List<BlockDevice> known = new ArrayList<>(mm.blocks().known());
         known.sort(Comparator.comparing(BlockDevice::name));

@@ -5,7 +5,6 @@ import com.google.gson.GsonBuilder;
 import com.google.gson.JsonParseException;
 import com.google.gson.ToNumberPolicy;
 import io.directmap.Stats;
-import io.directmap.block.BlockDevice;
 import io.directmap.fs.FsStack;
 import io.directmap.sys.Process;
 import java.io.IOException;
@@ -143,22 +142,6 @@ final class StatsFiles {
         return j;
     }
 
-    /**
-     * The stats of a stack as DirectMap.stats() gives them (the library builds its own from its
-     * stack, which it does not export): its block devices' apertures, with this process's
-     * exporters and bindings.
-     */
-    static Stats stats(FsStack mm) {
-        List<Stats.DeviceStats> ds = new ArrayList<>();
-        List<BlockDevice> known = new ArrayList<>(mm.blocks().known());
-        known.sort(Comparator.comparing(BlockDevice::name));
-        for (BlockDevice d : known) {
-            ds.add(Stats.DeviceStats.of(d.name(), d.aperture(), mm.topology().whenFull(d.name()), d.apertureRefusals(),
-                    d.apertureReclaims(), mm.blocks().peers().overlapping(d, 0, Long.MAX_VALUE).size()));
-        }
-        return Stats.of(ds, mm.fs().tracker().size(), mm.blocks().peers().size(), mm.fs().invalidations());
-    }
-
     /** Publishes snapshots of a stack every second until closed; the file goes at close and at exit. */
     static final class Publisher implements AutoCloseable {
         private final FsStack mm;
@@ -219,7 +202,7 @@ final class StatsFiles {
 
         private synchronized void write() throws IOException {
             if (stopped) return;
-            String json = Json.write(snapshot(stats(mm), pid, startTime, command));
+            String json = Json.write(snapshot(Stats.of(mm), pid, startTime, command));
             Path tmp = dir.resolve("." + pid + "-" + Long.toUnsignedString(TMP_NAMES.nextLong(), 36) + ".tmp");
             try {
                 // Written through the descriptor that created it (O_CREAT|O_EXCL, no link followed),
