@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.directmap.lang.Xorshift;
 import java.io.IOException;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
@@ -17,7 +18,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
@@ -45,7 +45,7 @@ class DirectMapTest {
     @BeforeEach
     void setUp() throws IOException {
         content = new byte[SIZE];
-        new Random(9).nextBytes(content);
+        Xorshift.seeded(9).fill(content);
         file = dir.resolve("data.bin");
         Files.write(file, content);
         dm = DirectMap.open();
@@ -154,7 +154,7 @@ class DirectMapTest {
 
     @Test
     void manyAsyncReadsOnOneMappingReadTheFileAtMostQueueDepthAtOnce() throws Exception {
-        Random random = new Random(1);
+        Xorshift random = Xorshift.seeded(1);
         try (FileMapping m = gpu.map(file, MapOptions.defaults().window(1 << 20))) {
             List<CompletableFuture<Read>> futures = new ArrayList<>();
             for (int i = 0; i < 200; i++) {

@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.directmap.lang.Xorshift;
 import io.directmap.mm.InvalidRequestException;
 import java.io.IOException;
 import java.lang.foreign.ValueLayout;
@@ -18,7 +19,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CountDownLatch;
@@ -48,7 +48,7 @@ class FacadeFailurePathsTest {
     @BeforeEach
     void setUp() throws IOException {
         content = new byte[SIZE];
-        new Random(10).nextBytes(content);
+        Xorshift.seeded(10).fill(content);
         file = dir.resolve("data.bin");
         Files.write(file, content);
         dm = DirectMap.open();

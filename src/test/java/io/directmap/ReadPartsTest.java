@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.fs.FsReason;
+import io.directmap.lang.Xorshift;
 import io.directmap.mm.Refusal;
 import io.directmap.mm.Segment;
 import java.io.IOException;
@@ -15,7 +16,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -67,8 +67,8 @@ class ReadPartsTest {
     void aReadKeepsItsPartsAfterTheFileChangesAndIsReadAgain() throws IOException {
         int size = (int) (64 * PAGE);
         byte[] first = new byte[size], second = new byte[size];
-        new Random(9).nextBytes(first);
-        new Random(10).nextBytes(second);
+        Xorshift.seeded(9).fill(first);
+        Xorshift.seeded(10).fill(second);
         Path file = dir.resolve("data.bin");
         Files.write(file, first);
         try (DirectMap dm = DirectMap.open();

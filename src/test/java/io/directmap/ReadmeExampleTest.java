@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.directmap.lang.Xorshift;
 import io.directmap.sys.Process;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -13,7 +14,6 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -65,7 +65,7 @@ class ReadmeExampleTest {
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
         Path classes = compile(example());
         byte[] content = new byte[SIZE];
-        new Random(3).nextBytes(content);
+        Xorshift.seeded(3).fill(content);
         Path file = dir.resolve("data.bin");
         Files.write(file, content);
         CRC32C crc = new CRC32C();
