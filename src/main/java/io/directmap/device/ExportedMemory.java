@@ -6,13 +6,16 @@ import io.directmap.mm.MappedFile;
 import io.directmap.mm.Peer;
 import io.directmap.mm.VmOperations;
 import io.directmap.mm.Vma;
+import io.directmap.lang.Closer;
 import io.directmap.pci.Topology;
 import io.directmap.sys.FileHandle;
+import io.directmap.sys.Statx;
 import io.directmap.sys.SysException;
 import io.directmap.sys.Units;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.time.Duration;
 
 /**
  * Memory a software device exports as a device file, the proposal's device-to-device case. The
@@ -26,8 +29,21 @@ import java.nio.file.Path;
  * rule that the exporter may take its mappings back at any time: device_map is stopped, every peer
  * mapping of the memory is invalidated through its vma's owner and the exporter waits until each
  * importer has let go (and until no DMA reads the memfd), and only then is the memory freed (the
- * memfd truncated to 0, so even a vma still mapping it holds no page of it). A read through such a
- * vma afterwards fails, naming the device file: it never sees memory given to someone else.
+ * memfd truncated to 0, so even a vma still mapping it holds no page of it). An importer's read
+ * through such a vma afterwards ({@link Binding#read}) fails, naming the device file and saying
+ * it was freed; the CPU's own access to the vma's pages faults (SIGBUS on the truncated memfd,
+ * which Java reports as an {@link InternalError}). Neither ever sees memory given to someone else.
+ *
+ * <p>Once freed, the device file's path names nothing of this memory (the descriptor number may be
+ * reused by any file the process opens next): {@link #node()} throws, and {@link #mmap} refuses.
+ * {@link #mmap} opens the device file under the lock {@link #free} takes, and checks that what it
+ * opened is this memfd (st_dev and st_ino), so it never maps an unrelated file.
+ *
+ * <p>Memory that DMA may still read is never freed (STYLE habit 13): when a DMA engine gave up
+ * waiting for reads of the memfd ({@link DmaInFlightException}), those reads may still use its
+ * descriptor, so {@link #free} waits for them a bounded time only; if some remain, the memory is set
+ * aside: neither truncated nor closed nor given back to the device's budget, kept until the process
+ * exits, and free throws an IOException that names the device file and says so.
  */
 public final class ExportedMemory implements AutoCloseable {
     private final SoftwareDevice device;
@@ -35,7 +51,11 @@ public final class ExportedMemory implements AutoCloseable {
     private final Path node;
     private final MemoryPeer peer;
     private final ExporterVmOperations ops;
+    private final Statx.Info identity;   // the memfd's st_dev and st_ino: what the device file must still open
     private boolean freeing, freed;   // guarded by this
+    private String setAside;          // why the memory was kept (DMA may still read it), or null; guarded by this
+    /** How long {@link #free} waits for DMA reads of the memfd after the importers let go; tests shorten it. */
+    volatile Duration readerWait = Duration.ofSeconds(10);
 
     ExportedMemory(SoftwareDevice device, DeviceMemory.Buffer buffer, Topology topology, ExportAperture aperture)
             throws SysException {
@@ -43,14 +63,34 @@ public final class ExportedMemory implements AutoCloseable {
         this.buffer = buffer;
         this.node = Path.of("/proc/" + ProcessHandle.current().pid() + "/fd/" + buffer.descriptor().fd());
         this.peer = new MemoryPeer(device.name(), node, buffer.descriptor());
+        this.identity = Statx.of(buffer.descriptor());
         this.ops = new ExporterVmOperations(this, topology, device.endpoint(), aperture);
     }
 
     /** {@return the exporting device} */
     public SoftwareDevice device() { return device; }
 
-    /** {@return the device file: /proc/PID/fd/N of the memfd, a path any process may open and mmap} */
-    public Path node() { return node; }
+    /**
+     * The device file: /proc/PID/fd/N of the memfd, a path any process may open and mmap while the
+     * memory is exported. Once it is freed the descriptor number may name another file, so the path
+     * is not given out any more.
+     *
+     * @return the device file
+     * @throws IllegalStateException once the memory was freed, naming the device and the path it had
+     */
+    public Path node() {
+        synchronized (this) {
+            if (freed) throw new IllegalStateException(this + " was freed: " + node + " no longer names it (the descriptor"
+                    + " number may be reused by another file); export memory again for a new device file");
+        }
+        return node;
+    }
+
+    /** The device file's path, for messages: it may no longer name the memory once freed. */
+    Path nodePath() { return node; }
+
+    /** The exported buffer (tests reach its memfd through it). */
+    DeviceMemory.Buffer buffer() { return buffer; }
 
     /** {@return the size, a whole number of pages} */
     public long byteSize() { return buffer.segment().byteSize(); }
@@ -64,6 +104,7 @@ public final class ExportedMemory implements AutoCloseable {
     public MemorySegment memory() {
         synchronized (this) {
             if (freed) throw new IllegalStateException(this + " was freed");
+            if (setAside != null) throw new IllegalStateException(setAside);
         }
         return buffer.segment();
     }
@@ -81,14 +122,41 @@ public final class ExportedMemory implements AutoCloseable {
      *
      * @param mm the address space to map it into
      * @return the vma, whose vm operations are {@link #ops()}
-     * @throws IOException when the memory is being freed or was (the message says so), or the device file cannot be opened
+     * @throws IOException when the memory is being freed or was (the message says so), the device file
+     *         cannot be opened, or what opened is not this memory's memfd
      */
     public Vma mmap(AddressSpace mm) throws IOException {
+        FileHandle h;
+        // Opened under the lock free() takes to start freeing: the memfd, and so its number, cannot be
+        // closed in between (else the number could name whatever the process opened next).
         synchronized (this) {
             if (freeing) throw new IOException(node + ": " + this + " is freed; export memory again to map it");
+            h = FileHandle.openRead(node);
+            try {
+                checkSameFile(node, h, identity);
+            } catch (IOException | RuntimeException | Error e) {
+                try {
+                    h.close();
+                } catch (SysException c) {
+                    e.addSuppressed(c);
+                }
+                throw e;
+            }
         }
-        FileHandle h = FileHandle.openRead(node);
         return mm.mmap(new DeviceFile(node, h, byteSize()), ops);
+    }
+
+    /**
+     * Checks that opened, the file opened at path, is the file of identity (st_dev and st_ino
+     * agree): a /proc/PID/fd/N path names whatever holds descriptor N now.
+     */
+    static void checkSameFile(Path path, FileHandle opened, Statx.Info identity) throws IOException {
+        Statx.Info got = Statx.of(opened);
+        if (!got.sameInode(identity)) {
+            throw new IOException(path + " now opens another file (inode " + got.inode() + " on " + got.dev() + ", not the memfd's "
+                    + identity.inode() + " on " + identity.dev() + "): its descriptor number was reused; the exported memory is"
+                    + " gone or going, nothing is mapped");
+        }
     }
 
     /** {@return the peer mappings of this memory live now} */
@@ -116,46 +184,52 @@ public final class ExportedMemory implements AutoCloseable {
 
     /**
      * Frees the memory once every importer has let go of it (see the class comment), and gives it
-     * back to the device's budget. Idempotent; a second caller waits for the first.
+     * back to the device's budget. Idempotent; a second caller waits for the first. When DMA reads
+     * of the memfd are still held after {@link #readerWait} (an engine gave up waiting for them,
+     * {@link DmaInFlightException}), the memory is set aside instead: kept, open and counted as used
+     * until the process exits, and this (and every later call) throws saying so.
      *
-     * @throws IOException when closing the memfd failed (the memory is freed all the same)
+     * @throws IOException when the memory had to be set aside (naming the device file), or when
+     *         taking the mappings back or closing the memfd failed: the first failure, the others
+     *         suppressed in it (the memory is freed all the same)
      */
     public void free() throws IOException {
         synchronized (this) {
             if (freeing) {
-                io.directmap.lang.Monitors.awaitUninterruptibly(this, () -> freed);
+                io.directmap.lang.Monitors.awaitUninterruptibly(this, () -> freed || setAside != null);
+                if (setAside != null) throw new IOException(setAside);
                 return;
             }
             freeing = true;
         }
         String why = device.name() + " freed its exported memory " + node + " (" + Units.bytes(byteSize()) + ")";
-        Throwable failure = null;
-        try {
-            ops.stop(why);
-            ops.takeBack(0, Long.MAX_VALUE, Invalidation.Cause.RECLAIMED, why);
-        } catch (RuntimeException | Error e) {
-            failure = e;
-        }
-        // Whatever happened above, no DMA reads the memfd past this point.
-        peer.closeAndAwaitReaders();
-        try {
-            buffer.close();
-        } catch (java.io.UncheckedIOException e) {
-            if (failure == null) failure = e.getCause(); else failure.addSuppressed(e.getCause());
-        } finally {
+        Closer<IOException> closer = Closer.keeping(IOException.class);
+        closer.run(() -> ops.stop(why));
+        closer.run(() -> ops.takeBack(0, Long.MAX_VALUE, Invalidation.Cause.RECLAIMED, why));
+        // Whatever happened above, no DMA reads the memfd past this point, or the memory is kept.
+        int left = peer.closeAndAwaitReaders(readerWait);
+        if (left > 0) {
+            String kept = node + ": " + left + " DMA read(s) of " + this + " did not end within " + readerWait.toMillis()
+                    + " ms (a DMA engine gave up waiting for them, see DmaInFlightException): they may still use its descriptor,"
+                    + " so the memory is set aside, neither truncated nor closed nor given back to " + device.name()
+                    + "'s budget; it is kept until the process exits";
             device.forget(this);
             synchronized (this) {
-                freed = true;
+                setAside = kept;
                 notifyAll();
             }
+            // The set-aside error comes first: it is what the caller must know; what failed before it is kept in it.
+            IOException x = new IOException(kept);
+            if (closer.failure() != null) x.addSuppressed(closer.failure());
+            throw x;
         }
-        switch (failure) {
-            case null -> { }
-            case IOException io -> throw io;
-            case RuntimeException r -> throw r;
-            case Error e -> throw e;
-            default -> throw new IllegalStateException(failure);
+        closer.run(buffer::close);
+        device.forget(this);
+        synchronized (this) {
+            freed = true;
+            notifyAll();
         }
+        closer.throwIfFailed();
     }
 
     @Override
@@ -221,10 +295,26 @@ public final class ExportedMemory implements AutoCloseable {
             notifyAll();
         }
 
-        /** No DMA may begin from now on; returns when none reads any more. */
-        synchronized void closeAndAwaitReaders() {
+        /**
+         * No DMA may begin from now on; returns when none reads any more, or once wait has passed
+         * with some still reading (an engine that gave up waiting never ends its reads). An
+         * interrupt does not cut the wait short; it is kept for the caller.
+         *
+         * @return the readers left: 0 when the memory may be freed
+         */
+        synchronized int closeAndAwaitReaders(Duration wait) {
             closed = true;
-            io.directmap.lang.Monitors.awaitUninterruptibly(this, () -> readers == 0);
+            long deadline = System.nanoTime() + wait.toNanos();
+            boolean interrupted = false;
+            for (long left; readers > 0 && (left = deadline - System.nanoTime()) > 0; ) {
+                try {
+                    java.util.concurrent.TimeUnit.NANOSECONDS.timedWait(this, left);
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) Thread.currentThread().interrupt();
+            return readers;
         }
     }
 }

@@ -118,7 +118,7 @@ final class ExporterVmOperations implements VmOperations {
         if (vma.ops() != this) throw new InvalidRequestException(vma + " is not a mapping of " + memory + "; ask its own operations");
         long size = memory.byteSize();
         if (request.end() > size) {
-            throw new InvalidRequestException(memory.node() + ": range " + Units.range(request.start(), request.end())
+            throw new InvalidRequestException(memory.nodePath() + ": range " + Units.range(request.start(), request.end())
                     + " ends past the end of " + memory + " (" + size + " bytes)");
         }
         synchronized (this) {
@@ -282,6 +282,6 @@ final class ExporterVmOperations implements VmOperations {
     synchronized long revoked() { return revoked; }
 
     private IOException goneException(String why) {
-        return new IOException(memory.node() + ": " + why + "; nothing of it can be mapped or read any more: munmap it");
+        return new IOException(memory.nodePath() + ": " + why + "; nothing of it can be mapped or read any more: munmap it");
     }
 }

@@ -23,17 +23,27 @@ import io.directmap.mm.Refuser;
 import io.directmap.mm.Segment;
 import io.directmap.mm.Vma;
 import io.directmap.pci.Topology;
+import io.directmap.sys.Errno;
 import io.directmap.sys.FileHandle;
+import io.directmap.sys.Statx;
+import io.directmap.sys.SysException;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.logging.Handler;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -51,6 +61,8 @@ class ExportedMemoryTest {
 
     final List<AutoCloseable> opened = new ArrayList<>();
     final int handlesBefore = FileHandle.openCount();
+    /** Descriptors a test keeps open on purpose (memory set aside until the process exits). */
+    int keptOnPurpose;
 
     /** Everything a test opened is closed, last first, even when the test failed. */
     @AfterEach
@@ -64,7 +76,7 @@ class ExportedMemoryTest {
             }
         }
         if (failure != null) throw failure;
-        assertEquals(handlesBefore, FileHandle.openCount(), "every descriptor (memfds, device files) was given back");
+        assertEquals(handlesBefore + keptOnPurpose, FileHandle.openCount(), "every descriptor (memfds, device files) was given back");
     }
 
     <T extends AutoCloseable> T open(T t) {
@@ -231,6 +243,7 @@ class ExportedMemoryTest {
         DeviceMemory.Buffer dst = open(s.nic().allocate("p2p", SIZE));
         b.read(0, SIZE, dst.segment(), done -> { });
         assertEquals(SIZE / WINDOW, exported.liveMappings());
+        Path node = exported.node();
 
         exported.free();
 
@@ -255,7 +268,7 @@ class ExportedMemoryTest {
         // A read after the free faults again, and the exporter refuses it: it fails, naming the device file.
         dst.segment().fill((byte) 0);
         IOException x = assertThrows(IOException.class, () -> b.read(0, SIZE, dst.segment(), done -> { }));
-        assertTrue(x.getMessage().contains(exported.node().toString()) && x.getMessage().contains("freed"), x.getMessage());
+        assertTrue(x.getMessage().contains(node.toString()) && x.getMessage().contains("freed"), x.getMessage());
         assertTrue(MemorySegment.ofArray(new byte[(int) SIZE]).mismatch(dst.segment()) == -1, "nothing was delivered");
         assertThrows(IOException.class, () -> exported.mmap(s.mm()), "a freed export cannot be mapped again");
         exported.free();   // idempotent
@@ -319,6 +332,7 @@ class ExportedMemoryTest {
         Binding b = open(s.nic().bind(vma, 0, SIZE, WINDOW, Set.of(), MapMode.MIXED));
         DeviceMemory.Buffer dst = open(s.nic().allocate("p2p", SIZE));
         b.read(0, SIZE, dst.segment(), done -> { });
+        Path node = exported.node();
 
         try (var _ = Faults.enable(FaultPoint.INVALIDATE_THROWS)) {
             assertTimeoutPreemptively(Duration.ofSeconds(10), exported::free);
@@ -331,7 +345,7 @@ class ExportedMemoryTest {
         // nic0 still holds its table entries, but the mapping is dead and the memfd closed: the read fails, naming the device file.
         dst.segment().fill((byte) 0);
         IOException x = assertThrows(IOException.class, () -> b.read(0, SIZE, dst.segment(), done -> { }));
-        assertTrue(x.getMessage().contains(exported.node().toString()) && x.getMessage().contains("freed"), x.getMessage());
+        assertTrue(x.getMessage().contains(node.toString()) && x.getMessage().contains("freed"), x.getMessage());
         assertEquals(-1, MemorySegment.ofArray(new byte[(int) SIZE]).mismatch(dst.segment()), "nothing was delivered");
     }
 
@@ -404,5 +418,131 @@ class ExportedMemoryTest {
         }
         assertEquals(1L << 30, nic.memoryFree(), "a failed export takes nothing from the budget");
         assertEquals(List.of(), nic.exports());
+    }
+
+    @Test
+    void aDmaReadTheEngineGaveUpOnKeepsTheMemoryAndFreeFailsInBoundedTimeSayingSo() throws IOException {
+        Stack s = stack(Topology.defaults(), true);
+        Assumptions.assumeTrue(s.nic().engine().usesIoUring(), "this system has no io_uring");
+        ExportedMemory exported = s.exported();
+        Vma vma = open(exported.mmap(s.mm()));
+        Binding b = open(s.nic().bind(vma, 0, SIZE, WINDOW, Set.of(), MapMode.MIXED));
+        DeviceMemory.Buffer dst = open(s.nic().allocate("p2p", SIZE));
+        b.read(0, SIZE, dst.segment(), done -> { });
+        assertEquals(SIZE / WINDOW, exported.liveMappings(), "nic0 reads gpu1's memfd peer to peer");
+        Path node = exported.node();
+        long gpuFree = s.gpu().memoryFree();
+
+        // nic0's ring takes the reads of the memfd, then io_uring_enter fails for good: the engine gives
+        // up waiting, sets its memory aside and keeps holding the memfd (it never ends those reads).
+        AtomicInteger waits = new AtomicInteger();
+        s.nic().engine().ringWait = ring -> {
+            if (waits.incrementAndGet() == 1) ring.submitAndWait(0);
+            throw new SysException("io_uring_enter", "test", Errno.EBADF, "");
+        };
+        try {
+            IOException e = assertThrows(IOException.class, () -> b.read(0, SIZE, dst.segment(), done -> { }));
+            assertInstanceOf(DmaInFlightException.class, e, e.toString());
+        } finally {
+            s.nic().engine().ringWait = ring -> ring.submitAndWait(1);
+        }
+
+        exported.readerWait = Duration.ofMillis(300);
+        IOException x = assertTimeoutPreemptively(Duration.ofSeconds(20), () -> assertThrows(IOException.class, exported::free),
+                "free waits a bounded time for reads an engine gave up on");
+        String m = x.getMessage();
+        assertTrue(m.contains(node.toString()) && m.contains("set aside") && m.contains("kept until the process exits")
+                && m.contains("1 DMA read(s)"), m);
+        assertFalse(exported.isFreed(), "memory DMA may still read is not freed");
+        assertEquals(gpuFree, s.gpu().memoryFree(), "nor given back to gpu1's budget");
+        assertEquals(SIZE, Files.size(node), "the memfd is neither truncated nor closed: its descriptor number is not reused");
+        assertEquals(0, exported.liveMappings(), "every peer mapping was taken back all the same");
+        assertThrows(IllegalStateException.class, exported::memory, "memory that was set aside is not used again");
+        assertThrows(IOException.class, () -> exported.mmap(s.mm()), "nor mapped again");
+
+        IOException again = assertTimeoutPreemptively(Duration.ofSeconds(5), () -> assertThrows(IOException.class, exported::free),
+                "a second free does not hang either");
+        assertEquals(m, again.getMessage());
+        assertEquals(List.of(), s.gpu().exports(), "gpu1 no longer lists it");
+        assertTimeoutPreemptively(Duration.ofSeconds(5), () -> s.gpu().close(), "closing gpu1 does not hang");
+        opened.remove(exported);
+        keptOnPurpose = 1;   // the memfd stays open until the process exits
+    }
+
+    @Test
+    void onceFreedTheDeviceFileIsNotGivenOutAndCannotBeMapped() throws IOException {
+        Stack s = stack(Topology.defaults());
+        ExportedMemory exported = s.exported();
+        Path node = exported.node();
+        exported.free();
+
+        IllegalStateException e = assertThrows(IllegalStateException.class, exported::node);
+        assertTrue(e.getMessage().contains("gpu1") && e.getMessage().contains("freed") && e.getMessage().contains(node.toString())
+                && e.getMessage().contains("reused"), e.getMessage());
+        IOException x = assertThrows(IOException.class, () -> exported.mmap(s.mm()));
+        assertTrue(x.getMessage().contains(node.toString()) && x.getMessage().contains("freed"), x.getMessage());
+    }
+
+    @Test
+    void aDeviceFileNumberThatNowNamesAnotherFileIsRefused() throws IOException {
+        Stack s = stack(Topology.defaults());
+        Statx.Info memfd = Statx.of(s.exported().buffer().descriptor());
+        try (FileHandle mine = FileHandle.openRead(s.exported().node())) {
+            ExportedMemory.checkSameFile(s.exported().node(), mine, memfd);   // the memfd itself passes
+        }
+        Path other = Files.createTempFile("not-the-memfd", ".bin");
+        try (FileHandle h = FileHandle.openRead(other)) {
+            Path reused = Path.of("/proc/" + ProcessHandle.current().pid() + "/fd/" + h.fd());
+            IOException x = assertThrows(IOException.class, () -> ExportedMemory.checkSameFile(reused, h, memfd));
+            assertTrue(x.getMessage().contains(reused.toString()) && x.getMessage().contains("another file")
+                    && x.getMessage().contains("reused") && x.getMessage().contains("nothing is mapped"), x.getMessage());
+        } finally {
+            Files.delete(other);
+        }
+    }
+
+    @Test
+    void whenTakingTheMappingsBackAndClosingTheMemfdBothFailBothAreReported() throws IOException {
+        Stack s = stack(Topology.defaults());
+        ExportedMemory exported = s.exported();
+        Vma vma = open(exported.mmap(s.mm()));
+        Binding b = open(s.nic().bind(vma, 0, SIZE, WINDOW, Set.of(), MapMode.MIXED));
+        DeviceMemory.Buffer dst = open(s.nic().allocate("p2p", SIZE));
+        b.read(0, SIZE, dst.segment(), done -> { });
+
+        // Taking back fails: nic0 does not let go, and reporting that fails too (a log handler that throws).
+        RuntimeException logFailed = new IllegalStateException("the log sink is full");
+        Handler throwing = new Handler() {
+            @Override public void publish(LogRecord r) { throw logFailed; }
+            @Override public void flush() { }
+            @Override public void close() { }
+        };
+        Logger log = Logger.getLogger("io.directmap");
+        // Closing the memfd fails: its descriptor is closed already.
+        exported.buffer().descriptor().close();
+        log.addHandler(throwing);
+        Throwable x;
+        try (var _ = Faults.enable(FaultPoint.INVALIDATE_THROWS)) {
+            x = assertThrows(Throwable.class, exported::free);
+        } finally {
+            log.removeHandler(throwing);
+        }
+        assertSame(logFailed, x, "the first failure is thrown");
+        assertEquals(1, x.getSuppressed().length, List.of(x.getSuppressed()).toString());
+        IllegalStateException close = assertInstanceOf(IllegalStateException.class, x.getSuppressed()[0]);
+        assertTrue(close.getMessage().contains("freeing gpu1's exported memory"), close.getMessage());
+        assertTrue(exported.isFreed(), "the memory was freed all the same");
+        assertEquals(List.of(), s.gpu().exports());
+    }
+
+    @Test
+    void afterFreeTheCpusOwnAccessToTheVmaFaults() throws IOException {
+        Stack s = stack(Topology.defaults());
+        Vma vma = open(s.exported().mmap(s.mm()));
+        MemorySegment pages = vma.pages();
+        assertEquals(s.pattern()[0], pages.get(ValueLayout.JAVA_BYTE, 0), "the vma maps the exported bytes");
+        s.exported().free();
+        assertThrows(InternalError.class, () -> pages.get(ValueLayout.JAVA_BYTE, 0),
+                "the memfd was truncated: the page is gone and the access faults (SIGBUS)");
     }
 }
