@@ -164,10 +164,15 @@ class FacadeFailurePathsTest {
     @Test
     void closeReturnsWhenCallbacksBlockOnTheDevicesOwnReads() throws Exception {
         FileMapping m = gpu.map(file);
+        // Hold every reader thread, then queue queueDepth reads whose callbacks block on a read of
+        // their own: queued behind held threads, each callback is attached before its read runs,
+        // so it runs on a reader thread. Let go of the hold: each thread takes one of them and
+        // blocks in join() on a read queued behind the others, and no thread is left to run any.
+        CountDownLatch gate = new CountDownLatch(1);
+        holdEveryReader(m, gate);
         AtomicInteger blocked = new AtomicInteger();
         List<CompletableFuture<Read>> outer = new ArrayList<>();
-        for (int n = 0; blocked.get() < gpu.queueDepth(); n++) {
-            if (n > 100_000) throw new AssertionError("could not starve the reader threads");
+        for (int n = 0; n < gpu.queueDepth(); n++) {
             outer.add(m.readAsync(0, PAGE).thenApply(r -> {
                 r.close();
                 if (!onReaderThread()) return r;
@@ -178,8 +183,9 @@ class FacadeFailurePathsTest {
                     blocked.decrementAndGet();
                 }
             }));
-            Thread.sleep(1);
         }
+        gate.countDown();
+        await("every reader thread to wait for a read queued behind it", () -> blocked.get() == gpu.queueDepth());
         Thread.sleep(50);
         assertEquals(gpu.queueDepth(), blocked.get(), "every reader thread waits for a read queued behind it");
         assertTimeoutPreemptively(Duration.ofSeconds(30), () -> dm.close(), "close hangs on callbacks that block on reads");
