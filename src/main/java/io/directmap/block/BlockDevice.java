@@ -37,7 +37,7 @@ public final class BlockDevice implements Peer, AutoCloseable {
     private final long diskSeq;               // -1 where the kernel has none
     private final Optional<Backing> backing;  // a loop device's, from the ioctl
     private final Aperture aperture;          // the BAR: live direct mappings' windows
-    private final AtomicLong apertureRefusals = new AtomicLong(), apertureReclaims = new AtomicLong();
+    private final AtomicLong apertureRefusals = new AtomicLong();
     private int directReaders;     // DMAs reading through the O_DIRECT descriptor now; guarded by this
     private boolean closed;                   // guarded by this: the descriptor was given back
     private volatile long sizeBytes;             // follows resizes; the geometry keeps the size at open
@@ -218,11 +218,9 @@ public final class BlockDevice implements Peer, AutoCloseable {
     public long apertureRefusals() { return apertureRefusals.get(); }
 
     /** How many windows were taken back from their mappings to make room (the reclaim policy). */
-    public long apertureReclaims() { return apertureReclaims.get(); }
+    public long apertureReclaims() { return aperture.reclaims(); }
 
     void countRefusal() { apertureRefusals.incrementAndGet(); }
-
-    void countReclaim() { apertureReclaims.incrementAndGet(); }
 
     /**
      * A DMA is about to read through the O_DIRECT descriptor: it stays open (its number is not

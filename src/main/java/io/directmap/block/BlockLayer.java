@@ -146,7 +146,7 @@ public final class BlockLayer implements AutoCloseable {
         }
         String reclaimed = "";
         if (w.isEmpty() && topology.whenFull(dev.name()) == Aperture.WhenFull.RECLAIM) {
-            Reclaim r = reclaim(dev, offset, length, g.logicalBlockSize());
+            Aperture.Reclaimed r = reclaim(dev, offset, length, g.logicalBlockSize());
             w = r.window();
             reclaimed = r.why();
         }
@@ -167,83 +167,19 @@ public final class BlockLayer implements AutoCloseable {
     private static final java.util.Set<BlockReason> HARDWARE = java.util.EnumSet.of(
             BlockReason.APERTURE_EXHAUSTED, BlockReason.NO_P2P_PATH, BlockReason.NO_ATOMICS_ON_PATH);
 
-    /** How long a reclaim waits for the owners of a window to let go before it refuses instead. */
-    static final long RECLAIM_WAIT_MS = 1_000;
-
-    /** The reclaim running per device (one at a time), until its owners let go. */
-    private final Map<BlockDevice, java.util.concurrent.CompletableFuture<Void>> reclaiming = new ConcurrentHashMap<>();
-
-    private record Reclaim(Optional<Aperture.Window> window, String why) {}
-
     /**
-     * The reclaim policy: take back the least recently used windows, one at a time, by invalidating
-     * the one mapping that holds each (found by the window, not by its device range; its owner let go first, through the same path as a shrink or
-     * a detach), until a window for [offset, +length) fits. A window's use is its grant: the block
-     * device does not see the importer's DMAs (its engine reads through the descriptor), so the
-     * least recently used window is the least recently granted. Windows of mappings still being made
-     * (granted, not yet tracked: this very request's earlier parts among them) have no owner to
-     * ask and are passed over.
-     *
-     * <p>The invalidation runs on its own thread and is waited for, bounded: the thread asking may be
-     * an importer's fault that already pinned an earlier window of the same read (a binding's fast
-     * path pins every window, then faults the next), whose let-go waits for that pin. Then this
-     * refuses rather than wait for itself; the let-go finishes once the read unpins, and the next
-     * fault finds the room. One reclaim runs per device: while it waits, other requests are refused
-     * at once instead of each waiting a second on a read that cannot unpin.
+     * The reclaim policy for a block device: its aperture takes back the least recently used
+     * windows ({@link Aperture#reclaim}), each from the one mapping that holds it (found by the
+     * window, not by its device range: another importer of the same range holds windows of its
+     * own), through the same path as a shrink or a detach. A window's use is its grant: the block
+     * device does not see the importer's DMAs (its engine reads through the descriptor).
      */
-    private Reclaim reclaim(BlockDevice dev, long offset, long length, long unit) {
-        int passedOver = 0;
-        for (Aperture.Window victim : dev.aperture().leastRecentlyUsed()) {
-            long from = victim.tag(), to = victim.tag() + victim.length();
-            // Only the mapping that holds this window is asked: others of the same device range
-            // (another importer of the same file) hold windows of their own.
-            Optional<PeerMappings.Entry> holder = peers.holderOf(dev, dev.endpoint().busAddress(victim.offset()));
-            if (holder.isEmpty()) {
-                passedOver++;
-                continue;
-            }
-            var done = new java.util.concurrent.CompletableFuture<Void>();
-            if (reclaiming.putIfAbsent(dev, done) != null) {
-                return new Reclaim(Optional.empty(), "; a window is being taken back already and its owners have not let go yet");
-            }
-            dev.countReclaim();
-            String detail = dev.name() + "'s aperture is full: its least recently used window (bus offset "
-                    + victim.offset() + ", " + victim.length() + " bytes, device " + from + ".." + to
-                    + ") is taken back for a mapping of device offset " + offset;
-            Thread t = Thread.ofPlatform().daemon().name("dmap-reclaim-" + dev.name()).unstarted(() -> {
-                Throwable failed = null;
-                try {
-                    holder.get().owner().takeBack(holder.get(), BlockChange.APERTURE_RECLAIMED, detail);
-                } catch (Throwable x) {
-                    failed = x;
-                }
-                // Off the list before the waiter wakes, so that it can start the next one.
-                reclaiming.remove(dev, done);
-                if (failed == null) done.complete(null); else done.completeExceptionally(failed);
-            });
-            try {
-                t.start();
-            } catch (RuntimeException | Error x) {
-                reclaiming.remove(dev, done);
-                throw x;
-            }
-            try {
-                done.get(RECLAIM_WAIT_MS, java.util.concurrent.TimeUnit.MILLISECONDS);
-            } catch (java.util.concurrent.TimeoutException e) {
-                return new Reclaim(Optional.empty(), "; the owners of its least recently used window (device " + from + ".." + to
-                        + ") did not let go within " + RECLAIM_WAIT_MS + " ms (a DMA in flight through it, perhaps this read's own);"
-                        + " it is freed when they do");
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return new Reclaim(Optional.empty(), "; interrupted while its least recently used window was taken back");
-            } catch (java.util.concurrent.ExecutionException e) {
-                System.getLogger("io.directmap").log(System.Logger.Level.WARNING, "reclaiming " + detail + " failed", e.getCause());
-            }
-            Optional<Aperture.Window> w = dev.reserveUpTo(offset, length, unit);
-            if (w.isPresent()) return new Reclaim(w, "");
-        }
-        return new Reclaim(Optional.empty(), passedOver == 0 ? "; nothing could be taken back"
-                : "; " + passedOver + " windows belong to mappings still being made (no owner to ask yet) and were not taken back");
+    private Aperture.Reclaimed reclaim(BlockDevice dev, long offset, long length, long unit) {
+        return dev.aperture().reclaim("a mapping of device offset " + offset, victim ->
+                peers.holderOf(dev, dev.endpoint().busAddress(victim.offset())).map(e -> new Aperture.Holder() {
+                    @Override public String describe() { return "device " + victim.tag() + ".." + (victim.tag() + victim.length()); }
+                    @Override public void takeBack(String detail) { e.owner().takeBack(e, BlockChange.APERTURE_RECLAIMED, detail); }
+                }), () -> dev.reserveUpTo(offset, length, unit));
     }
 
     /** The reverse map: which device ranges are handed out, to whom. */

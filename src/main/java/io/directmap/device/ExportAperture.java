@@ -2,16 +2,10 @@ package io.directmap.device;
 
 import io.directmap.mm.Invalidation;
 import io.directmap.pci.Aperture;
-import io.directmap.sys.Units;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -26,20 +20,16 @@ import java.util.concurrent.atomic.AtomicLong;
  * reclaim}) can take the least recently granted window back through the exporter's own
  * invalidation path ({@link ExporterVmOperations#takeBack}): its importers let go first. As in
  * block.BlockLayer, the invalidation runs on its own thread and is waited for at most
- * {@link #RECLAIM_WAIT_MS} (the importer asking may itself hold the victim pinned), one reclaim at
+ * {@link Aperture#RECLAIM_WAIT_MS} (the importer asking may itself hold the victim pinned), one reclaim at
  * a time per device.
  */
 final class ExportAperture {
-    /** How long a reclaim waits for the owners of a window to let go before it refuses instead. */
-    static final long RECLAIM_WAIT_MS = 1_000;
-
     private final String device;
     private final Aperture aperture;
     private final Aperture.WhenFull whenFull;
     /** Window offset -> the mapping that holds it, once that mapping is made. */
     private final Map<Long, ExporterVmOperations.ExportMapping> owners = new ConcurrentHashMap<>();
-    private final AtomicLong refusals = new AtomicLong(), reclaims = new AtomicLong();
-    private final AtomicBoolean reclaiming = new AtomicBoolean();
+    private final AtomicLong refusals = new AtomicLong();
 
     ExportAperture(String device, long bytes, Aperture.WhenFull whenFull) {
         this.device = device;
@@ -82,64 +72,22 @@ final class ExportAperture {
     long refusals() { return refusals.get(); }
 
     /** Windows taken back from their mappings to make room. */
-    long reclaims() { return reclaims.get(); }
-
-    /** What a reclaim gave: a window, or none and why (appended to the refusal's detail). */
-    record Reclaim(Optional<Aperture.Window> window, String why) {}
+    long reclaims() { return aperture.reclaims(); }
 
     /**
-     * Takes back the least recently granted windows, one at a time, by invalidating the mappings
-     * that hold them (their importers let go first), until a window of up to bytes fits. Windows of
-     * mappings still being made (this very request's earlier windows among them) have no owner to
-     * ask yet and are passed over.
+     * The reclaim policy for exported memory: the aperture takes back the least recently granted
+     * windows ({@link Aperture#reclaim}) through the exporter's own invalidation path
+     * ({@link ExporterVmOperations#takeBack}): the importers of the mapping that holds each let go
+     * first.
      */
-    Reclaim reclaim(long bytes, long unit, long memoryOffset) {
-        int passedOver = 0;
-        for (Aperture.Window victim : aperture.leastRecentlyUsed()) {
+    Aperture.Reclaimed reclaim(long bytes, long unit, long memoryOffset) {
+        return aperture.reclaim("a mapping of memory offset " + memoryOffset, victim -> {
             ExporterVmOperations.ExportMapping m = owners.get(victim.offset());
-            if (m == null || !m.isLive()) {
-                passedOver++;
-                continue;
-            }
-            if (!reclaiming.compareAndSet(false, true)) {
-                return new Reclaim(Optional.empty(), "; a window is being taken back already and its importers have not let go yet");
-            }
-            reclaims.incrementAndGet();
-            String detail = device + "'s aperture is full: its least recently granted window (bus offset " + victim.offset() + ", "
-                    + Units.bytes(victim.length()) + ", " + m + ") is taken back for a mapping of memory offset " + memoryOffset;
-            var done = new CompletableFuture<Void>();
-            Thread t = Thread.ofPlatform().daemon().name("dmap-reclaim-" + device).unstarted(() -> {
-                Throwable failed = null;
-                try {
-                    m.ops().takeBack(m.start(), m.end(), Invalidation.Cause.RECLAIMED, detail);
-                } catch (Throwable x) {
-                    failed = x;
-                }
-                // Free for the next reclaim before the waiter wakes.
-                reclaiming.set(false);
-                if (failed == null) done.complete(null); else done.completeExceptionally(failed);
+            if (m == null || !m.isLive()) return Optional.empty();
+            return Optional.of(new Aperture.Holder() {
+                @Override public String describe() { return m.toString(); }
+                @Override public void takeBack(String detail) { m.ops().takeBack(m.start(), m.end(), Invalidation.Cause.RECLAIMED, detail); }
             });
-            try {
-                t.start();
-            } catch (RuntimeException | Error x) {
-                reclaiming.set(false);
-                throw x;
-            }
-            try {
-                done.get(RECLAIM_WAIT_MS, TimeUnit.MILLISECONDS);
-            } catch (TimeoutException e) {
-                return new Reclaim(Optional.empty(), "; the importers of its least recently granted window (" + m + ") did not let go within "
-                        + RECLAIM_WAIT_MS + " ms (a DMA in flight through it, perhaps this read's own); it is freed when they do");
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return new Reclaim(Optional.empty(), "; interrupted while its least recently granted window was taken back");
-            } catch (ExecutionException e) {
-                System.getLogger("io.directmap").log(System.Logger.Level.WARNING, "reclaiming " + detail + " failed", e.getCause());
-            }
-            Optional<Aperture.Window> w = aperture.allocateUpTo(bytes, unit, memoryOffset);
-            if (w.isPresent()) return new Reclaim(w, "");
-        }
-        return new Reclaim(Optional.empty(), passedOver == 0 ? "; nothing could be taken back"
-                : "; " + passedOver + " windows belong to mappings still being made (no importer to ask yet) and were not taken back");
+        }, () -> aperture.allocateUpTo(bytes, unit, memoryOffset));
     }
 }

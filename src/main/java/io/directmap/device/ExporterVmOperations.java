@@ -164,7 +164,7 @@ final class ExporterVmOperations implements VmOperations {
         while (at < end) {
             Optional<Aperture.Window> w = aperture.allocateUpTo(end - at, PAGE, at);
             if (w.isEmpty() && aperture.whenFull() == Aperture.WhenFull.RECLAIM) {
-                ExportAperture.Reclaim r = aperture.reclaim(end - at, PAGE, at);
+                Aperture.Reclaimed r = aperture.reclaim(end - at, PAGE, at);
                 w = r.window();
                 reclaimed = r.why();
             }

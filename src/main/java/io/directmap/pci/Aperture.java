@@ -6,6 +6,14 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Function;
+import java.util.function.Supplier;
 
 /**
  * One exporting device's BAR aperture as a resource: a fixed number of bytes of bus address space
@@ -76,6 +84,8 @@ public final class Aperture {
     private final TreeMap<Long, Held> held = new TreeMap<>();      // start -> window
     private long used;
     private long clock;                                            // use order; a window's stamp is its last use
+    private final AtomicBoolean reclaiming = new AtomicBoolean();  // one reclaim at a time
+    private final AtomicLong reclaims = new AtomicLong();
 
     private static final class Held {
         final Window window;
@@ -208,6 +218,104 @@ public final class Aperture {
     public synchronized List<Window> leastRecentlyUsed() {
         return held.values().stream().sorted(Comparator.comparingLong(h -> h.lastUse)).map(h -> h.window).toList();
     }
+
+    /** How long a reclaim waits for the holder of a window to let go before it refuses instead. */
+    public static final long RECLAIM_WAIT_MS = 1_000;
+
+    /** Who holds a window, as {@link #reclaim} asks it to let go. */
+    public interface Holder {
+        /** {@return who holds it, for messages ("device 0..1048576", "mapping 3 of gpu1's memory")} */
+        String describe();
+
+        /**
+         * Takes the window back through its exporter's own invalidation path: returns when the
+         * importers have let go and the window is free.
+         *
+         * @param detail why, for the invalidation's report
+         */
+        void takeBack(String detail);
+    }
+
+    /**
+     * What a reclaim gave.
+     *
+     * @param window the window it could allocate afterwards, or empty
+     * @param why    when empty, why not, to append to the refusal's detail ("; ...")
+     */
+    public record Reclaimed(Optional<Window> window, String why) {}
+
+    /**
+     * The reclaim policy ({@link WhenFull#RECLAIM}): takes back the least recently used windows
+     * (granted: nothing calls {@link #touch} on a DMA, so use is the grant),
+     * one at a time, through their holders, until allocate gives a window. Windows with no holder
+     * yet (mappings still being made: the asking request's earlier windows among them) are passed
+     * over.
+     *
+     * <p>The holder is asked on a thread of its own and waited for at most {@link #RECLAIM_WAIT_MS}:
+     * the thread asking may be an importer's fault that already pinned the victim (a binding's
+     * fast path pins every window, then faults the next), whose let-go waits for that pin. Then
+     * this refuses rather than wait for itself; the let-go finishes once the read unpins, and the
+     * next fault finds the room. One reclaim runs per aperture: while it waits, other requests
+     * are refused at once instead of each waiting on a read that cannot unpin.
+     *
+     * @param forWhat  what the room is for, for messages ("a mapping of device offset 4096")
+     * @param holderOf the holder of a window, or empty when it has none yet
+     * @param allocate the allocation to try again after each window taken back
+     * @return the window allocated, or empty and why
+     */
+    public Reclaimed reclaim(String forWhat, Function<Window, Optional<Holder>> holderOf, Supplier<Optional<Window>> allocate) {
+        int passedOver = 0;
+        for (Window victim : leastRecentlyUsed()) {
+            Optional<Holder> holder = holderOf.apply(victim);
+            if (holder.isEmpty()) {
+                passedOver++;
+                continue;
+            }
+            if (!reclaiming.compareAndSet(false, true)) {
+                return new Reclaimed(Optional.empty(), "; a window is being taken back already and its holder has not let go yet");
+            }
+            reclaims.incrementAndGet();
+            String who = holder.get().describe();
+            String detail = name + "'s aperture is full: its least recently granted window (bus offset " + victim.offset() + ", "
+                    + victim.length() + " bytes, " + who + ") is taken back for " + forWhat;
+            var done = new CompletableFuture<Void>();
+            Thread t = Thread.ofPlatform().daemon().name("dmap-reclaim-" + name).unstarted(() -> {
+                Throwable failed = null;
+                try {
+                    holder.get().takeBack(detail);
+                } catch (Throwable x) {
+                    failed = x;
+                }
+                // Free for the next reclaim before the waiter wakes.
+                reclaiming.set(false);
+                if (failed == null) done.complete(null); else done.completeExceptionally(failed);
+            });
+            try {
+                t.start();
+            } catch (RuntimeException | Error x) {
+                reclaiming.set(false);
+                throw x;
+            }
+            try {
+                done.get(RECLAIM_WAIT_MS, TimeUnit.MILLISECONDS);
+            } catch (TimeoutException e) {
+                return new Reclaimed(Optional.empty(), "; the holder of its least recently granted window (" + who + ") did not let go within "
+                        + RECLAIM_WAIT_MS + " ms (a DMA in flight through it, perhaps this read's own); it is freed when they do");
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return new Reclaimed(Optional.empty(), "; interrupted while its least recently granted window was taken back");
+            } catch (ExecutionException e) {
+                System.getLogger("io.directmap").log(System.Logger.Level.WARNING, "reclaiming " + detail + " failed", e.getCause());
+            }
+            Optional<Window> w = allocate.get();
+            if (w.isPresent()) return new Reclaimed(w, "");
+        }
+        return new Reclaimed(Optional.empty(), passedOver == 0 ? "; nothing could be taken back"
+                : "; " + passedOver + " windows belong to mappings still being made (no holder to ask yet) and were not taken back");
+    }
+
+    /** {@return how many windows were taken back from their holders to make room} */
+    public long reclaims() { return reclaims.get(); }
 
     /** {@return the windows held now, in address order} */
     public synchronized List<Window> windows() {
