@@ -9,6 +9,9 @@
  *   <li>{@code io.directmap.mm}: the contract for driver writers, the proposal's device_map and
  *       device_unmap callbacks, interval notifiers with read_begin / read_retry;</li>
  *   <li>{@code io.directmap.device}: importers, the devices that read through a mapping;</li>
+ *   <li>{@code io.directmap.dmabuf}: the dma_buf that device_map with PIN gives, which importers
+ *       attach to (pinned, or dynamic with move_notify): a driver writer's importer needs it as
+ *       it needs the contract;</li>
  *   <li>{@code io.directmap.pci}: the bus they sit on, the contract's vocabulary for where a peer
  *       and an importer are (an importer is an endpoint; a mapping's route is a path between
  *       two), named by the contract's signatures.</li>
@@ -30,6 +33,7 @@ module io.directmap {
     exports io.directmap;           // the library
     exports io.directmap.mm;
     exports io.directmap.device;
+    exports io.directmap.dmabuf;    // pinned mappings: importers attach to the buffers device_map with PIN gives
     exports io.directmap.pci;       // the bus: the contract names its endpoints and routes
 
     // picocli sets the commands' @Option and @Parameters fields by reflection.

@@ -22,6 +22,7 @@ import org.junit.jupiter.api.Test;
  * <pre>
  *     cli -> tools -> device -> mm
  *     fs -> block -> mm -> pci, sys, lang, fault
+ *     fs -> dmabuf -> mm
  * </pre>
  *
  * so a device never sees a filesystem's or block device's types, and an exporter other than the
@@ -33,7 +34,8 @@ class DependencyRuleTest {
     static final Path MAIN = Path.of("src/main/java/io/directmap"), TEST = Path.of("src/test/java/io/directmap");
     static final Pattern CLI = Pattern.compile("\\bio\\.directmap\\.cli\\b"), TOOLS = Pattern.compile("\\bio\\.directmap\\.tools\\b");
     static final Pattern FS = Pattern.compile("\\bio\\.directmap\\.fs\\b"), BLOCK = Pattern.compile("\\bio\\.directmap\\.block\\b"),
-            DEVICE = Pattern.compile("\\bio\\.directmap\\.device\\b");
+            DEVICE = Pattern.compile("\\bio\\.directmap\\.device\\b"),
+            DMABUF = Pattern.compile("\\bio\\.directmap\\.dmabuf\\b");
 
     @Test
     void theLibraryNamesNeitherTheToolsNorTheCommand() throws IOException {
@@ -59,6 +61,7 @@ class DependencyRuleTest {
         found.addAll(mentions(mm, FS));
         found.addAll(mentions(mm, BLOCK));
         found.addAll(mentions(mm, DEVICE));
+        found.addAll(mentions(mm, DMABUF));
         assertEquals(List.of(), found, "mm is the device_map contract: the filesystem, the block devices and the importers use it, never the other way");
     }
 
@@ -69,6 +72,20 @@ class DependencyRuleTest {
         found.addAll(mentions(device, FS));
         found.addAll(mentions(device, BLOCK));
         assertEquals(List.of(), found, "an importer reaches a mapping through mm only (VmOperations, DeviceMapping, Segment, Peer)");
+    }
+
+    /**
+     * dma_buf is the meeting point of an exporter and its importers, as drivers/dma-buf is: it
+     * speaks the contract and knows neither the file system that exports nor the devices that import.
+     */
+    @Test
+    void theDmaBufNamesNeitherItsExporterNorItsImporters() throws IOException {
+        Path dmabuf = MAIN.resolve("dmabuf");
+        List<String> found = new ArrayList<>();
+        found.addAll(mentions(dmabuf, FS));
+        found.addAll(mentions(dmabuf, BLOCK));
+        found.addAll(mentions(dmabuf, DEVICE));
+        assertEquals(List.of(), found, "dmabuf sees only the contract (mm): the file system exports through DmaBufOps");
     }
 
     @Test

@@ -23,7 +23,8 @@ import org.junit.jupiter.api.Test;
  */
 class ModuleDescriptorTest {
     /** A library user's and a driver writer's packages: the facade, the mapping contract, the importers and the bus they sit on. */
-    static final Set<String> EXPORTED = Set.of("io.directmap", "io.directmap.mm", "io.directmap.device", "io.directmap.pci");
+    static final Set<String> EXPORTED = Set.of("io.directmap", "io.directmap.mm", "io.directmap.device", "io.directmap.pci",
+            "io.directmap.dmabuf");
     /** The implementation: may change without notice. */
     static final Set<String> INTERNAL = Set.of("io.directmap.block", "io.directmap.cli", "io.directmap.fault", "io.directmap.fs",
             "io.directmap.lang", "io.directmap.sys", "io.directmap.tools", "io.directmap.tools.bench",
