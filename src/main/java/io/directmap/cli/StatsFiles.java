@@ -142,9 +142,18 @@ final class StatsFiles {
         return j;
     }
 
-    /** Publishes snapshots of a stack every second until closed; the file goes at close and at exit. */
+    /** What a publisher writes: the snapshot of this process now, with who wrote it and when. */
+    @FunctionalInterface
+    interface Snapshots {
+        Map<String, Object> snapshot(long pid, long startTime, String command);
+    }
+
+    /**
+     * Publishes snapshots (of a stack's stats, or of this process's pins) every second until
+     * closed; the file goes at close and at exit.
+     */
     static final class Publisher implements AutoCloseable {
-        private final FsStack mm;
+        private final Snapshots snapshots;
         private final Path dir, file;
         private final long pid, startTime;
         private final String command;
@@ -154,8 +163,8 @@ final class StatsFiles {
         private volatile boolean failedOnce;
         private boolean stopped;                 // guarded by this: removed, never written again
 
-        private Publisher(FsStack mm, Path dir, String command, PrintWriter err) {
-            this.mm = mm;
+        private Publisher(Snapshots snapshots, Path dir, String command, PrintWriter err) {
+            this.snapshots = snapshots;
             this.dir = dir;
             this.pid = ProcessHandle.current().pid();
             this.startTime = startTime(pid).orElse(-1);
@@ -171,15 +180,24 @@ final class StatsFiles {
          * made or written (not root), says so once on err and publishes nothing.
          */
         static Publisher start(FsStack mm, String command, PrintWriter err) {
-            Publisher p = new Publisher(mm, dir(), command, err);
+            return start((pid, startTime, cmd) -> snapshot(Stats.of(mm), pid, startTime, cmd), dir(), command, "stats", "dmap stats", err);
+        }
+
+        /**
+         * Starts publishing what snapshots gives into dir for command; when the directory cannot be
+         * made or written (not root), says once on err that the reader (what, by whom) will not see
+         * this process, and publishes nothing.
+         */
+        static Publisher start(Snapshots snapshots, Path dir, String command, String what, String reader, PrintWriter err) {
+            Publisher p = new Publisher(snapshots, dir, command, err);
             try {
                 Files.createDirectories(p.dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
                 // An existing directory is taken as it is: one someone else owns or can write to (or
                 // a link to one) could have this process, root perhaps, write where they choose.
-                checkTrusted(p.dir, "no stats are written there");
+                checkTrusted(p.dir, "no " + what + " are written there");
                 p.write();
             } catch (IOException | RuntimeException e) {
-                err.println("dmap: stats are not published (dmap stats will not see this process): " + p.dir + ": " + e
+                err.println("dmap: " + what + " are not published (" + reader + " will not see this process): " + p.dir + ": " + e
                         + (Process.isRoot() ? "" : "; run as root to publish them"));
                 p.timer.shutdown();
                 return p;
@@ -190,6 +208,11 @@ final class StatsFiles {
         }
 
         Path file() { return file; }
+
+        /** Writes a snapshot now (what it shows changed), not waiting for the next second. */
+        void refresh() {
+            writeQuietly();
+        }
 
         private void writeQuietly() {
             try {
@@ -202,7 +225,7 @@ final class StatsFiles {
 
         private synchronized void write() throws IOException {
             if (stopped) return;
-            String json = Json.write(snapshot(Stats.of(mm), pid, startTime, command));
+            String json = Json.write(snapshots.snapshot(pid, startTime, command));
             Path tmp = dir.resolve("." + pid + "-" + Long.toUnsignedString(TMP_NAMES.nextLong(), 36) + ".tmp");
             try {
                 // Written through the descriptor that created it (O_CREAT|O_EXCL, no link followed),

@@ -346,6 +346,33 @@ public final class SoftwareDevice implements Importer {
 
     DmaEngine engine() { return engine; }
 
+    /**
+     * Reads the direct segments of a pinned buffer (a dma_buf attachment's map) into dst, which
+     * holds file offset base at its start: one DMA, straight from the peers, no vma needed (the
+     * buffer outlives it). Every segment must be direct and inside [base, base + dst.byteSize()).
+     *
+     * @param segments what the attachment mapped
+     * @param base the file offset dst starts at
+     * @param dst device memory of this device
+     * @throws InvalidRequestException for a segment that is not direct or does not fit in dst
+     * @throws IOException when a read fails (the message names the peer)
+     */
+    public void readDirect(List<Segment> segments, long base, java.lang.foreign.MemorySegment dst) throws IOException {
+        List<IommuTable.Entry> entries = new ArrayList<>();
+        for (Segment s : segments) {
+            if (!(s instanceof Segment.Direct d)) {
+                throw new InvalidRequestException(name + ": " + s + " is not direct; a device reads a pinned buffer only straight from its peers");
+            }
+            if (d.start() < base || d.end() - base > dst.byteSize()) {
+                throw new InvalidRequestException(name + ": segment " + Units.range(d.start(), d.end()) + " does not fit in "
+                        + Units.bytes(dst.byteSize()) + " of device memory from file offset " + base);
+            }
+            entries.add(new IommuTable.Entry(d.start(), d.length(), new IommuTable.Target.Peer(d.peer(), d.deviceOffset(), d.busAddress()),
+                    d.start() - base));
+        }
+        engine.transfer(entries, dst, done -> { });
+    }
+
     /** Steps 4a and 4b: a peer entry for each direct segment, page-cache pages for each fallback. */
     List<IommuTable.Entry> program(Vma vma, DeviceMapping mapping, long mapStart) throws IOException {
         List<IommuTable.Entry> entries = new ArrayList<>();

@@ -15,6 +15,7 @@ public enum FaultPoint {
     INVALIDATE_THROWS("invalidate_throws", "an importer's invalidate callback throws instead of acknowledging"),
     DEVICE_ALLOC_FAIL("device_alloc_fail", "allocating device memory fails (the device is out of memory)"),
     MUNMAP_ERROR("munmap_error", "an error while a vma is unmapped (a notifier or a release throws)"),
+    PIN_PLAN_ERROR("pin_plan_error", "planning a pin's range fails after its inode is marked (as FIEMAP failing with EIO)"),
     SKIP_INVALIDATE("skip_invalidate", "the filesystem skips invalidating mappings: the coherence checker must then report stale blocks");
 
     private final String name;

@@ -36,6 +36,8 @@ public final class FsLayer {
     private final Invalidator invalidator;
     private final WriterGate writers;
     private final PlacementCheck placement;
+    /** The live pins (device_map with PIN), each with its dma_buf; guarded by itself. */
+    private final List<PinGuard> pins = new ArrayList<>();
 
     public FsLayer(BlockLayer blocks, Policy policy) {
         this.blocks = blocks;
@@ -193,6 +195,47 @@ public final class FsLayer {
     public List<Extent> extents(OpenFile file, long start, long end) throws SysException {
         return planner.typedExtents(file, start, end);
     }
+
+    /**
+     * device_map with DEVICE_MAP_FLAG_PIN (the proposal's dma_buf): the whole of [request.start,
+     * request.end) of file direct, in a {@link io.directmap.dmabuf.DmaBuf} whose lifetime is its own
+     * (the vma and file may close), its blocks held in place while it is pinned: every other
+     * descriptor's open for writing and change of the range is refused with ETXTBSY (see
+     * {@link PinGuard}). Refused, with its reason, where that cannot hold (btrfs, no change watch,
+     * the file open for writing elsewhere, part of the range not direct).
+     */
+    public PinOutcome pin(OpenFile file, MapRequest request, ChangeWatch changes) throws IOException {
+        long size = file.size();
+        if (request.end() > roundUpPage(size) || request.end() <= request.start()) {
+            throw new InvalidRequestException(file.path() + ": pin of [" + request.start() + ", " + request.end()
+                    + ") is empty or ends past the end of the file (" + size + " bytes)");
+        }
+        return PinGuard.pin(this, changes, file, request);
+    }
+
+    /** {@return the live pins, in the order they were made} */
+    public List<PinInfo> pins() {
+        List<PinGuard> all;
+        synchronized (pins) {
+            all = List.copyOf(pins);
+        }
+        return all.stream().map(PinGuard::info).toList();
+    }
+
+    void pinMade(PinGuard g) {
+        synchronized (pins) {
+            pins.add(g);
+        }
+    }
+
+    void pinGone(PinGuard g) {
+        synchronized (pins) {
+            pins.remove(g);
+        }
+    }
+
+    RangePlanner planner() { return planner; }
+    long nextId() { return ids.incrementAndGet(); }
 
     /** Closes the backing files kept open. */
     public void close() throws SysException {

@@ -36,7 +36,10 @@ public enum FsReason implements Reason {
     OPEN_FOR_WRITE("another process has the file open for writing: no lease can hold its writes back, so the blocks may be stale"),
     NO_LEASE("the file system cannot hold writers back (no read lease: not the owner and no CAP_LEASE, or unsupported)"),
     WRITE_NOT_SUPPORTED("writable mappings are not supported yet"),
-    PIN_NOT_SUPPORTED("pinned mappings (dma_buf) are not supported yet"),
+    PIN_NOT_SUPPORTED("a pinned mapping is a dma_buf with a lifetime of its own, which a vma's windows cannot hold: pin with dmap pin (FsLayer.pin)"),
+    PIN_RELOCATABLE("btrfs moves blocks on its own (balance, scrub repair) without opening the file, so a pin cannot hold them"),
+    PIN_UNWATCHED("no change watch (fanotify pre-content events) to refuse writers with, so a pin cannot hold the blocks"),
+    PIN_NOT_DIRECT("a pin holds only blocks the device reads directly, and part of the range is not direct"),
     ALL_OR_NOTHING(Refuser.IMPORTER, "the importer asked for all or nothing, and part of the range was refused");
 
     private final Refuser refuser;

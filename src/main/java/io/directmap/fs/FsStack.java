@@ -44,6 +44,8 @@ public final class FsStack implements AutoCloseable {
     public Topology topology() { return topology; }
     public BlockLayer blocks() { return blocks; }
     public FsLayer fs() { return fs; }
+    private final ChangeWatch changes = new ChangeWatch();
+    public ChangeWatch changes() { return changes; }
     /** The address space: mmap of paths (through the file systems) and of what exporters supply. */
     public AddressSpace space() { return space; }
 

@@ -42,7 +42,8 @@ final class RangePlanner {
     List<Segment> plan(OpenFile file, MapRequest r, int depth, List<Extent> placement) throws IOException {
         long start = r.start(), end = r.end();
         List<Segment> out = new ArrayList<>();
-        if (r.pin()) return List.of(Segments.fallback(start, end, FsReason.PIN_NOT_SUPPORTED, "DEVICE_MAP_FLAG_PIN asked"));
+        // A pin is planned by PinGuard without the flag (its buffer outlives the vma); through a vma it is refused.
+        if (r.pin()) return List.of(Segments.fallback(start, end, FsReason.PIN_NOT_SUPPORTED, "DEVICE_MAP_FLAG_PIN through a vma's windows"));
         if (r.write()) return List.of(Segments.fallback(start, end, FsReason.WRITE_NOT_SUPPORTED, "DEVICE_MAP_FLAG_WRITE asked"));
         var whole = file.adapter().fileRefusal(file);
         if (whole.isPresent()) return List.of(new Segment.Fallback(start, end, whole.get()));

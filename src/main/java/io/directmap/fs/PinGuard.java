@@ -1,0 +1,287 @@
+package io.directmap.fs;
+
+import io.directmap.block.BlockChange;
+import io.directmap.block.BlockDevice;
+import io.directmap.block.PeerMappings;
+import io.directmap.dmabuf.DmaBuf;
+import io.directmap.dmabuf.DmaBufOps;
+import io.directmap.dmabuf.Move;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.MapFlag;
+import io.directmap.mm.MapMode;
+import io.directmap.mm.MapRequest;
+import io.directmap.mm.Refusal;
+import io.directmap.mm.Segment;
+import io.directmap.sys.TaskSyscall;
+import io.directmap.sys.Units;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * One pin: the exporter's side of a {@link DmaBuf} made by device_map with DEVICE_MAP_FLAG_PIN. It
+ * owns a descriptor of its own on the file's inode (so the vma and the caller's descriptor may go),
+ * the direct mapping it decided, and a mark of the change watch through which it answers every
+ * open for writing and every change of the range by another descriptor.
+ *
+ * <p>While the buffer is pinned (a pinning reference or a pinned attachment lives), an open for
+ * writing (or with O_TRUNC) is refused with ETXTBSY, as the kernel refuses a swap file's writers,
+ * and so is a change of the range (write, truncate below its end, hole punch, fallocate, writable
+ * mmap, or a change the watch cannot place, which may be anywhere). Not for lease-break-time: a
+ * fanotify permission event waits for its answer for as long as it takes. When only dynamic
+ * attachments are left, a change of the range is let through after each of them let go
+ * (move_notify), and the next map decides again where the bytes are.
+ *
+ * <p>The kernel drops a fanotify group with the process that made it, so a pin held by a process
+ * that is killed (kill -9) leaves nothing denied.
+ */
+final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Owner {
+    /** ETXTBSY (asm-generic/errno-base.h): what a writer of a swap file or a running executable gets. */
+    static final int ETXTBSY = 26;
+
+    private final FsLayer fs;
+    private final OpenFile file;
+    private final MapRequest request;
+    private final long createdMillis = System.currentTimeMillis();
+    private final AtomicLong refused = new AtomicLong();
+    private volatile String lastRefused = "";
+    private DmaBuf buf;                       // set once, before the mark is added
+    private ChangeWatch.Watch watch;          // guarded by this
+    private FileMapping mapping;              // guarded by this: what the buffer holds now; null after a move
+    private boolean released;                 // guarded by this
+
+    private PinGuard(FsLayer fs, OpenFile file, MapRequest request) {
+        this.fs = fs;
+        this.file = file;
+        this.request = request;
+    }
+
+    /**
+     * device_map with PIN for [request.start, request.end) of file: the whole range direct, held
+     * until the buffer's last release, or a refusal that leaves nothing behind.
+     */
+    static PinOutcome pin(FsLayer fs, ChangeWatch changes, OpenFile caller, MapRequest request) throws IOException {
+        Optional<Refusal> no = PinCheck.refusal(caller);
+        if (no.isPresent()) return new PinOutcome.Refused(no.get());
+        if (!changes.available()) {
+            return new PinOutcome.Refused(new Refusal(FsReason.PIN_UNWATCHED, changes.why()));
+        }
+        // A descriptor of its own on the same inode (checked by statx): the caller's may close.
+        OpenFile own = OpenFile.open(caller.path(), caller.stat());
+        PinGuard g = new PinGuard(fs, own, request);
+        DmaBuf buf = DmaBuf.export(own.path() + " " + Units.range(request.start(), request.end()) + " pinned for "
+                + request.importer().name(), request.start(), request.end(), g);
+        g.buf = buf;
+        try {
+            Optional<Refusal> refused = g.hold(changes);
+            if (refused.isEmpty()) {
+                FileMapping m = g.decide();
+                if (m != null) {
+                    fs.pinMade(g);
+                    return new PinOutcome.Pinned(buf, m.segments());
+                }
+                refused = Optional.of(g.partial);
+            }
+            buf.release();       // releases the mark and the descriptor
+            return new PinOutcome.Refused(refused.get());
+        } catch (IOException | RuntimeException | Error e) {
+            try {
+                buf.release();
+            } catch (RuntimeException | Error r) {
+                e.addSuppressed(r);
+            }
+            throw e;
+        }
+    }
+
+    private Refusal partial;
+
+    /** Marks the inode; refused when someone has it open for writing already (their writes would go unseen). */
+    private Optional<Refusal> hold(ChangeWatch changes) throws IOException {
+        ChangeWatch.Watched w = changes.watch(file, this);
+        return switch (w) {
+            case ChangeWatch.Watched.Refused r -> Optional.of(new Refusal(FsReason.OPEN_FOR_WRITE, r.why()));
+            case ChangeWatch.Watched.Marked m -> {
+                synchronized (this) {
+                    watch = m.watch();
+                }
+                yield Optional.empty();
+            }
+        };
+    }
+
+    /**
+     * Decides the mapping for the whole range, direct or nothing (partial says why); with the
+     * mark on, nothing can change the range while it is decided. Returns null when refused.
+     */
+    private FileMapping decide() throws IOException {
+        long t0 = System.nanoTime();
+        EnumSet<MapFlag> flags = EnumSet.noneOf(MapFlag.class);
+        flags.addAll(request.flags());
+        flags.remove(MapFlag.PIN);
+        MapRequest plain = new MapRequest(request.importer(), request.start(), request.end(), flags, MapMode.ALL_OR_NOTHING);
+        while (true) {
+            if (io.directmap.fault.Faults.fire(io.directmap.fault.FaultPoint.PIN_PLAN_ERROR)) {
+                throw new io.directmap.sys.SysException("ioctl(FS_IOC_FIEMAP)", file.path().toString(), io.directmap.sys.Errno.EIO,
+                        "fault point pin_plan_error: the pin's range could not be planned");
+            }
+            List<Extent> placement = new ArrayList<>();
+            List<Segment> segments = fs.planner().plan(file, plain, 0, placement);
+            Segment.Fallback first = null;
+            long refusedBytes = 0;
+            for (Segment s : segments) {
+                if (s instanceof Segment.Fallback f) {
+                    refusedBytes += f.length();
+                    if (first == null) first = f;
+                }
+            }
+            if (first != null) {
+                fs.planner().releaseGrants(segments);
+                partial = new Refusal(FsReason.PIN_NOT_DIRECT, Units.bytes(refusedBytes) + " of " + Units.range(request.start(), request.end())
+                        + " is not direct, first " + Units.range(first.start(), first.end()) + ": " + first.refusal());
+                return null;
+            }
+            FileMapping m = new FileMapping(fs.nextId(), file, request, segments, System.nanoTime() - t0, inv -> revoke(inv), true, placement);
+            List<PeerMappings.Entry> peers = new ArrayList<>();
+            boolean goingAway = false;
+            for (Segment s : segments) {
+                Segment.Direct d = (Segment.Direct) s;
+                peers.add(fs.blocks().track(Segments.grant(d), this));
+                goingAway |= Segments.device(d).goingAway().isPresent();
+            }
+            m.peerEntries(peers);
+            if (goingAway) {
+                // A device began going away after it granted: decide again (it now refuses).
+                unmap(m);
+                continue;
+            }
+            synchronized (this) {
+                mapping = m;
+            }
+            return m;
+        }
+    }
+
+    /** Gives back what a mapping of this pin holds: its peer entries and block-device grants. */
+    private void unmap(FileMapping m) {
+        if (!m.retire()) return;
+        for (PeerMappings.Entry e : m.peerEntries()) fs.blocks().peers().unregister(e);
+        fs.planner().releaseGrants(m.segments());
+    }
+
+    // ---- the change watch: every open and change of the inode by another descriptor
+
+    @Override
+    public ChangeWatch.Verdict opening(ChangeWatch.Task t, TaskSyscall.Access.Open a) {
+        if (!(a.forWrite() || a.truncates()) || !buf.pinned()) return ChangeWatch.Verdict.ALLOW;
+        return deny(t, "open for " + (a.truncates() ? "truncating" : "writing"));
+    }
+
+    @Override
+    public ChangeWatch.Verdict changing(ChangeWatch.Task t, ChangeWatch.Change c) {
+        boolean anywhere = c.kind() == ChangeWatch.Change.Kind.UNKNOWN;
+        long s = c.offset(), e = c.length() >= Long.MAX_VALUE - s ? Long.MAX_VALUE : s + Math.max(1, c.length());
+        if (!anywhere && !(s < buf.end() && buf.start() < e)) return ChangeWatch.Verdict.ALLOW;
+        Invalidation why = Invalidation.of(Math.max(s, buf.start()), anywhere ? buf.end() : Math.min(e, buf.end()),
+                Invalidation.Cause.CHANGED, c.kind().name().toLowerCase(java.util.Locale.ROOT) + " by " + who(t)
+                        + (c.detail().isEmpty() ? "" : " (" + c.detail() + ")"), true);
+        return switch (buf.moveNotify(why)) {
+            case Move.Held h -> deny(t, c.kind().name().toLowerCase(java.util.Locale.ROOT) + " of " + Units.range(s, e) + ", held by "
+                    + String.join(", ", h.holders()));
+            case Move.Moved m -> {
+                moved();
+                yield ChangeWatch.Verdict.ALLOW;
+            }
+        };
+    }
+
+    @Override
+    public void writerClosed(ChangeWatch.Task t) { }
+
+    private ChangeWatch.Verdict deny(ChangeWatch.Task t, String what) {
+        refused.incrementAndGet();
+        String why = what + " by " + who(t) + " refused: " + buf.description() + " (ETXTBSY)";
+        lastRefused = why;
+        return new ChangeWatch.Verdict.Deny(ETXTBSY, why);
+    }
+
+    private static String who(ChangeWatch.Task t) {
+        return "pid " + t.pid() + " (" + t.command() + ")";
+    }
+
+    /** Nothing pins any more and the dynamic importers let go: the blocks may move; the next map decides again. */
+    private void moved() {
+        FileMapping m;
+        synchronized (this) {
+            m = mapping;
+            mapping = null;
+        }
+        if (m != null) unmap(m);
+    }
+
+    // ---- dma_buf ops
+
+    @Override
+    public List<Segment> map() throws IOException {
+        synchronized (this) {
+            if (released) throw new IllegalStateException(buf + " is released");
+            if (mapping != null) return mapping.segments();
+        }
+        FileMapping m = decide();
+        if (m == null) throw new IOException(file.path() + " " + Units.range(request.start(), request.end())
+                + ": after the blocks moved, the pin cannot be made again: " + partial);
+        return m.segments();
+    }
+
+    @Override
+    public void release() {
+        FileMapping m;
+        ChangeWatch.Watch w;
+        synchronized (this) {
+            if (released) return;
+            released = true;
+            m = mapping;
+            mapping = null;
+            w = watch;
+            watch = null;
+        }
+        io.directmap.lang.Closer<IOException> closer = io.directmap.lang.Closer.keeping(IOException.class);
+        if (m != null) closer.run(() -> unmap(m));
+        if (w != null) closer.run(w::close);
+        closer.run(file::close);
+        closer.run(() -> fs.pinGone(this));
+        try {
+            closer.throwIfFailed();
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(file.path() + ": letting go of the pin failed", e);
+        }
+    }
+
+    // ---- the block device takes its blocks back (detach, shrink, reclaim): nothing can hold that
+
+    private void revoke(Invalidation inv) {
+        buf.revoke(inv);
+        moved();
+    }
+
+    @Override
+    public void invalidate(BlockDevice device, long deviceStart, long deviceEnd, BlockChange change, String detail) {
+        revoke(Invalidation.of(buf.start(), buf.end(), Invalidation.Cause.BLOCK_DEVICE, change.code() + ": " + detail, false));
+    }
+
+    @Override
+    public String describe() {
+        return buf.description();
+    }
+
+    /** What dmap pins shows of it. */
+    PinInfo info() {
+        List<String> attached = new ArrayList<>();
+        for (var a : buf.attachments()) attached.add(a.importer().name() + (a.dynamic() ? " (dynamic)" : ""));
+        return new PinInfo(file.path(), file.stat().dev(), file.stat().inode(), request.start(), request.end(),
+                request.importer().name(), createdMillis, buf.refCnt(), attached, buf.pinned(), refused.get(), lastRefused);
+    }
+}

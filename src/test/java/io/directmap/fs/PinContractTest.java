@@ -1,0 +1,224 @@
+package io.directmap.fs;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.directmap.device.DeviceMemory;
+import io.directmap.device.SoftwareDevice;
+import io.directmap.dmabuf.Attachment;
+import io.directmap.dmabuf.DmaBuf;
+import io.directmap.mm.MapFlag;
+import io.directmap.mm.MapMode;
+import io.directmap.mm.MapRequest;
+import io.directmap.mm.Segment;
+import io.directmap.mm.Vma;
+import io.directmap.pci.Topology;
+import io.directmap.testing.Bytes;
+import io.directmap.testing.ScratchFs;
+import io.directmap.tools.Commands;
+import io.directmap.tools.Workloads;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.EnumSet;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInfo;
+
+/**
+ * What a pin holds, on each file system that can hold one (ext4, xfs): the same contract run
+ * against each, as {@link FsContractTest} is. Other processes' opens for writing, truncates, hole
+ * punches and the file system's defragmenter are refused (ETXTBSY) while the pin lives, the device
+ * reads the same bytes before and after, and once the last reference goes the same operations
+ * succeed at once.
+ */
+abstract class PinContractTest {
+    static final long MiB = 1 << 20;
+    static final Duration TOOL_TIMEOUT = Duration.ofSeconds(30);
+
+    FsStack mm;
+    SoftwareDevice gpu0, gpu1;
+    Path file;
+
+    abstract ScratchFs scratch();
+
+    /** The file system's defragmenter, as an argument list for file. */
+    abstract List<String> defragment(Path file);
+
+    @BeforeEach
+    void open(TestInfo info) throws IOException {
+        ScratchFs.requireRootFixtures(scratch().type());
+        mm = FsStack.open(Topology.defaults(), Policy.defaults());
+        gpu0 = SoftwareDevice.create("gpu0", mm.topology());
+        gpu1 = SoftwareDevice.create("gpu1", mm.topology());
+        file = scratch().file(info.getTestMethod().orElseThrow().getName() + ".bin");
+        Workloads.write(file, 0, 8 * MiB, 42);
+        Workloads.syncAndEvict(file);
+    }
+
+    @AfterEach
+    void close() throws IOException {
+        try {
+            assertEquals(List.of(), mm.fs().pins(), "every pin is released after the test");
+            for (var dev : mm.fs().blocks().known()) assertEquals(0, dev.apertureUsed(), dev + " aperture given back");
+        } finally {
+            gpu0.close();
+            gpu1.close();
+            mm.close();
+            Files.deleteIfExists(file);
+        }
+    }
+
+    PinOutcome.Pinned pin(OpenFile f, long start, long end) throws IOException {
+        MapRequest r = new MapRequest(gpu0.endpoint(), start, end, EnumSet.of(MapFlag.PIN), MapMode.ALL_OR_NOTHING);
+        return assertInstanceOf(PinOutcome.Pinned.class, mm.fs().pin(f, r, mm.changes()));
+    }
+
+    /** The device reads what the attachment maps, and it is the file's bytes. */
+    void assertDeviceReadsTheFile(SoftwareDevice dev, Attachment a) throws IOException {
+        DmaBuf b = a.buffer();
+        try (DeviceMemory.Buffer mem = dev.allocate("pinned", b.end() - b.start())) {
+            dev.readDirect(a.map(), b.start(), mem.segment());
+            Bytes.assertDeviceHoldsFile(file, b.start(), mem.segment());
+        }
+    }
+
+    /** Runs a tool that changes file; the message it failed with, or null when it succeeded. */
+    static String failure(List<String> command) {
+        try {
+            Commands.run(command, null, TOOL_TIMEOUT);
+            return null;
+        } catch (IOException e) {
+            return e.getMessage();
+        }
+    }
+
+    static List<String> ddWrite(Path file) {
+        return List.of("dd", "if=/dev/zero", "of=" + file, "bs=4096", "count=1", "conv=notrunc,fsync", "status=none");
+    }
+
+    static List<String> truncate(Path file) {
+        return List.of("truncate", "-s", "4096", file.toString());
+    }
+
+    static List<String> punch(Path file) {
+        return List.of("fallocate", "--punch-hole", "--offset", "0", "--length", "4096", file.toString());
+    }
+
+    @Test
+    void writersTruncatesPunchesAndTheDefragmenterAreRefusedWhilePinned() throws Exception {
+        List<Extent> before;
+        try (OpenFile f = OpenFile.open(file)) {
+            PinOutcome.Pinned p = pin(f, 0, 8 * MiB);
+            assertTrue(p.segments().stream().allMatch(s -> s instanceof Segment.Direct), p.segments().toString());
+            before = mm.fs().extents(f, 0, 8 * MiB);
+            try (Attachment a = p.buf().attach(gpu0.endpoint())) {
+                p.buf().release();
+                assertDeviceReadsTheFile(gpu0, a);
+                byte[] bytes = Files.readAllBytes(file);
+                for (List<String> change : List.of(ddWrite(file), truncate(file), punch(file))) {
+                    String why = failure(change);
+                    assertTrue(why != null && why.contains("Text file busy"), change + " must fail with ETXTBSY, got: " + why);
+                }
+                String defrag = failure(defragment(file));
+                assertEquals(before, mm.fs().extents(f, 0, 8 * MiB), defragment(file) + " moved pinned blocks (it said: " + defrag + ")");
+                assertTrue(java.util.Arrays.equals(bytes, Files.readAllBytes(file)), "the file's bytes did not change");
+                assertDeviceReadsTheFile(gpu0, a);
+                assertEquals(1, mm.fs().pins().size());
+                assertTrue(mm.fs().pins().getFirst().refused() >= 3, mm.fs().pins().toString());
+            }
+            assertEquals(List.of(), mm.fs().pins(), "the last reference went: the pin is gone");
+        }
+        for (List<String> change : List.of(ddWrite(file), punch(file), truncate(file))) {
+            assertEquals(null, failure(change), change + " succeeds once the pin is released");
+        }
+    }
+
+    @Test
+    void aBufferOutlivesItsVmaAndDescriptorAndTwoImportersHoldItUntilTheLastRelease() throws Exception {
+        Vma vma = mm.mmap(file);
+        PinOutcome.Pinned p = pin(OpenFile.of(vma), 0, 4 * MiB);
+        Attachment a0 = p.buf().attach(gpu0.endpoint()), a1 = p.buf().attach(gpu1.endpoint());
+        assertEquals(3, p.buf().refCnt());
+        p.buf().release();
+        vma.close();   // munmap, and the descriptor it was pinned through is closed
+        assertDeviceReadsTheFile(gpu0, a0);
+        assertDeviceReadsTheFile(gpu1, a1);
+        assertTrue(failure(ddWrite(file)).contains("Text file busy"));
+        a0.close();
+        assertTrue(failure(ddWrite(file)).contains("Text file busy"), "gpu1 still holds the pin");
+        assertDeviceReadsTheFile(gpu1, a1);
+        a1.close();
+        assertTrue(p.buf().isReleased());
+        assertEquals(null, failure(ddWrite(file)), "the last release ended the pin");
+    }
+
+    @Test
+    void aDynamicImporterIsAskedToLetGoAndTheBlocksMoveOnlyAfterItDid() throws Exception {
+        List<String> seen = Collections.synchronizedList(new ArrayList<>());
+        try (OpenFile f = OpenFile.open(file)) {
+            PinOutcome.Pinned p = pin(f, 0, 4 * MiB);
+            Attachment dyn = p.buf().attachDynamic(gpu1.endpoint(), (a, why) -> {
+                try {
+                    // The punch waits for this return: its blocks are still mapped here.
+                    seen.add("let go, extent at 0 is " + mm.fs().extents(f, 0, 4096).getFirst().kind());
+                } catch (IOException e) {
+                    seen.add("FIEMAP failed: " + e);
+                }
+            });
+            assertDeviceReadsTheFile(gpu1, dyn);
+            p.buf().release();   // only the dynamic attachment keeps the buffer: nothing pins
+            assertEquals(null, failure(punch(file)), "with nothing pinned, a punch is let through after move_notify");
+            seen.add("punched, extent at 0 is " + mm.fs().extents(f, 0, 4096).getFirst().kind());
+            assertEquals(List.of("let go, extent at 0 is MAPPED", "punched, extent at 0 is HOLE"), seen);
+            IOException again = assertThrows(IOException.class, dyn::map, "the range now has a hole: it cannot be held again");
+            assertTrue(again.getMessage().contains("hole"), again.getMessage());
+            dyn.close();
+            assertTrue(p.buf().isReleased());
+        }
+    }
+
+    @Test
+    void aPinWhosePlanFailsAfterTheMarkLeavesNothingHeld() throws Exception {
+        try (OpenFile f = OpenFile.open(file); var fault = io.directmap.fault.Faults.enable(io.directmap.fault.FaultPoint.PIN_PLAN_ERROR, 1.0, 1)) {
+            MapRequest r = new MapRequest(gpu0.endpoint(), 0, MiB, EnumSet.of(MapFlag.PIN), MapMode.ALL_OR_NOTHING);
+            IOException e = assertThrows(IOException.class, () -> mm.fs().pin(f, r, mm.changes()));
+            assertTrue(e.getMessage().contains("pin_plan_error"), e.getMessage());
+            assertEquals(1, fault.fired());
+        }
+        assertEquals(List.of(), mm.fs().pins());
+        assertEquals(null, failure(ddWrite(file)), "the mark went with the failed pin: writers go");
+    }
+
+    @Test
+    void aFileOpenForWritingElsewhereIsNotPinned() throws Exception {
+        try (OpenFile f = OpenFile.open(file); var writer = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.WRITE)) {
+            MapRequest r = new MapRequest(gpu0.endpoint(), 0, MiB, EnumSet.of(MapFlag.PIN), MapMode.ALL_OR_NOTHING);
+            PinOutcome.Refused no = assertInstanceOf(PinOutcome.Refused.class, mm.fs().pin(f, r, mm.changes()));
+            assertEquals(FsReason.OPEN_FOR_WRITE, no.refusal().reason(), no.toString());
+            assertTrue(writer.isOpen());
+        }
+        assertEquals(null, failure(ddWrite(file)), "a refused pin leaves nothing marked");
+    }
+
+    @Test
+    void aRangeInThePageCacheIsNotPinnedAndNothingIsHeld() throws Exception {
+        Workloads.cache(file, 0, MiB);
+        try (OpenFile f = OpenFile.open(file)) {
+            MapRequest r = new MapRequest(gpu0.endpoint(), 0, 2 * MiB, EnumSet.of(MapFlag.PIN), MapMode.ALL_OR_NOTHING);
+            PinOutcome.Refused no = assertInstanceOf(PinOutcome.Refused.class, mm.fs().pin(f, r, mm.changes()));
+            assertEquals(FsReason.PIN_NOT_DIRECT, no.refusal().reason(), no.toString());
+            assertTrue(no.refusal().detail().contains("page_cached"), no.refusal().detail());
+        }
+        assertEquals(null, failure(ddWrite(file)));
+        assertFalse(mm.fs().pins().iterator().hasNext());
+    }
+}
