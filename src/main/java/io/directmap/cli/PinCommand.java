@@ -63,7 +63,7 @@ final class PinCommand implements Callable<Integer> {
             }
             long s = start / page * page, e = Math.ceilDiv(end, page) * page;
             MapRequest request = new MapRequest(dev.endpoint(), s, e, EnumSet.of(MapFlag.PIN), MapMode.ALL_OR_NOTHING);
-            PinOutcome outcome = mm.fs().pin(f, request, mm.changes());
+            PinOutcome outcome = mm.fs().pin(f, request, mm.changeWatch());
             return switch (outcome) {
                 case PinOutcome.Refused r -> refused(out, err, r, dev, s, e);
                 case PinOutcome.Pinned p -> hold(mm, dev, p, s, e, Math.min(end, size), out, err);

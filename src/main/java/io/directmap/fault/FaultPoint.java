@@ -16,7 +16,11 @@ public enum FaultPoint {
     DEVICE_ALLOC_FAIL("device_alloc_fail", "allocating device memory fails (the device is out of memory)"),
     MUNMAP_ERROR("munmap_error", "an error while a vma is unmapped (a notifier or a release throws)"),
     PIN_PLAN_ERROR("pin_plan_error", "planning a pin's range fails after its inode is marked (as FIEMAP failing with EIO)"),
-    SKIP_INVALIDATE("skip_invalidate", "the filesystem skips invalidating mappings: the coherence checker must then report stale blocks");
+    SKIP_INVALIDATE("skip_invalidate", "the filesystem skips invalidating mappings: the coherence checker must then report stale blocks"),
+    FANOTIFY_INIT("fanotify_init", "fanotify_init fails with EMFILE (too many fanotify groups): changes cannot be watched"),
+    FANOTIFY_MARK("fanotify_mark", "fanotify_mark fails with ENOSPC (too many marks) when a file is to be watched"),
+    FANOTIFY_READ("fanotify_read", "reading the fanotify group fails with EIO (events cannot be received)"),
+    FANOTIFY_RESPONSE("fanotify_response", "answering a fanotify permission event fails with EIO (the task stays blocked)");
 
     private final String name;
     private final String description;

@@ -49,7 +49,7 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
     private final AtomicLong refused = new AtomicLong();
     private volatile String lastRefused = "";
     private DmaBuf buf;                       // set once, before the mark is added
-    private ChangeWatch.Watch watch;          // guarded by this
+    private ChangeWatch.Watch watch;          // guarded by this: the inode's mark, through which it answers
     private FileMapping mapping;              // guarded by this: what the buffer holds now; null after a move
     private boolean released;                 // guarded by this
 
@@ -101,12 +101,13 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
 
     /** Marks the inode; refused when someone has it open for writing already (their writes would go unseen). */
     private Optional<Refusal> hold(ChangeWatch changes) throws IOException {
-        ChangeWatch.Watched w = changes.watch(file, this);
-        return switch (w) {
-            case ChangeWatch.Watched.Refused r -> Optional.of(new Refusal(FsReason.OPEN_FOR_WRITE, r.why()));
-            case ChangeWatch.Watched.Marked m -> {
+        return switch (changes.watch(file, this)) {
+            case ChangeWatch.Refused r -> Optional.of(new Refusal(
+                    r.reason() == ChangeWatch.Reason.OPEN_FOR_WRITING ? FsReason.OPEN_FOR_WRITE : FsReason.PIN_UNWATCHED,
+                    r.reason().summary() + ": " + r.detail()));
+            case ChangeWatch.Watch w -> {
                 synchronized (this) {
-                    watch = m.watch();
+                    watch = w;
                 }
                 yield Optional.empty();
             }

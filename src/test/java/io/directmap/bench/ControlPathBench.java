@@ -44,6 +44,7 @@ public class ControlPathBench {
     OpenFile file;
     DeviceMapping keeper;   // a live mapping, as a device with the file bound has: the lease stays held
     MapRequest whole;
+    MapRequest pinFirstRun; // device_map with PIN of the first run of data (a pin is all direct or refused: no hole in it)
 
     @Setup(Level.Trial)
     public void setUp() throws IOException {
@@ -57,6 +58,8 @@ public class ControlPathBench {
         gpu = SoftwareDevice.create("gpu0", mm.topology());
         file = OpenFile.open(p);
         whole = new MapRequest(gpu.endpoint(), 0, extents * (run + 4096) - 4096);
+        pinFirstRun = new MapRequest(gpu.endpoint(), 0, run, java.util.EnumSet.of(io.directmap.mm.MapFlag.PIN),
+                io.directmap.mm.MapMode.ALL_OR_NOTHING);
         keeper = mm.fs().deviceMap(file, new MapRequest(gpu.endpoint(), 0, 4096));
         DeviceMapping check = mm.fs().deviceMap(file, whole);
         long direct = check.directBytes();
@@ -79,6 +82,18 @@ public class ControlPathBench {
         DeviceMapping m = mm.fs().deviceMap(file, whole);
         mm.fs().deviceUnmap(m);
         return m.directBytes();
+    }
+
+    /**
+     * device_map with PIN of the file's first run of data and the release of its dma_buf: the
+     * fanotify mark and the check that no one has the file open for writing, the plan (FIEMAP,
+     * cachestat, block device), the buffer, and at release the mark removed and the descriptor closed.
+     */
+    @Benchmark
+    public boolean pinThenRelease() throws IOException {
+        io.directmap.fs.PinOutcome o = mm.fs().pin(file, pinFirstRun, mm.changeWatch());
+        if (!(o instanceof io.directmap.fs.PinOutcome.Pinned p)) throw new IllegalStateException("the pin was refused: " + o);
+        return p.buf().release();
     }
 
     /** A mapping made before each call of {@link #deviceUnmap}, untimed. */

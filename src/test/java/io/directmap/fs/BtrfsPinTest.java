@@ -33,7 +33,7 @@ class BtrfsPinTest {
              SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
              OpenFile f = OpenFile.open(file)) {
             MapRequest r = new MapRequest(gpu.endpoint(), 0, 1 << 20, EnumSet.of(MapFlag.PIN), MapMode.ALL_OR_NOTHING);
-            PinOutcome.Refused no = assertInstanceOf(PinOutcome.Refused.class, mm.fs().pin(f, r, mm.changes()));
+            PinOutcome.Refused no = assertInstanceOf(PinOutcome.Refused.class, mm.fs().pin(f, r, mm.changeWatch()));
             assertEquals(FsReason.PIN_RELOCATABLE, no.refusal().reason());
             assertEquals("pin_relocatable", no.refusal().reason().code());
             assertTrue(no.refusal().detail().contains("balance"), no.refusal().detail());

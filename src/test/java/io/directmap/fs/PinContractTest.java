@@ -79,7 +79,7 @@ abstract class PinContractTest {
 
     PinOutcome.Pinned pin(OpenFile f, long start, long end) throws IOException {
         MapRequest r = new MapRequest(gpu0.endpoint(), start, end, EnumSet.of(MapFlag.PIN), MapMode.ALL_OR_NOTHING);
-        return assertInstanceOf(PinOutcome.Pinned.class, mm.fs().pin(f, r, mm.changes()));
+        return assertInstanceOf(PinOutcome.Pinned.class, mm.fs().pin(f, r, mm.changeWatch()));
     }
 
     /** The device reads what the attachment maps, and it is the file's bytes. */
@@ -190,7 +190,7 @@ abstract class PinContractTest {
     void aPinWhosePlanFailsAfterTheMarkLeavesNothingHeld() throws Exception {
         try (OpenFile f = OpenFile.open(file); var fault = io.directmap.fault.Faults.enable(io.directmap.fault.FaultPoint.PIN_PLAN_ERROR, 1.0, 1)) {
             MapRequest r = new MapRequest(gpu0.endpoint(), 0, MiB, EnumSet.of(MapFlag.PIN), MapMode.ALL_OR_NOTHING);
-            IOException e = assertThrows(IOException.class, () -> mm.fs().pin(f, r, mm.changes()));
+            IOException e = assertThrows(IOException.class, () -> mm.fs().pin(f, r, mm.changeWatch()));
             assertTrue(e.getMessage().contains("pin_plan_error"), e.getMessage());
             assertEquals(1, fault.fired());
         }
@@ -202,7 +202,7 @@ abstract class PinContractTest {
     void aFileOpenForWritingElsewhereIsNotPinned() throws Exception {
         try (OpenFile f = OpenFile.open(file); var writer = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.WRITE)) {
             MapRequest r = new MapRequest(gpu0.endpoint(), 0, MiB, EnumSet.of(MapFlag.PIN), MapMode.ALL_OR_NOTHING);
-            PinOutcome.Refused no = assertInstanceOf(PinOutcome.Refused.class, mm.fs().pin(f, r, mm.changes()));
+            PinOutcome.Refused no = assertInstanceOf(PinOutcome.Refused.class, mm.fs().pin(f, r, mm.changeWatch()));
             assertEquals(FsReason.OPEN_FOR_WRITE, no.refusal().reason(), no.toString());
             assertTrue(writer.isOpen());
         }
@@ -214,7 +214,7 @@ abstract class PinContractTest {
         Workloads.cache(file, 0, MiB);
         try (OpenFile f = OpenFile.open(file)) {
             MapRequest r = new MapRequest(gpu0.endpoint(), 0, 2 * MiB, EnumSet.of(MapFlag.PIN), MapMode.ALL_OR_NOTHING);
-            PinOutcome.Refused no = assertInstanceOf(PinOutcome.Refused.class, mm.fs().pin(f, r, mm.changes()));
+            PinOutcome.Refused no = assertInstanceOf(PinOutcome.Refused.class, mm.fs().pin(f, r, mm.changeWatch()));
             assertEquals(FsReason.PIN_NOT_DIRECT, no.refusal().reason(), no.toString());
             assertTrue(no.refusal().detail().contains("page_cached"), no.refusal().detail());
         }
