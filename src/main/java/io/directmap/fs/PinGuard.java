@@ -142,7 +142,9 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
             if (first != null) {
                 fs.planner().releaseGrants(segments);
                 partial = new Refusal(FsReason.PIN_NOT_DIRECT, Units.bytes(refusedBytes) + " of " + Units.range(request.start(), request.end())
-                        + " is not direct, first " + Units.range(first.start(), first.end()) + ": " + first.refusal());
+                        + " is not direct, first " + Units.range(first.start(), first.end()) + ": " + first.refusal().reason().code()
+                        + " by the " + first.refusal().reason().refuser().label().replace('_', ' ') + ", " + first.refusal().reason().summary()
+                        + (first.refusal().detail().isEmpty() ? "" : " (" + first.refusal().detail() + ")"));
                 return null;
             }
             FileMapping m = new FileMapping(fs.nextId(), file, request, segments, System.nanoTime() - t0, inv -> revoke(inv), true, placement);
