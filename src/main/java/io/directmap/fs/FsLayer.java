@@ -237,8 +237,13 @@ public final class FsLayer {
     RangePlanner planner() { return planner; }
     long nextId() { return ids.incrementAndGet(); }
 
-    /** Closes the backing files kept open. */
+    /** Closes the backing files kept open; a pin still live is revoked and let go (its mark goes with the change watch). */
     public void close() throws SysException {
+        List<PinGuard> live;
+        synchronized (pins) {
+            live = List.copyOf(pins);
+        }
+        for (PinGuard g : live) g.closeWithLayer();
         loops.close();
     }
 

@@ -48,7 +48,13 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
     private final long createdMillis = System.currentTimeMillis();
     private final AtomicLong refused = new AtomicLong();
     private volatile String lastRefused = "";
-    private DmaBuf buf;                       // set once, before the mark is added
+    /**
+     * The buffer, weakly: the change watch and the layer's list of pins keep this guard, and a
+     * strong reference here would keep a forgotten buffer reachable for ever (its leak report and
+     * release could never come). Set once, before the mark is added.
+     */
+    private volatile java.lang.ref.WeakReference<DmaBuf> bufRef = new java.lang.ref.WeakReference<>(null);
+    private volatile String description = "";
     private ChangeWatch.Watch watch;          // guarded by this: the inode's mark, through which it answers
     private FileMapping mapping;              // guarded by this: what the buffer holds now; null after a move
     private boolean released;                 // guarded by this
@@ -74,7 +80,8 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
         PinGuard g = new PinGuard(fs, own, request);
         DmaBuf buf = DmaBuf.export(own.path() + " " + Units.range(request.start(), request.end()) + " pinned for "
                 + request.importer().name(), request.start(), request.end(), g);
-        g.buf = buf;
+        g.bufRef = new java.lang.ref.WeakReference<>(buf);
+        g.description = buf.description();
         try {
             Optional<Refusal> refused = g.hold(changes);
             if (refused.isEmpty()) {
@@ -177,14 +184,22 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
 
     // ---- the change watch: every open and change of the inode by another descriptor
 
+    /** The buffer, or null once it was found unreachable (its cleaner releases this pin). */
+    private DmaBuf buf() {
+        return bufRef.get();
+    }
+
     @Override
     public ChangeWatch.Verdict opening(ChangeWatch.Task t, TaskSyscall.Access.Open a) {
-        if (!(a.forWrite() || a.truncates()) || !buf.pinned()) return ChangeWatch.Verdict.ALLOW;
+        DmaBuf buf = buf();
+        if (buf == null || !(a.forWrite() || a.truncates()) || !buf.pinned()) return ChangeWatch.Verdict.ALLOW;
         return deny(t, "open for " + (a.truncates() ? "truncating" : "writing"));
     }
 
     @Override
     public ChangeWatch.Verdict changing(ChangeWatch.Task t, ChangeWatch.Change c) {
+        DmaBuf buf = buf();
+        if (buf == null) return ChangeWatch.Verdict.ALLOW;
         boolean anywhere = c.kind() == ChangeWatch.Change.Kind.UNKNOWN;
         long s = c.offset(), e = c.length() >= Long.MAX_VALUE - s ? Long.MAX_VALUE : s + Math.max(1, c.length());
         if (!anywhere && !(s < buf.end() && buf.start() < e)) return ChangeWatch.Verdict.ALLOW;
@@ -206,7 +221,7 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
 
     private ChangeWatch.Verdict deny(ChangeWatch.Task t, String what) {
         refused.incrementAndGet();
-        String why = what + " by " + who(t) + " refused: " + buf.description() + " (ETXTBSY)";
+        String why = what + " by " + who(t) + " refused: " + description + " (ETXTBSY)";
         lastRefused = why;
         return new ChangeWatch.Verdict.Deny(ETXTBSY, why);
     }
@@ -230,7 +245,7 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
     @Override
     public List<Segment> map() throws IOException {
         synchronized (this) {
-            if (released) throw new IllegalStateException(buf + " is released");
+            if (released) throw new IllegalStateException(description + ": the pin is released");
             if (mapping != null) return mapping.segments();
         }
         FileMapping m = decide();
@@ -266,25 +281,35 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
     // ---- the block device takes its blocks back (detach, shrink, reclaim): nothing can hold that
 
     private void revoke(Invalidation inv) {
-        buf.revoke(inv);
+        DmaBuf buf = buf();
+        if (buf != null) buf.revoke(inv);
         moved();
+    }
+
+    /** The layer closes under a live pin: the buffer is revoked and what it held let go (its marks went with the watch). */
+    void closeWithLayer() {
+        revoke(Invalidation.of(request.start(), request.end(), Invalidation.Cause.UNMAPPED,
+                "the file system layer was closed under the pin", false));
+        release();
     }
 
     @Override
     public void invalidate(BlockDevice device, long deviceStart, long deviceEnd, BlockChange change, String detail) {
-        revoke(Invalidation.of(buf.start(), buf.end(), Invalidation.Cause.BLOCK_DEVICE, change.code() + ": " + detail, false));
+        revoke(Invalidation.of(request.start(), request.end(), Invalidation.Cause.BLOCK_DEVICE, change.code() + ": " + detail, false));
     }
 
     @Override
     public String describe() {
-        return buf.description();
+        return description;
     }
 
     /** What dmap pins shows of it. */
     PinInfo info() {
+        DmaBuf buf = buf();
         List<String> attached = new ArrayList<>();
-        for (var a : buf.attachments()) attached.add(a.importer().name() + (a.dynamic() ? " (dynamic)" : ""));
+        if (buf != null) for (var a : buf.attachments()) attached.add(a.importer().name() + (a.dynamic() ? " (dynamic)" : ""));
         return new PinInfo(file.path(), file.stat().dev(), file.stat().inode(), request.start(), request.end(),
-                request.importer().name(), createdMillis, buf.refCnt(), attached, buf.pinned(), refused.get(), lastRefused);
+                request.importer().name(), createdMillis, buf == null ? 0 : buf.refCnt(), attached, buf != null && buf.pinned(),
+                refused.get(), lastRefused);
     }
 }

@@ -187,6 +187,26 @@ abstract class PinContractTest {
     }
 
     @Test
+    void aForgottenBufferIsReportedAndItsPinEnds() throws Exception {
+        long leaks = DmaBuf.leaksReported();
+        try (OpenFile f = OpenFile.open(file)) {
+            pinAndForget(f);   // (whether a writer is refused before the collector finds it depends on when it runs)
+            long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
+            while (!mm.fs().pins().isEmpty() && System.nanoTime() < deadline) {
+                System.gc();
+                Thread.sleep(10);
+            }
+            assertEquals(List.of(), mm.fs().pins(), "the leak cleaner released the pin");
+            assertTrue(DmaBuf.leaksReported() > leaks);
+        }
+        assertEquals(null, failure(ddWrite(file)));
+    }
+
+    private void pinAndForget(OpenFile f) throws IOException {
+        pin(f, 0, MiB);
+    }
+
+    @Test
     void aPinWhosePlanFailsAfterTheMarkLeavesNothingHeld() throws Exception {
         try (OpenFile f = OpenFile.open(file); var fault = io.directmap.fault.Faults.enable(io.directmap.fault.FaultPoint.PIN_PLAN_ERROR, 1.0, 1)) {
             MapRequest r = new MapRequest(gpu0.endpoint(), 0, MiB, EnumSet.of(MapFlag.PIN), MapMode.ALL_OR_NOTHING);
