@@ -47,6 +47,9 @@ class PinCommandTest {
     @RegisterExtension
     static final ScratchFs EXT4 = new ScratchFs(ScratchFilesystem.Type.EXT4);
 
+    @RegisterExtension
+    static final ScratchFs BTRFS = new ScratchFs(ScratchFilesystem.Type.BTRFS);
+
     @TempDir Path tmp;
     Path run;
 
@@ -108,6 +111,22 @@ class PinCommandTest {
             child.destroyForcibly();
             child.waitFor(30, TimeUnit.SECONDS);
         }
+    }
+
+    @Test
+    void aPinOnBtrfsIsRefusedWithItsReasonAndExitsFailed() throws Exception {
+        Path file = BTRFS.file("not-pinned.bin");
+        Workloads.write(file, 0, MiB, 5);
+        Workloads.syncAndEvict(file);
+        DmapCommandTest.Result r = DmapCommandTest.dmap("pin", file.toString(), "--json");
+        assertEquals(Dmap.FAILED, r.code(), r.out() + r.err());
+        @SuppressWarnings("unchecked")
+        Map<String, Object> m = GSON.fromJson(r.out(), Map.class);
+        assertEquals(false, m.get("pinned"));
+        assertEquals("pin_relocatable", m.get("reason"));
+        assertEquals("filesystem", m.get("refused_by"));
+        assertTrue(r.err().contains("refused") && r.err().contains("balance"), r.err());
+        assertEquals(List.of(), ((Map<?, ?>) pinsJson()).get("pins"), "nothing was pinned, nothing published");
     }
 
     /**

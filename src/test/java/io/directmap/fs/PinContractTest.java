@@ -219,6 +219,21 @@ abstract class PinContractTest {
     }
 
     @Test
+    void withoutAChangeWatchAPinIsRefusedWithTheReason() throws Exception {
+        try (OpenFile f = OpenFile.open(file); var fault = io.directmap.fault.Faults.enable(io.directmap.fault.FaultPoint.FANOTIFY_INIT);
+             ChangeWatch none = ChangeWatch.open()) {
+            assertFalse(none.available());
+            MapRequest r = new MapRequest(gpu0.endpoint(), 0, MiB, EnumSet.of(MapFlag.PIN), MapMode.ALL_OR_NOTHING);
+            PinOutcome.Refused no = assertInstanceOf(PinOutcome.Refused.class, mm.fs().pin(f, r, none));
+            assertEquals(FsReason.PIN_UNWATCHED, no.refusal().reason());
+            assertTrue(no.refusal().detail().contains("fanotify_init"), no.refusal().detail());
+            assertTrue(fault.fired() > 0);
+        }
+        assertEquals(List.of(), mm.fs().pins());
+        assertEquals(null, failure(ddWrite(file)));
+    }
+
+    @Test
     void aFileOpenForWritingElsewhereIsNotPinned() throws Exception {
         try (OpenFile f = OpenFile.open(file); var writer = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.WRITE)) {
             MapRequest r = new MapRequest(gpu0.endpoint(), 0, MiB, EnumSet.of(MapFlag.PIN), MapMode.ALL_OR_NOTHING);
