@@ -28,7 +28,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * files into it: straight from the block device where the file system and the block device agree,
  * through the page cache elsewhere. Made by {@link DirectMap#device}; {@link #map} maps a file into it.
  *
- * <p>Closing it closes its mappings (waiting for their reads), its buffers, and its DMA engine.
+ * {@link #pin} pins a range of a file for it (a dma_buf).
+ *
+ * <p>Closing it closes its mappings (waiting for their reads), its buffers, its pins, and its DMA engine.
  */
 public final class Device implements AutoCloseable {
     private final DirectMap owner;
@@ -37,6 +39,7 @@ public final class Device implements AutoCloseable {
     private final long memoryBytes;
     private final Set<FileMapping> mappings = new LinkedHashSet<>();   // guarded by this
     private final Set<DeviceBuffer> buffers = new LinkedHashSet<>();   // guarded by this
+    private final Set<Pin.Pinned> pins = new LinkedHashSet<>();        // guarded by this
     private ThreadPoolExecutor readers;                                // guarded by this; made on the first asynchronous read
     private final AtomicInteger running = new AtomicInteger();
     private final AtomicInteger mostRunning = new AtomicInteger();
@@ -138,6 +141,62 @@ public final class Device implements AutoCloseable {
     }
 
     /**
+     * Pins [start, end) of file for this device (the proposal's DEVICE_MAP_FLAG_PIN), widened to
+     * whole pages: the whole range direct, in a dma_buf the device attaches to, its blocks held in
+     * place until the pin is closed. Meanwhile every other open of the file for writing, and every
+     * change of the range, fails with ETXTBSY (not for a lease-break-time: for as long as the pin
+     * lives; a pin dies with its process). Refused, as a value, on btrfs (it moves blocks on its
+     * own), without fanotify pre-content events (root, Linux 6.14+), when the file is open for
+     * writing elsewhere, or when part of the range is not direct (cached pages, holes).
+     *
+     * @param file the file
+     * @param start the first byte, a file offset
+     * @param end the byte after the last one, at most the file's size
+     * @return {@link Pin.Pinned} (close it to let go), or {@link Pin.Refused} with the reason
+     * @throws IOException a file that cannot be opened, a range outside it (the message says what to
+     *         give), or a system that failed
+     * @throws IllegalStateException when the device is closed
+     */
+    public Pin pin(Path file, long start, long end) throws IOException {
+        synchronized (this) {
+            if (closed) throw new IllegalStateException(this + " is closed; make another with DirectMap.device");
+        }
+        io.directmap.fs.FsStack mm = owner.addressSpace();
+        try (io.directmap.fs.OpenFile f = io.directmap.fs.OpenFile.open(file)) {
+            long size = f.size(), page = Process.PAGE_SIZE;
+            if (start < 0 || end <= start || end > size) {
+                throw Internals.invalid(file + ": range " + start + ":" + end + " is empty, reversed or outside the file; give START < END, both in [0, "
+                        + size + "]");
+            }
+            long s = start / page * page, e = Math.ceilDiv(end, page) * page;
+            var request = new io.directmap.mm.MapRequest(device.endpoint(), s, e, Set.of(io.directmap.mm.MapFlag.PIN),
+                    io.directmap.mm.MapMode.ALL_OR_NOTHING);
+            switch (mm.fs().pin(f, request, mm.changeWatch())) {
+                case io.directmap.fs.PinOutcome.Refused r -> {
+                    return new Pin.Refused(file, (Part.Fallback) Internals.parts(
+                            List.of(new io.directmap.mm.Segment.Fallback(s, e, r.refusal())), s, e).getFirst());
+                }
+                case io.directmap.fs.PinOutcome.Pinned p -> {
+                    io.directmap.dmabuf.Attachment a = p.buf().attach(device.endpoint());
+                    p.buf().release();   // the attachment holds the pin now
+                    Pin.Pinned pinned = new Pin.Pinned(this, file, a, Internals.parts(p.segments(), s, e));
+                    synchronized (this) {
+                        if (!closed) {
+                            pins.add(pinned);
+                            return pinned;
+                        }
+                    }
+                    a.close();
+                    throw new IllegalStateException(this + " was closed while " + file + " was being pinned");
+                }
+            }
+        }
+    }
+
+    /** The software device behind it (for its pins' reads). */
+    SoftwareDevice software() { return device; }
+
+    /**
      * Device memory of bytes for {@link FileMapping#read(long, long, DeviceBuffer)}; close it to
      * give it back.
      *
@@ -212,6 +271,7 @@ public final class Device implements AutoCloseable {
 
     synchronized void forget(FileMapping m) { mappings.remove(m); }
     synchronized void forget(DeviceBuffer b) { buffers.remove(b); }
+    synchronized void forget(Pin.Pinned p) { pins.remove(p); }
 
     /**
      * Closes its mappings (each waits for its reads), stops its reader threads, closes its buffers
@@ -233,6 +293,7 @@ public final class Device implements AutoCloseable {
     public void close() throws IOException {
         List<FileMapping> ms;
         List<DeviceBuffer> bs;
+        List<Pin.Pinned> ps;
         ThreadPoolExecutor e;
         synchronized (this) {
             if (closed) {
@@ -242,6 +303,7 @@ public final class Device implements AutoCloseable {
             closed = true;
             ms = new ArrayList<>(mappings);
             bs = new ArrayList<>(buffers);
+            ps = new ArrayList<>(pins);
             e = readers;
         }
         Closer<IOException> closer = Closer.keeping(IOException.class);
@@ -258,6 +320,7 @@ public final class Device implements AutoCloseable {
                 if (READER.get() != this) closer.run(() -> awaitUninterruptibly(e));
             }
             closer.closeEach(bs, DeviceBuffer::close);
+            closer.closeEach(ps, Pin.Pinned::close);
             closer.run(device::close);
             closer.run(() -> owner.forget(this));
         } finally {

@@ -36,6 +36,9 @@
  *     again, never delivered stale).</li>
  * <li>{@link io.directmap.Read}: the bytes and how they came: {@link io.directmap.Part.Direct},
  *     {@link io.directmap.Part.Fallback} (who refused, the reason code, the summary, the detail).</li>
+ * <li>{@link io.directmap.Pin}: a range pinned for a device ({@link io.directmap.Device#pin}), the
+ *     proposal's DEVICE_MAP_FLAG_PIN: a dma_buf whose blocks stay in place (other writers get
+ *     ETXTBSY) until it is closed; or refused, with the reason.</li>
  * <li>Many reads in flight: {@link io.directmap.FileMapping#readAsync} gives a
  *     {@code CompletableFuture<Read>}; a {@link io.directmap.ReadBatch} submits several together.
  *     At most the device's queue depth run at once.</li>
