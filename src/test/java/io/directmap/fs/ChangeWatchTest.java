@@ -343,6 +343,23 @@ class ChangeWatchTest {
     }
 
     @Test
+    void aFileOnTmpfsIsRefusedWithTheReason() throws Exception {
+        Path shm = Path.of("/dev/shm");
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isDirectory(shm) && "tmpfs".equals(Files.getFileStore(shm).type()),
+                "/dev/shm is not a tmpfs here");
+        Path p = Files.createTempFile(shm, "dmap-core-", ".bin");
+        try {
+            Files.write(p, new byte[4096]);
+            Refused r = assertInstanceOf(Refused.class, watch.watch(openFile(p), new Recorder()));
+            assertEquals(ChangeWatch.Reason.FILESYSTEM_REFUSES, r.reason());
+            assertTrue(r.detail().contains(p.toString()) && r.detail().contains("EOPNOTSUPP"), r.detail());
+            assertEquals(0, run("dd", "if=/dev/zero", "of=" + p, "bs=4096", "count=1", "conv=notrunc", "status=none").await());
+        } finally {
+            Files.delete(p);
+        }
+    }
+
+    @Test
     void theLastWatchOfAnInodeRemovesItsMark() throws Exception {
         Path p = newFile("two-watches");
         Recorder a = new Recorder(), b = new Recorder();
