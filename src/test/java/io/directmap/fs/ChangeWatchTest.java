@@ -186,6 +186,16 @@ class ChangeWatchTest {
     }
 
     @Test
+    void anOpenThatTruncatesSaysSo() throws Exception {
+        Path p = newFile("o-trunc");
+        Recorder r = new Recorder();
+        watch(p, r);
+        assertEquals(0, run("dd", "if=/dev/zero", "of=" + p, "bs=4096", "count=1", "status=none").await());   // O_TRUNC
+        assertEquals(new Access.Open(true, true), r.heard.get(0).open());
+        assertEquals(4096, Files.size(p));
+    }
+
+    @Test
     void aDenyReachesTheWriterAsEtxtbsyAndChangesNothing() throws Exception {
         Path p = newFile("deny");
         byte[] before = Files.readAllBytes(p);
