@@ -29,6 +29,7 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
@@ -43,9 +44,26 @@ class ChangeWatchFailureTest {
 
     final List<AutoCloseable> toClose = new ArrayList<>();
 
+    int handlesBefore;
+    long readersBefore;
+
+    @BeforeEach
+    void count() {
+        handlesBefore = FileHandle.openCount();
+        readersBefore = ChangeWatchTest.readers();
+    }
+
     @AfterEach
+    void closeAllAndCheck() throws Exception {
+        closeAll();
+        assertEquals(readersBefore, ChangeWatchTest.readers(), "the reader thread is gone");
+        ChangeWatchTest.await("every descriptor closed: " + FileHandle.openCount() + " open, " + handlesBefore + " before",
+                () -> FileHandle.openCount() == handlesBefore);
+    }
+
     void closeAll() throws Exception {
         for (int i = toClose.size() - 1; i >= 0; i--) toClose.get(i).close();
+        toClose.clear();
     }
 
     <T extends AutoCloseable> T keep(T c) {
@@ -76,7 +94,6 @@ class ChangeWatchFailureTest {
             assertTrue(fault.fired() >= 1);
         }
         closeAll();
-        toClose.clear();
         assertEquals(handles, FileHandle.openCount());
     }
 

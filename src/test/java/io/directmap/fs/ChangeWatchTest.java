@@ -79,17 +79,31 @@ class ChangeWatchTest {
         List<Change> changes() { return heard.stream().filter(h -> h.change() != null).map(Heard::change).toList(); }
     }
 
+    int handlesBefore;
+    long readersBefore;
+
     @BeforeEach
     void open() {
+        handlesBefore = FileHandle.openCount();
+        readersBefore = readers();
         watch = ChangeWatch.open();
         assertTrue(watch.available(), watch.why());
     }
 
     @AfterEach
-    void close() throws IOException {
+    void close() throws IOException, InterruptedException {
         for (Child c : children) c.close();
         watch.close();
         for (OpenFile f : files) f.close();
+        assertEquals(readersBefore, readers(), "the reader thread is gone");
+        // Answers of listeners released in a test's finally may still be on their way.
+        await("every descriptor closed (events, anchors, quiet handles): " + FileHandle.openCount() + " open, "
+                + handlesBefore + " before", () -> FileHandle.openCount() == handlesBefore);
+    }
+
+    /** Live platform threads that read fanotify events. */
+    static long readers() {
+        return Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().equals("dmap-fanotify")).count();
     }
 
     Path newFile(String name) throws IOException {
