@@ -236,6 +236,9 @@ class ChangeWatchTest {
             ch.write(ByteBuffer.wrap(new byte[10]), 12288 + 5);
             assertTrue(r.changes().contains(new Change(Change.Kind.WRITE, 12288, 4096, r.changes().get(0).detail())),
                     r.changes().toString());
+            Task writer = r.heard.get(r.heard.size() - 1).task();
+            assertEquals(ProcessHandle.current().pid(), writer.pid(), "FAN_REPORT_TID: the thread's process");
+            assertNotEquals(writer.pid(), writer.tid(), "a JUnit thread, not the JVM's first: " + writer);
             MemorySegment map = ch.map(FileChannel.MapMode.READ_WRITE, 0, 8192, maps);
             map.set(java.lang.foreign.ValueLayout.JAVA_BYTE, 4100, (byte) 'Z');
             assertTrue(r.changes().stream().anyMatch(c -> c.kind() == Change.Kind.MMAP_WRITE && c.offset() == 0 && c.length() == 8192),
