@@ -370,6 +370,37 @@ class ChangeWatchTest {
     }
 
     @Test
+    void closingWhileWritersRunLeavesNoneBlocked() throws Exception {
+        Path p = newFile("close-race");
+        Recorder r = new Recorder();
+        watch(p, r);
+        List<Child> writers = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            writers.add(run("dd", "if=/dev/zero", "of=" + p, "bs=4096", "count=200", "seek=" + i, "conv=notrunc", "status=none"));
+        }
+        await("the writers heard", () -> r.changes().size() >= 10);
+        watch.close();
+        for (Child w : writers) assertEquals(0, w.await());
+    }
+
+    @Test
+    void watchesComingAndGoingWhileAWriterRunsNeverHoldIt() throws Exception {
+        Path p = newFile("come-and-go");
+        OpenFile f = openFile(p);
+        Recorder steady = new Recorder();
+        assertInstanceOf(Watch.class, watch.watch(f, steady));
+        Child writer = run("dd", "if=/dev/zero", "of=" + p, "bs=4096", "count=400", "conv=notrunc", "status=none");
+        int cycles = 0;
+        while (writer.process.isAlive() && cycles < 200) {
+            Watch w = assertInstanceOf(Watch.class, watch.watch(f, new Recorder()));
+            w.close();
+            cycles++;
+        }
+        assertEquals(0, writer.await());
+        assertEquals(400, steady.changes().size(), "the steady watch heard every write");
+    }
+
+    @Test
     void aFileOnTmpfsIsRefusedWithTheReason() throws Exception {
         Path shm = Path.of("/dev/shm");
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.isDirectory(shm) && "tmpfs".equals(Files.getFileStore(shm).type()),
