@@ -401,6 +401,19 @@ class ChangeWatchTest {
     }
 
     @Test
+    void aStackHasOneChangeWatchClosedWithIt() throws Exception {
+        ChangeWatch mine;
+        try (FsStack stack = FsStack.open()) {
+            mine = stack.changeWatch();
+            assertTrue(mine == stack.changeWatch(), "one per stack");
+            assertTrue(mine.available(), mine.why());
+            assertInstanceOf(Watch.class, mine.watch(openFile(newFile("stack")), new Recorder()));
+        }
+        assertFalse(mine.available());
+        assertTrue(mine.why().contains("closed"), mine.why());
+    }
+
+    @Test
     void aFileOnTmpfsIsRefusedWithTheReason() throws Exception {
         Path shm = Path.of("/dev/shm");
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.isDirectory(shm) && "tmpfs".equals(Files.getFileStore(shm).type()),
