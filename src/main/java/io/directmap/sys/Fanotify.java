@@ -198,7 +198,7 @@ public final class Fanotify implements AutoCloseable {
     }
 
     /** {@link #read}, waiting at most timeoutMs (-1: no limit); an empty list when the time passed. */
-    private List<Event> read(int timeoutMs) throws SysException {
+    List<Event> read(int timeoutMs) throws SysException {
         pollFds.set(JAVA_INT, 0, fd);
         pollFds.set(JAVA_SHORT, 4, POLLIN);
         pollFds.set(JAVA_SHORT, 6, (short) 0);
