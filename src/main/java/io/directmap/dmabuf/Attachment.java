@@ -14,6 +14,8 @@ public final class Attachment implements AutoCloseable {
     private final Endpoint importer;
     private final MoveNotify notify;
     private volatile boolean closed;
+    /** A dynamic attachment mapped the buffer and has not let go since: what move_notify is for. */
+    private volatile boolean holdsMapping;
 
     Attachment(DmaBuf buf, Endpoint importer, MoveNotify notify) {
         this.buf = buf;
@@ -32,9 +34,15 @@ public final class Attachment implements AutoCloseable {
 
     MoveNotify notifier() { return notify; }
 
+    boolean holdsMapping() { return holdsMapping; }
+
+    void holdsMapping(boolean h) { holdsMapping = h; }
+
     /**
      * dma_buf_map_attachment: the segments that hold the buffer's bytes now. The same list until
-     * the blocks move; after a move (a dynamic importer was told), the exporter is asked again.
+     * the blocks move; after a move (a dynamic importer was told), the exporter is asked again. A
+     * dynamic attachment is told of a move only while it holds what it mapped: once told, not
+     * again until it maps anew.
      *
      * @return the segments, in order, covering the buffer's range
      * @throws IOException when the exporter cannot say where the bytes are, or the buffer was revoked
@@ -42,7 +50,9 @@ public final class Attachment implements AutoCloseable {
      */
     public List<Segment> map() throws IOException {
         if (closed) throw new IllegalStateException(this + " is closed; attach again");
-        return buf.map(this);
+        List<Segment> s = buf.map(this);
+        holdsMapping = true;
+        return s;
     }
 
     /** Detaches: drops its reference (the last one releases the buffer). Idempotent. */

@@ -239,8 +239,8 @@ public final class DmaBuf {
     /**
      * For the exporter: it must move the blocks (a write, a hole punch, a defragmenter). When a
      * pinning reference or a pinned attachment holds them, nothing is told and the answer is
-     * {@link Move.Held} (the exporter refuses the change). Otherwise every dynamic attachment is
-     * told, one after another, and this returns {@link Move.Moved} once all let go; one that throws
+     * {@link Move.Held} (the exporter refuses the change). Otherwise every dynamic attachment that
+     * holds what it mapped is told, one after another, and this returns {@link Move.Moved} once all let go; one that throws
      * has not let go, and the answer is Held with it named. Blocks while importers let go.
      *
      * @param why what is about to change
@@ -253,13 +253,14 @@ public final class DmaBuf {
             if (state.refs - state.dynamic > 0) return new Move.Held(holders());
             state.moving++;
             tell = new ArrayList<>();
-            for (Attachment a : attachments) if (a.dynamic()) tell.add(a);
+            for (Attachment a : attachments) if (a.dynamic() && a.holdsMapping()) tell.add(a);
         }
         List<String> failed = new ArrayList<>();
         try {
             for (Attachment a : tell) {
                 try {
                     a.notifier().moveNotify(a, why);
+                    a.holdsMapping(false);
                 } catch (RuntimeException | Error e) {
                     failed.add(a.importer().name() + " did not let go: " + e);
                     LOG.log(System.Logger.Level.WARNING, "move_notify of dma_buf " + state.id + " to " + a.importer().name()

@@ -192,8 +192,11 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
     @Override
     public ChangeWatch.Verdict opening(ChangeWatch.Task t, TaskSyscall.Access.Open a) {
         DmaBuf buf = buf();
-        if (buf == null || !(a.forWrite() || a.truncates()) || !buf.pinned()) return ChangeWatch.Verdict.ALLOW;
-        return deny(t, "open for " + (a.truncates() ? "truncating" : "writing"));
+        if (buf == null) return ChangeWatch.Verdict.ALLOW;
+        // An open with O_TRUNC truncates inside open(): no access event follows (kernel fact 13).
+        if (a.truncates()) return change(buf, t, ChangeWatch.Change.Kind.TRUNCATE, 0, Long.MAX_VALUE, "open with O_TRUNC");
+        if (!a.forWrite() || !buf.pinned()) return ChangeWatch.Verdict.ALLOW;
+        return deny(t, "open for writing");
     }
 
     @Override
@@ -201,14 +204,19 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
         DmaBuf buf = buf();
         if (buf == null) return ChangeWatch.Verdict.ALLOW;
         boolean anywhere = c.kind() == ChangeWatch.Change.Kind.UNKNOWN;
-        long s = c.offset(), e = c.length() >= Long.MAX_VALUE - s ? Long.MAX_VALUE : s + Math.max(1, c.length());
-        if (!anywhere && !(s < buf.end() && buf.start() < e)) return ChangeWatch.Verdict.ALLOW;
-        Invalidation why = Invalidation.of(Math.max(s, buf.start()), anywhere ? buf.end() : Math.min(e, buf.end()),
-                Invalidation.Cause.CHANGED, c.kind().name().toLowerCase(java.util.Locale.ROOT) + " by " + who(t)
-                        + (c.detail().isEmpty() ? "" : " (" + c.detail() + ")"), true);
+        long s = anywhere ? 0 : c.offset(), e = anywhere ? Long.MAX_VALUE : Math.max(c.end(), s + 1);
+        return change(buf, t, c.kind(), s, e, c.detail());
+    }
+
+    /** A change of [s, e): refused while pinned, else let through once dynamic importers let go. */
+    private ChangeWatch.Verdict change(DmaBuf buf, ChangeWatch.Task t, ChangeWatch.Change.Kind kind, long s, long e, String detail) {
+        if (!(s < buf.end() && buf.start() < e)) return ChangeWatch.Verdict.ALLOW;
+        String what = kind.name().toLowerCase(java.util.Locale.ROOT).replace('_', ' ');
+        Invalidation why = Invalidation.of(Math.max(s, buf.start()), Math.min(e, buf.end()), Invalidation.Cause.CHANGED,
+                what + " by " + who(t) + (detail.isEmpty() ? "" : " (" + detail + ")"), true);
         return switch (buf.moveNotify(why)) {
-            case Move.Held h -> deny(t, c.kind().name().toLowerCase(java.util.Locale.ROOT) + " of " + Units.range(s, e) + ", held by "
-                    + String.join(", ", h.holders()));
+            case Move.Held h -> deny(t, what + " of " + (e == Long.MAX_VALUE ? "[" + Units.bytes(s) + ", EOF)" : Units.range(s, e))
+                    + ", held by " + String.join(", ", h.holders()));
             case Move.Moved m -> {
                 moved();
                 yield ChangeWatch.Verdict.ALLOW;

@@ -112,6 +112,7 @@ class DmaBufTest {
         log.add("moved");
         assertEquals(new Move.Moved(1), m);
         assertEquals(List.of("let go: gpu1 changed", "moved"), log);
+        assertEquals(new Move.Moved(0), buf.moveNotify(change()), "told once: it holds nothing until it maps again");
         assertEquals(4096 * 2, dyn.map().getFirst().end(), "after a move the exporter is asked where the bytes are now");
         assertEquals(2, ex.maps.get());
         dyn.close();
@@ -119,9 +120,10 @@ class DmaBufTest {
     }
 
     @Test
-    void aDynamicImporterThatDoesNotLetGoHoldsTheBlocks() {
+    void aDynamicImporterThatDoesNotLetGoHoldsTheBlocks() throws Exception {
         DmaBuf buf = DmaBuf.export("data.bin", 0, 4096, new Exporter());
         try (Attachment dyn = buf.attachDynamic(GPU1, (a, why) -> { throw new IllegalStateException("DMA stuck"); })) {
+            dyn.map();
             buf.release();
             assertTrue(dyn.dynamic());
             Move.Held h = assertInstanceOf(Move.Held.class, buf.moveNotify(change()));
@@ -141,6 +143,7 @@ class DmaBufTest {
                 Thread.currentThread().interrupt();
             }
         });
+        dyn.map();
         buf.release();
         Thread mover = Thread.ofPlatform().start(() -> buf.moveNotify(change()));
         assertTrue(inNotify.await(10, TimeUnit.SECONDS));

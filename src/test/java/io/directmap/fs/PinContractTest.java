@@ -234,6 +234,28 @@ abstract class PinContractTest {
     }
 
     @Test
+    void anOpenThatTruncatesAsksDynamicImportersToLetGoFirst() throws Exception {
+        List<Long> sizeWhenToldToLetGo = Collections.synchronizedList(new ArrayList<>());
+        try (OpenFile f = OpenFile.open(file)) {
+            PinOutcome.Pinned p = pin(f, 0, MiB);
+            Attachment dyn = p.buf().attachDynamic(gpu1.endpoint(), (a, why) -> {
+                try {
+                    sizeWhenToldToLetGo.add(Files.size(file));   // a stat: no descriptor of the file is opened
+                } catch (IOException e) {
+                    sizeWhenToldToLetGo.add(-1L);
+                }
+            });
+            dyn.map();
+            p.buf().release();
+            // dd without conv=notrunc opens with O_TRUNC: the kernel truncates inside open(), with no access event.
+            assertEquals(null, failure(List.of("dd", "if=/dev/zero", "of=" + file, "bs=4096", "count=1", "status=none")));
+            assertEquals(List.of(8 * MiB), sizeWhenToldToLetGo, "told before the truncation; not again for dd's write, as it had let go");
+            assertEquals(4096, Files.size(file));
+            dyn.close();
+        }
+    }
+
+    @Test
     void aFileOpenForWritingElsewhereIsNotPinned() throws Exception {
         try (OpenFile f = OpenFile.open(file); var writer = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.WRITE)) {
             MapRequest r = new MapRequest(gpu0.endpoint(), 0, MiB, EnumSet.of(MapFlag.PIN), MapMode.ALL_OR_NOTHING);
