@@ -113,13 +113,44 @@ abstract class PinContractTest {
         return List.of("fallocate", "--punch-hole", "--offset", "0", "--length", "4096", file.toString());
     }
 
+    /**
+     * file, rewritten as 64 runs of 64 KiB allocated out of order (the even runs interleaved with
+     * another file's, then the odd ones), each forced to disk: fragmented, so the defragmenter has
+     * blocks to move, and evicted from the page cache.
+     */
+    void writeFragmented() throws IOException {
+        Files.delete(file);
+        Path other = file.resolveSibling(file.getFileName() + ".interleaved");
+        try {
+            for (int pass = 0; pass < 2; pass++) {
+                for (int i = pass; i < 64; i += 2) {
+                    writeForced(file, i * 65536L, i);
+                    if (pass == 0) writeForced(other, i * 65536L, 1000 + i);
+                }
+            }
+        } finally {
+            Files.deleteIfExists(other);
+        }
+        Workloads.syncAndEvict(file);
+    }
+
+    private static void writeForced(Path f, long offset, long seed) throws IOException {
+        Workloads.write(f, offset, 65536, seed);
+        try (var ch = java.nio.channels.FileChannel.open(f, java.nio.file.StandardOpenOption.WRITE)) {
+            ch.force(true);
+        }
+    }
+
     @Test
     void writersTruncatesPunchesAndTheDefragmenterAreRefusedWhilePinned() throws Exception {
+        writeFragmented();
+        long size = 64 * 65536L;
         List<Extent> before;
         try (OpenFile f = OpenFile.open(file)) {
-            PinOutcome.Pinned p = pin(f, 0, 8 * MiB);
+            before = mm.fs().extents(f, 0, size);
+            assertTrue(before.size() > 1, "the file is fragmented: " + before);
+            PinOutcome.Pinned p = pin(f, 0, size);
             assertTrue(p.segments().stream().allMatch(s -> s instanceof Segment.Direct), p.segments().toString());
-            before = mm.fs().extents(f, 0, 8 * MiB);
             try (Attachment a = p.buf().attach(gpu0.endpoint())) {
                 p.buf().release();
                 assertDeviceReadsTheFile(gpu0, a);
@@ -129,13 +160,16 @@ abstract class PinContractTest {
                     assertTrue(why != null && why.contains("Text file busy"), change + " must fail with ETXTBSY, got: " + why);
                 }
                 String defrag = failure(defragment(file));
-                assertEquals(before, mm.fs().extents(f, 0, 8 * MiB), defragment(file) + " moved pinned blocks (it said: " + defrag + ")");
+                assertEquals(before, mm.fs().extents(f, 0, size), defragment(file) + " moved pinned blocks (it said: " + defrag + ")");
                 assertTrue(java.util.Arrays.equals(bytes, Files.readAllBytes(file)), "the file's bytes did not change");
                 assertDeviceReadsTheFile(gpu0, a);
                 assertEquals(1, mm.fs().pins().size());
-                assertTrue(mm.fs().pins().getFirst().refused() >= 3, mm.fs().pins().toString());
+                assertTrue(mm.fs().pins().getFirst().refused() >= 4, mm.fs().pins().toString());
             }
             assertEquals(List.of(), mm.fs().pins(), "the last reference went: the pin is gone");
+            // The control: unpinned, the same defragmenter does move the blocks.
+            assertEquals(null, failure(defragment(file)));
+            assertTrue(!before.equals(mm.fs().extents(f, 0, size)), "unpinned, " + defragment(file) + " moved the blocks");
         }
         for (List<String> change : List.of(ddWrite(file), punch(file), truncate(file))) {
             assertEquals(null, failure(change), change + " succeeds once the pin is released");
