@@ -114,6 +114,26 @@ class PinCommandTest {
     }
 
     @Test
+    void aPinForZeroSecondsPrintsItsSegmentsAsJsonAndLetsGo() throws Exception {
+        Path file = EXT4.file("pinned-briefly.bin");
+        Workloads.write(file, 0, 2 * MiB, 9);
+        Workloads.syncAndEvict(file);
+        DmapCommandTest.Result r = DmapCommandTest.dmap("pin", file.toString(), "--range", "4096:1M", "--for", "0", "--json");
+        assertEquals(Dmap.OK, r.code(), r.out() + r.err());
+        @SuppressWarnings("unchecked")
+        Map<String, Object> m = GSON.fromJson(r.out(), Map.class);
+        assertEquals(true, m.get("pinned"));
+        assertEquals(true, m.get("checksum_ok"));
+        assertEquals(4096L, ((Number) m.get("start")).longValue());
+        assertEquals(MiB, ((Number) m.get("end")).longValue());
+        List<?> segments = (List<?>) m.get("segments");
+        assertTrue(!segments.isEmpty(), m.toString());
+        assertEquals(4096L, ((Number) ((Map<?, ?>) segments.getFirst()).get("start")).longValue());
+        assertNull(ddFailure(file), "the pin ended with the command");
+        assertEquals(List.of(), pinsJson().get("pins"), "and its record went with it");
+    }
+
+    @Test
     void aPinOnBtrfsIsRefusedWithItsReasonAndExitsFailed() throws Exception {
         Path file = BTRFS.file("not-pinned.bin");
         Workloads.write(file, 0, MiB, 5);
