@@ -123,7 +123,8 @@ public final class Fanotify implements AutoCloseable {
         this.name = name;
         this.fd = fd;
         this.wakeFd = wakeFd;
-        this.buffer = arena.allocate(64 * 1024, 8);
+        // Each event read opens a descriptor: 8 KiB (170 events at most) bounds the burst.
+        this.buffer = arena.allocate(8 * 1024, 8);
         this.pollFds = arena.allocate(16, 8);      // struct pollfd { int fd; short events; short revents; } x2
         this.response = arena.allocate(8, 8);      // struct fanotify_response { __s32 fd; __u32 response; }
         this.one = arena.allocate(8, 8);

@@ -10,7 +10,8 @@ import java.util.concurrent.CountDownLatch;
 /**
  * A JVM of its own that watches one file and never answers an open for writing or a change
  * (its listener waits forever), for {@link ChangeWatchFailureTest}'s kill -9. Prints "watching"
- * once the mark is in place, then waits to be killed.
+ * once the mark is in place, then waits to be killed. With {@code --available} it only prints
+ * whether changes can be watched and why not ({@link ChangeWatchNonRootTest}).
  */
 public final class ChangeWatchChild {
     private ChangeWatchChild() {}
@@ -18,6 +19,11 @@ public final class ChangeWatchChild {
     public static void main(String[] args) throws Exception {
         CountDownLatch never = new CountDownLatch(1);
         ChangeWatch watch = ChangeWatch.open();
+        if (args[0].equals("--available")) {       // only say whether changes can be watched, and why not
+            System.out.println(watch.available() + ": " + watch.why());
+            watch.close();
+            return;
+        }
         if (!watch.available()) {
             System.out.println("unavailable: " + watch.why());
             System.exit(3);
