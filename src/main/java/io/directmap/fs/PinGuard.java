@@ -85,12 +85,12 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
         try {
             Optional<Refusal> refused = g.hold(changes);
             if (refused.isEmpty()) {
-                FileMapping m = g.decide();
-                if (m != null) {
+                Decision d = g.decide();
+                if (d.mapping() != null) {
                     fs.pinMade(g);
-                    return new PinOutcome.Pinned(buf, m.segments());
+                    return new PinOutcome.Pinned(buf, d.mapping().segments());
                 }
-                refused = Optional.of(g.partial);
+                refused = Optional.of(d.refusal());
             }
             buf.release();       // releases the mark and the descriptor
             return new PinOutcome.Refused(refused.get());
@@ -104,7 +104,8 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
         }
     }
 
-    private Refusal partial;
+    /** What {@link #decide} came to: the mapping, or (mapping null) why the range is not all direct. */
+    private record Decision(FileMapping mapping, Refusal refusal) {}
 
     /** Marks the inode; refused when someone has it open for writing already (their writes would go unseen). */
     private Optional<Refusal> hold(ChangeWatch changes) throws IOException {
@@ -122,10 +123,10 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
     }
 
     /**
-     * Decides the mapping for the whole range, direct or nothing (partial says why); with the
-     * mark on, nothing can change the range while it is decided. Returns null when refused.
+     * Decides the mapping for the whole range, direct or nothing (then the decision says why); with
+     * the mark on, nothing can change the range while it is decided.
      */
-    private FileMapping decide() throws IOException {
+    private Decision decide() throws IOException {
         long t0 = System.nanoTime();
         EnumSet<MapFlag> flags = EnumSet.noneOf(MapFlag.class);
         flags.addAll(request.flags());
@@ -148,11 +149,10 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
             }
             if (first != null) {
                 fs.planner().releaseGrants(segments);
-                partial = new Refusal(FsReason.PIN_NOT_DIRECT, Units.bytes(refusedBytes) + " of " + Units.range(request.start(), request.end())
+                return new Decision(null, new Refusal(FsReason.PIN_NOT_DIRECT, Units.bytes(refusedBytes) + " of " + Units.range(request.start(), request.end())
                         + " is not direct, first " + Units.range(first.start(), first.end()) + ": " + first.refusal().reason().code()
                         + " by the " + first.refusal().reason().refuser().label().replace('_', ' ') + ", " + first.refusal().reason().summary()
-                        + (first.refusal().detail().isEmpty() ? "" : " (" + first.refusal().detail() + ")"));
-                return null;
+                        + (first.refusal().detail().isEmpty() ? "" : " (" + first.refusal().detail() + ")")));
             }
             FileMapping m = new FileMapping(fs.nextId(), file, request, segments, System.nanoTime() - t0, inv -> revoke(inv), true, placement);
             List<PeerMappings.Entry> peers = new ArrayList<>();
@@ -171,7 +171,7 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
             synchronized (this) {
                 mapping = m;
             }
-            return m;
+            return new Decision(m, null);
         }
     }
 
@@ -250,16 +250,18 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
 
     // ---- dma_buf ops
 
+    /**
+     * Under this guard's lock, so two importers mapping after a move decide once (planning reads
+     * FIEMAP and cachestat, which raise no fanotify event, so no listener of this file waits on it).
+     */
     @Override
-    public List<Segment> map() throws IOException {
-        synchronized (this) {
-            if (released) throw new IllegalStateException(description + ": the pin is released");
-            if (mapping != null) return mapping.segments();
-        }
-        FileMapping m = decide();
-        if (m == null) throw new IOException(file.path() + " " + Units.range(request.start(), request.end())
-                + ": after the blocks moved, the pin cannot be made again: " + partial);
-        return m.segments();
+    public synchronized List<Segment> map() throws IOException {
+        if (released) throw new IllegalStateException(description + ": the pin is released");
+        if (mapping != null) return mapping.segments();
+        Decision d = decide();
+        if (d.mapping() == null) throw new IOException(file.path() + " " + Units.range(request.start(), request.end())
+                + ": after the blocks moved, the pin cannot be made again: " + d.refusal());
+        return d.mapping().segments();
     }
 
     @Override
