@@ -123,7 +123,7 @@ final class PinCommand implements Callable<Integer> {
                         Segment.Direct d = (Segment.Direct) seg;
                         out.printf("  %-24s  %s at %s, bus 0x%x%n", Units.range(d.start(), d.end()), d.route(), Units.bytes(d.deviceOffset()), d.busAddress());
                     }
-                    out.printf("other writers of the range get ETXTBSY %s; dmap pins lists it%n",
+                    out.printf("opens of the file for writing and changes of the range get ETXTBSY %s; dmap pins lists it%n",
                             seconds == null ? "until this process ends" : "for " + seconds + " s");
                 }
                 out.flush();
