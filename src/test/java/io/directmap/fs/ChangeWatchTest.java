@@ -227,6 +227,20 @@ class ChangeWatchTest {
     }
 
     @Test
+    void everyListenerIsAskedAndAnyDenyWins() throws Exception {
+        Path p = newFile("any-deny");
+        Recorder allows = new Recorder(), denies = new Recorder();
+        denies.verdict = new Verdict.Deny(Errno.EBUSY, "busy in a test");
+        watch(p, allows);
+        watch(p, denies);
+        Child dd = run("dd", "if=/dev/zero", "of=" + p, "bs=4096", "count=1", "conv=notrunc", "status=none");
+        assertNotEquals(0, dd.await());
+        assertTrue(dd.output().contains("Device or resource busy"), dd.output());
+        assertEquals(1, allows.heard.size(), allows.heard.toString());
+        assertEquals(1, denies.heard.size(), denies.heard.toString());
+    }
+
+    @Test
     void writesAndSharedWritableMapsOfThisJvmAreSeen() throws Exception {
         Path p = newFile("same-jvm");
         Recorder r = new Recorder();
