@@ -445,6 +445,31 @@ class ChangeWatchTest {
     }
 
     @Test
+    void aSecondWatchOfAMarkedInodeAcceptsWritersOpenedSinceTheFirstMark() throws Exception {
+        Path p = newFile("two-groups");
+        Recorder first = new Recorder(), second = new Recorder();
+        Watch w = watch(p, first);
+        FileHandle quietWriter = w.quietHandle(true);              // a writer of our own, opened after the mark
+        try (ChangeWatch other = ChangeWatch.open();
+             RandomAccessFile late = new RandomAccessFile(p.toFile(), "rw")) {    // and another one
+            assertInstanceOf(Watch.class, other.watch(openFile(p), second), "the first mark covers both writers");
+            late.seek(20000);
+            late.write(7);                                          // opened after a mark: heard by both groups
+            assertEquals(List.of(Change.Kind.WRITE), second.changes().stream().map(Change::kind).toList());
+            assertEquals(List.of(Change.Kind.WRITE), first.changes().stream().map(Change::kind).toList());
+            assertEquals(16384, second.changes().get(0).offset());
+        }
+        assertTrue(quietWriter.fd() >= 0);
+        w.close();
+        // No mark left in this process: a writer open now (the quiet one is closed with w) is checked again.
+        try (RandomAccessFile early = new RandomAccessFile(p.toFile(), "rw")) {
+            Refused r = assertInstanceOf(Refused.class, watch.watch(openFile(p), new Recorder()));
+            assertEquals(ChangeWatch.Reason.OPEN_FOR_WRITING, r.reason());
+            early.write(1);
+        }
+    }
+
+    @Test
     void theLastWatchOfAnInodeRemovesItsMark() throws Exception {
         Path p = newFile("two-watches");
         Recorder a = new Recorder(), b = new Recorder();
