@@ -115,8 +115,9 @@ abstract class PinContractTest {
 
     /**
      * file, rewritten as 64 runs of 64 KiB allocated out of order (the even runs interleaved with
-     * another file's, then the odd ones), each forced to disk: fragmented, so the defragmenter has
-     * blocks to move, and evicted from the page cache.
+     * another file's, then the odd ones), each written with O_DIRECT so that each allocates exactly
+     * its own blocks (buffered writes let xfs's speculative preallocation lay them out in order):
+     * fragmented, so the defragmenter has blocks to move.
      */
     void writeFragmented() throws IOException {
         Files.delete(file);
@@ -124,8 +125,8 @@ abstract class PinContractTest {
         try {
             for (int pass = 0; pass < 2; pass++) {
                 for (int i = pass; i < 64; i += 2) {
-                    writeForced(file, i * 65536L, i);
-                    if (pass == 0) writeForced(other, i * 65536L, 1000 + i);
+                    writeDirect(file, i);
+                    if (pass == 0) writeDirect(other, i);
                 }
             }
         } finally {
@@ -134,11 +135,9 @@ abstract class PinContractTest {
         Workloads.syncAndEvict(file);
     }
 
-    private static void writeForced(Path f, long offset, long seed) throws IOException {
-        Workloads.write(f, offset, 65536, seed);
-        try (var ch = java.nio.channels.FileChannel.open(f, java.nio.file.StandardOpenOption.WRITE)) {
-            ch.force(true);
-        }
+    private static void writeDirect(Path f, int run) throws IOException {
+        Commands.run(List.of("dd", "if=/dev/urandom", "of=" + f, "bs=64K", "count=1", "seek=" + run, "oflag=direct",
+                "conv=notrunc", "status=none"), null, TOOL_TIMEOUT);
     }
 
     @Test
