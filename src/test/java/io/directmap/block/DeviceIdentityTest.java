@@ -198,6 +198,11 @@ class DeviceIdentityTest {
             SysfsBlock.State real = SysfsBlock.state(st.rdevMajor(), st.rdevMinor());
             SysfsBlock.State reused = new SysfsBlock.State(true, real.diskSeq() + 1, real.sizeBytes(), real.backingFile(),
                     real.loopOffset(), real.autoclear());
+            // A DMA that is reading through the descriptor when the device goes away keeps it open. It
+            // begins before the check: once the device is going away, the block watcher's own pass
+            // (every 20 ms) may give an idle descriptor back at any moment, so a read begun after the
+            // check would race it.
+            assertTrue(dev.beginDirectRead());
             assertEquals(1, blocks.check(dev, reused), "its one owner was asked");
             assertEquals(1, told.size(), told.toString());
             assertTrue(told.getFirst().startsWith("backing_changed: ") && told.getFirst().contains("disk sequence number"), told.toString());
@@ -206,8 +211,7 @@ class DeviceIdentityTest {
             Refusal r = refusal(dev);
             assertEquals(BlockReason.GOING_AWAY, r.reason(), "the old device grants nothing more: " + r);
 
-            // A DMA still reading through the descriptor keeps it open, even with every grant given back.
-            assertTrue(dev.beginDirectRead());
+            // The DMA still reading through the descriptor keeps it open, even with every grant given back.
             blocks.retireIdle();
             var buf = java.lang.foreign.Arena.ofAuto().allocate(4096, 4096);
             assertEquals(4096, dev.directHandle().pread(buf, 0), "still open while a DMA reads through it");
