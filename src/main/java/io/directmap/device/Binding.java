@@ -71,6 +71,21 @@ public final class Binding implements AutoCloseable {
     }
 
     /**
+     * What one write did, and which way each of its bytes went.
+     *
+     * @param directBytes   bytes the device wrote straight to a peer block device
+     * @param fallbackBytes bytes written through the file system (its page cache)
+     * @param segments      the segments of the mappings the bytes were written through, cut to the
+     *                      write, in order; they cover [offset, offset + length)
+     */
+    public record Write(long directBytes, long fallbackBytes, List<Segment> segments) {
+        /** Refuses a null segments list. */
+        public Write {
+            Objects.requireNonNull(segments, "segments");
+        }
+    }
+
+    /**
      * An invalidation as the device lived it: what the file system said, and how long letting go took.
      *
      * @param invalidation what the file system said: the range and why
@@ -313,6 +328,110 @@ public final class Binding implements AutoCloseable {
         stats.fallbackBytes.addAndGet(fallback);
         if (!coherent) stats.incoherentReads.incrementAndGet();
         return new Read(direct, fallback, retried, coherent, Collections.unmodifiableList(segments));
+    }
+
+    /**
+     * Writes src into [offset, offset + src.byteSize()) of the file through the binding's WRITE
+     * mappings: each window the write touches faults through device_map with WRITE (on first use);
+     * its direct segments are written to the block device with O_DIRECT, the rest through the file
+     * system ({@code vma.ops().store}: pwrite, which may extend the file past its end); then,
+     * before the windows are let go, the file system brings the file in line with its blocks
+     * ({@code vma.ops().written}: no page-cache page keeps the old bytes, mtime and ctime move, and,
+     * with durable, the block devices are flushed and the file synced).
+     *
+     * <p>While the write runs its windows are pinned: a lease break (another process opening the
+     * file) waits for it, so the other process sees the new bytes, never a half-done write of a
+     * block. A failure in the middle stops the writes not yet started: every block of the range then
+     * holds its old or its new bytes, and the exception names the range that failed.
+     *
+     * @param offset   the first file offset, page-aligned, inside the binding
+     * @param src      the bytes (device memory); its size is the length written. It must end on a
+     *                 page boundary, or at or past the end of the file (device writes move whole pages)
+     * @param durable  whether the bytes must be on stable storage when this returns
+     * @param progress told the bytes done so far, from the DMA engine's threads
+     * @return which way each byte went
+     * @throws IOException bad input (a binding without WRITE, outside the binding, unaligned), or a
+     *         write the system failed (the message names the file and the range that failed)
+     */
+    public Write write(long offset, MemorySegment src, boolean durable, LongConsumer progress) throws IOException {
+        long page = Process.PAGE_SIZE;
+        long length = src.byteSize();
+        long writeEnd = offset + length;
+        Object file = vma.file().path();
+        if (!flags.contains(MapFlag.WRITE)) {
+            throw new InvalidRequestException(file + ": this binding was made without DEVICE_MAP_FLAG_WRITE; bind with WRITE to write");
+        }
+        if (offset < start || writeEnd > end || length <= 0) {
+            throw new InvalidRequestException(file + ": write [" + offset + ", " + writeEnd + ") is outside the binding ["
+                    + start + ", " + end + ")");
+        }
+        if (offset % page != 0 || (length % page != 0 && writeEnd < vma.length())) {
+            throw new InvalidRequestException(file + ": write [" + offset + ", " + writeEnd + ") is not page-aligned (the file is "
+                    + vma.length() + " bytes); device writes move whole pages: give a range that starts on a page and ends on one"
+                    + " or at the end of the file");
+        }
+        if (closed) throw new IllegalStateException("binding of " + vma + " is closed");
+        int first = (int) ((offset - start) / windowBytes);
+        int last = (int) ((writeEnd - 1 - start) / windowBytes);
+        List<Window.Pinned> pinned = new ArrayList<>(last - first + 1);
+        try {
+            for (int i = first; i <= last; i++) {
+                Window w = windows.get(i);
+                w.pin(Math.max(offset, w.start), Math.min(writeEnd, w.end), Long.MIN_VALUE, pinned);
+            }
+        } catch (IOException | RuntimeException | Error x) {
+            for (Window.Pinned p : pinned) p.window().unpin();
+            throw x;
+        }
+        IOException failure = null;
+        List<Segment> segments = new ArrayList<>();
+        long direct = 0;
+        try {
+            List<IommuTable.Entry> all = new ArrayList<>();
+            for (Window.Pinned p : pinned) {
+                all.addAll(IommuTable.window(p.entries(), vma.address() + p.start(), vma.address() + p.end(), p.start() - offset));
+            }
+            try {
+                device.engine().write(all, src, progress, new DmaEngine.Stats());
+            } catch (DmaInFlightException x) {
+                throw x;
+            } catch (IOException x) {
+                failure = failed(offset, writeEnd, x);
+            }
+        } finally {
+            // Still pinned: no invalidation (no other process's open) gets between the writes and this.
+            for (Window.Pinned p : pinned) {
+                try {
+                    vma.ops().written(vma, p.mapping(), p.start(), p.end(), src.asSlice(p.start() - offset, p.end() - p.start()),
+                            durable && failure == null);
+                } catch (IOException | RuntimeException x) {
+                    if (failure == null) failure = new IOException(file + ": write " + Units.range(p.start(), p.end())
+                            + ": the file could not be brought in line with the blocks written: " + x.getMessage(), x);
+                    else failure.addSuppressed(x);
+                } finally {
+                    p.window().unpin();
+                }
+            }
+        }
+        if (failure != null) throw failure;
+        for (Window.Pinned p : pinned) {
+            for (Segment seg : p.mapping().segments()) {
+                long from = Math.max(p.start(), seg.start()), to = Math.min(p.end(), seg.end());
+                if (to <= from) continue;
+                segments.add(Window.cut(seg, from, to));
+                if (seg instanceof Segment.Direct) direct += to - from;
+            }
+        }
+        return new Write(direct, length - direct, Collections.unmodifiableList(segments));
+    }
+
+    /** The exception for a write that failed: the file, the range written, the bytes that failed, what is left. */
+    private IOException failed(long offset, long writeEnd, IOException x) {
+        String where = x instanceof WriteFailure w
+                ? "; " + Units.range(offset + w.memoryOffset(), offset + w.memoryOffset() + w.length()) + " failed"
+                : "";
+        return new IOException(vma.file().path() + ": write " + Units.range(offset, writeEnd) + where + ": " + x.getMessage()
+                + "; every block of the range holds either its old or its new bytes; write it again", x);
     }
 
     /**

@@ -35,7 +35,11 @@ public enum FsReason implements Reason {
     CACHE_FASTER("the page cache delivers this range faster than the block device here (the learning policy measured both)"),
     OPEN_FOR_WRITE("another process has the file open for writing: no lease can hold its writes back, so the blocks may be stale"),
     NO_LEASE("the file system cannot hold writers back (no read lease: not the owner and no CAP_LEASE, or unsupported)"),
-    WRITE_NOT_SUPPORTED("writable mappings are not supported yet"),
+    CACHED_FOR_WRITE("pages are in the page cache: blocks written under them would leave the cache holding the old bytes"),
+    PAST_EOF("past the end of the file: a device writes whole blocks, and only the file system may extend a file"),
+    CHECKSUMMED("the file system checksums (and may compress or copy) the data: blocks written behind its back would fail their checksum"),
+    LOOP_BUFFERED("the loop device reads its backing file through the page cache (dio off): blocks written under it would leave that cache stale"),
+    OPEN_ELSEWHERE("the file is open elsewhere for writing, or another lease is held on it: no write lease can make every other open wait"),
     PIN_NOT_SUPPORTED("pinned mappings (dma_buf) are not supported yet"),
     ALL_OR_NOTHING(Refuser.IMPORTER, "the importer asked for all or nothing, and part of the range was refused");
 

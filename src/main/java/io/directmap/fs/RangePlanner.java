@@ -43,9 +43,25 @@ final class RangePlanner {
         long start = r.start(), end = r.end();
         List<Segment> out = new ArrayList<>();
         if (r.pin()) return List.of(Segments.fallback(start, end, FsReason.PIN_NOT_SUPPORTED, "DEVICE_MAP_FLAG_PIN asked"));
-        if (r.write()) return List.of(Segments.fallback(start, end, FsReason.WRITE_NOT_SUPPORTED, "DEVICE_MAP_FLAG_WRITE asked"));
         var whole = file.adapter().fileRefusal(file);
         if (whole.isPresent()) return List.of(new Segment.Fallback(start, end, whole.get()));
+        if (r.write()) {
+            var noWrite = file.adapter().writeRefusal(file);
+            if (noWrite.isPresent()) return List.of(new Segment.Fallback(start, end, noWrite.get()));
+            long size = file.size();
+            long limit = size / io.directmap.sys.Process.PAGE_SIZE * io.directmap.sys.Process.PAGE_SIZE;
+            if (end > limit) {
+                // The page holding the end of the file, and anything past it, is written by the file
+                // system: a device writes whole blocks, and only the file system extends a file.
+                List<Segment> head = start < limit
+                        ? new ArrayList<>(plan(file, new MapRequest(r.importer(), start, limit, r.flags(), r.mode()), depth, placement))
+                        : new ArrayList<>();
+                long from = Math.max(start, limit);
+                head.add(Segments.fallback(from, end, FsReason.PAST_EOF, "the file is " + size + " bytes; "
+                        + Units.range(from, end) + (from < size ? " holds its last, partial page" : " lies past its end")));
+                return Segments.merge(head);
+            }
+        }
 
         List<Extent> extents;
         try {
@@ -80,7 +96,10 @@ final class RangePlanner {
                     long pages = (run.end() - run.start()) / io.directmap.sys.Process.PAGE_SIZE;
                     if (run.dirty()) {
                         out.add(Segments.fallback(s, e, FsReason.PAGE_DIRTY, pages + " dirty pages in " + Units.range(run.start(), run.end())));
-                    } else if (policy.learner() != null && depth == 0) {
+                    } else if (run.cached() && r.write()) {
+                        out.add(Segments.fallback(s, e, FsReason.CACHED_FOR_WRITE, pages + " cached pages in "
+                                + Units.range(run.start(), run.end())));
+                    } else if (policy.learner() != null && depth == 0 && !r.write()) {
                         PathLearner.Choice c = run.cached() ? policy.learner().chooseCached(e - s) : policy.learner().chooseCold(e - s);
                         if (c.direct()) {
                             place(file, r, locator, s, x.physical() + (s - x.start()), e - s, depth, out);
@@ -170,6 +189,9 @@ final class RangePlanner {
         } else {
             try {
                 Optional<Refusal> dead = loops.unreadableBelow(rd.through());
+                if (dead.isEmpty() && r.write() && !rd.through().info().loop().map(io.directmap.sys.SysfsBlock.Loop::directIo).orElse(false)) {
+                    dead = Optional.of(new Refusal(FsReason.LOOP_BUFFERED, loop + " has direct I/O off (losetup --direct-io=on turns it on)"));
+                }
                 OpenFile file = dead.isPresent() ? null : loops.backing(rd.through());
                 if (file == null && dead.isEmpty()) dead = Optional.of(LoopFollower.notTheBackingFile(rd.through()));
                 below = dead.isPresent()

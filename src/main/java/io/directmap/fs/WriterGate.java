@@ -58,8 +58,14 @@ final class WriterGate {
                         + " is being opened for writing elsewhere; the devices are letting go"));
             }
             try {
-                leases().take(file.handle(), h -> leaseBroken(file));
+                // A file opened for device writes holds a write lease: every other open waits, readers too.
+                if (file.writable()) leases().takeWrite(file.handle(), h -> leaseBroken(file));
+                else leases().take(file.handle(), h -> leaseBroken(file));
             } catch (SysException e) {
+                if (e.errno() == Errno.EAGAIN && file.writable()) {
+                    return Optional.of(new Refusal(FsReason.OPEN_ELSEWHERE, file.path()
+                            + " has another descriptor open for writing or another lease on it (fuser -v, /proc/locks); no write lease can be taken"));
+                }
                 if (e.errno() == Errno.EAGAIN) {
                     return Optional.of(new Refusal(FsReason.OPEN_FOR_WRITE, file.path()
                             + " is open for writing elsewhere (fuser -v shows by whom); no lease can be taken"));
