@@ -436,7 +436,11 @@ final class DmaEngine implements AutoCloseable {
                     throw new IOException("page fault at " + off + " of a mapping: the file shrank while mapped", fault);
                 }
             }
-            case Target.FileStore f -> throw new IllegalStateException("a read entry is a file store: only WRITE bindings program them");
+            case Target.FileStore f -> {
+                // A WRITE binding read back: its refused ranges are read as the CPU would, through the page cache.
+                MemorySegment pages = f.vma().ops().fault(f.vma(), e.virtualAddress() - f.vma().address() + off, n);
+                MemorySegment.copy(pages, 0, memory, dst, n);
+            }
         }
     }
 

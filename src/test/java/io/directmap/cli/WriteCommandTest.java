@@ -60,6 +60,21 @@ class WriteCommandTest {
     }
 
     @Test
+    void mapWithWriteReadsThroughAWritableMappingDirectly() throws Exception {
+        Path file = EXT4.file("map-write.bin");
+        try {
+            Workloads.write(file, 0, 2 << 20, 38);
+            Workloads.syncAndEvict(file);
+            DmapCommandTest.Result r = DmapCommandTest.dmap("map", file.toString(), "--write", "--json");
+            assertEquals(0, r.code(), r.err() + r.out());
+            assertEquals(2 << 20, DmapCommandTest.number(r.out(), "direct_bytes"), r.out());
+            assertTrue(r.out().contains("\"checksum_ok\": true"), r.out());
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
+
+    @Test
     void anUnalignedRangeInsideTheFileIsBadInput() throws Exception {
         Path file = EXT4.file("write-bad.bin"), src = EXT4.file("write-bad-src.bin");
         try {
