@@ -45,6 +45,10 @@ final class RangePlanner {
         if (r.pin()) return List.of(Segments.fallback(start, end, FsReason.PIN_NOT_SUPPORTED, "DEVICE_MAP_FLAG_PIN asked"));
         var whole = file.adapter().fileRefusal(file);
         if (whole.isPresent()) return List.of(new Segment.Fallback(start, end, whole.get()));
+        if (r.write() && depth == 0 && !file.writable()) {
+            return List.of(Segments.fallback(start, end, FsReason.OPENED_READ_ONLY, file.path()
+                    + " was opened read-only; map it for writing (FsStack.mmapForWrite, dmap write)"));
+        }
         if (r.write()) {
             var noWrite = file.adapter().writeRefusal(file);
             if (noWrite.isPresent()) return List.of(new Segment.Fallback(start, end, noWrite.get()));
