@@ -39,6 +39,8 @@ class Ext4DeviceWriteTest extends DeviceWriteContractTest {
         Workloads.write(file, 0, size, 11);
         Workloads.syncAndEvict(file);
         byte[] old = Workloads.read(file, 0, (int) size);
+        Workloads.syncAndEvict(file);               // reading it cached it: cached pages would be refused for WRITE
+        assertEquals(0, cachedPages(file, 0, size), "the file is cold, so the write goes direct");
         AtomicReference<Faults.Scope> fault = new AtomicReference<>();
         try (Source src = source(size, 12)) {
             IOException e;
