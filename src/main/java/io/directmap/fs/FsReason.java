@@ -40,7 +40,7 @@ public enum FsReason implements Reason {
     CHECKSUMMED("the file system checksums (and may compress or copy) the data: blocks written behind its back would fail their checksum"),
     LOOP_BUFFERED("the loop device reads its backing file through the page cache (dio off): blocks written under it would leave that cache stale"),
     OPENED_READ_ONLY("the file was mapped for reading: no write lease holds other readers back, and its refused ranges could not be written"),
-    OPEN_ELSEWHERE("the file is open elsewhere for writing, or another lease is held on it: no write lease can make every other open wait"),
+    OPEN_ELSEWHERE("the file is open elsewhere (for reading or writing), or another lease is held on it: no write lease can be taken"),
     PIN_NOT_SUPPORTED("pinned mappings (dma_buf) are not supported yet"),
     ALL_OR_NOTHING(Refuser.IMPORTER, "the importer asked for all or nothing, and part of the range was refused");
 

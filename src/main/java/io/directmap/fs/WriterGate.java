@@ -64,7 +64,7 @@ final class WriterGate {
             } catch (SysException e) {
                 if (e.errno() == Errno.EAGAIN && file.writable()) {
                     return Optional.of(new Refusal(FsReason.OPEN_ELSEWHERE, file.path()
-                            + " has another descriptor open for writing or another lease on it (fuser -v, /proc/locks); no write lease can be taken"));
+                            + " is open through another descriptor, or has another lease on it (fuser -v, /proc/locks); no write lease can be taken"));
                 }
                 if (e.errno() == Errno.EAGAIN) {
                     return Optional.of(new Refusal(FsReason.OPEN_FOR_WRITE, file.path()

@@ -38,8 +38,8 @@ final class LeaseFcntl {
      * Takes a lease of type (F_RDLCK or F_WRLCK) on fd (h's descriptor), its break announced by
      * signal to thread tid: F_SETSIG, F_SETOWN_EX, F_SETLEASE, in that order, so no break can be
      * signalled before it has somewhere to go. A write lease needs that no other descriptor of the
-     * file is open for writing and no other lease is held on it (fs/locks.c,
-     * check_conflicting_open). Fails with the call that failed and what a person can do.
+     * file is open, for reading or writing, and no other lease is held on it (fs/locks.c,
+     * check_conflicting_open: i_writecount and i_readcount must count only the caller's). Fails with the call that failed and what a person can do.
      */
     static void take(FileHandle h, int fd, int signal, int tid, int type) throws SysException {
         String set = type == F_WRLCK ? "fcntl F_SETLEASE F_WRLCK" : "fcntl F_SETLEASE F_RDLCK";
@@ -53,7 +53,7 @@ final class LeaseFcntl {
             int errno = (int) -rc;
             String hint = switch (errno) {
                 case Errno.EAGAIN -> type == F_WRLCK
-                        ? "another descriptor has it open for writing, or another lease is held on it"
+                        ? "another descriptor has it open (for reading or writing), or another lease is held on it"
                         : "another process has it open for writing";
                 case Errno.EACCES -> "only the file's owner (or CAP_LEASE) may take a lease";
                 default -> "";

@@ -129,8 +129,8 @@ public final class Leases implements AutoCloseable {
     /**
      * Takes a write lease on h: every other open of the file, for reading too, and every truncate
      * waits until the holder lets go (what a device writing the file's blocks behind the page cache
-     * needs). Fails with EAGAIN when any other descriptor has the file open for writing or another
-     * lease is held on it (a read lease of this process included), EACCES as {@link #take}.
+     * needs). Fails with EAGAIN when any other descriptor has the file open, for reading or writing,
+     * or another lease is held on it (a read lease of this process included), EACCES as {@link #take}.
      * onBreak runs on a thread of its own when another process opens or truncates the file.
      */
     public void takeWrite(FileHandle h, Consumer<FileHandle> onBreak) throws SysException {

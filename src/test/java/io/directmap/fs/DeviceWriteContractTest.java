@@ -185,6 +185,20 @@ abstract class DeviceWriteContractTest {
     }
 
     @org.junit.jupiter.api.Test
+    void aFileOpenElsewhereIsWrittenThroughTheFileSystem() throws IOException {
+        Workloads.write(file, 0, 2 * MiB, 9);
+        Workloads.syncAndEvict(file);
+        try (Source src = source(2 * MiB, 10);
+             java.nio.channels.FileChannel reader = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.READ)) {
+            Binding.Write w = write(0, src, false);
+            assertEquals(0, w.directBytes(), "no write lease while another descriptor has the file open: " + w.segments());
+            if (directWrites()) assertEquals(2 * MiB, bytesWith(w.segments(), FsReason.OPEN_ELSEWHERE), w.segments().toString());
+            assertTrue(reader.isOpen());
+            assertArrayEquals(src.bytes(), readBack(file, 0, (int) (2 * MiB)));
+        }
+    }
+
+    @org.junit.jupiter.api.Test
     void theLastPartialPageAndWhatLiesPastTheEndAreWrittenByTheFileSystem() throws IOException {
         long size = 3 * MiB + 1234;
         Workloads.write(file, 0, size, 7);
