@@ -38,7 +38,7 @@ public enum FsReason implements Reason {
     CACHED_FOR_WRITE("pages are in the page cache: blocks written under them would leave the cache holding the old bytes"),
     PAST_EOF("past the end of the file: a device writes whole blocks, and only the file system may extend a file"),
     CHECKSUMMED("the file system checksums (and may compress or copy) the data: blocks written behind its back would fail their checksum"),
-    LOOP_BUFFERED("the loop device reads its backing file through the page cache (dio off): blocks written under it would leave that cache stale"),
+    LOOP_BACKING_FILE("a loop device's backing file is not written behind its file system: no lease holds its other users back, so the loop device itself is written"),
     OPENED_READ_ONLY("the file was mapped for reading: no write lease holds other readers back, and its refused ranges could not be written"),
     OPEN_ELSEWHERE("the file is open elsewhere (for reading or writing), or another lease is held on it: no write lease can be taken"),
     PIN_NOT_SUPPORTED("pinned mappings (dma_buf) are not supported yet"),

@@ -193,8 +193,11 @@ final class RangePlanner {
         } else {
             try {
                 Optional<Refusal> dead = loops.unreadableBelow(rd.through());
-                if (dead.isEmpty() && r.write() && !rd.through().info().loop().map(io.directmap.sys.SysfsBlock.Loop::directIo).orElse(false)) {
-                    dead = Optional.of(new Refusal(FsReason.LOOP_BUFFERED, loop + " has direct I/O off (losetup --direct-io=on turns it on)"));
+                if (dead.isEmpty() && r.write()) {
+                    // Writing the backing file's blocks would skip its page cache (the loop device's, with
+                    // direct I/O off, or any other reader's) and hold no lease on it: write through the loop device.
+                    dead = Optional.of(new Refusal(FsReason.LOOP_BACKING_FILE, loop + " reads " + rd.backingFile()
+                            + "; its blocks are written through " + loop));
                 }
                 OpenFile file = dead.isPresent() ? null : loops.backing(rd.through());
                 if (file == null && dead.isEmpty()) dead = Optional.of(LoopFollower.notTheBackingFile(rd.through()));
