@@ -185,6 +185,30 @@ abstract class DeviceWriteContractTest {
     }
 
     @org.junit.jupiter.api.Test
+    void pagesThisProcessCachedUnderALiveMappingDoNotKeepTheOldBytes() throws IOException {
+        Workloads.write(file, 0, 2 * MiB, 13);
+        Workloads.syncAndEvict(file);
+        try (Source first = source(2 * MiB, 14); Source second = source(2 * MiB, 15);
+             Vma vma = mm.mmapForWrite(file);
+             Binding b = gpu.bind(vma, 0, 2 * MiB, 2 * MiB, Set.of(MapFlag.WRITE), MapMode.MIXED)) {
+            b.write(0, first.buffer().segment().asSlice(0, 2 * MiB), false, n -> { });
+            // The CPU touches the file through this process's own mapping: its pages come into the
+            // cache (no open, so no lease break), under the window the device still holds.
+            byte[] seen = vma.pages().asSlice(0, 2 * MiB).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+            assertArrayEquals(first.bytes(), seen, "the CPU sees the first write");
+            assertTrue(cachedPages(vma, 0, 2 * MiB) > 0, "the CPU's reads cached pages of the range");
+            Binding.Write w = b.write(0, second.buffer().segment().asSlice(0, 2 * MiB), false, n -> { });
+            if (directWrites()) assertEquals(2 * MiB, w.directBytes(), "the window decided before stays direct: " + w.segments());
+            assertArrayEquals(second.bytes(), vma.pages().asSlice(0, 2 * MiB).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE),
+                    "no cached page kept the first write's bytes");
+        }
+    }
+
+    static long cachedPages(Vma vma, long offset, long length) throws IOException {
+        return Cachestat.query(OpenFile.of(vma).handle(), offset, length).cached();
+    }
+
+    @org.junit.jupiter.api.Test
     void aFileOpenElsewhereIsWrittenThroughTheFileSystem() throws IOException {
         Workloads.write(file, 0, 2 * MiB, 9);
         Workloads.syncAndEvict(file);
