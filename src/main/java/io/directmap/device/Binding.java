@@ -373,16 +373,7 @@ public final class Binding implements AutoCloseable {
         if (closed) throw new IllegalStateException("binding of " + vma + " is closed");
         int first = (int) ((offset - start) / windowBytes);
         int last = (int) ((writeEnd - 1 - start) / windowBytes);
-        List<Window.Pinned> pinned = new ArrayList<>(last - first + 1);
-        try {
-            for (int i = first; i <= last; i++) {
-                Window w = windows.get(i);
-                w.pin(Math.max(offset, w.start), Math.min(writeEnd, w.end), Long.MIN_VALUE, pinned);
-            }
-        } catch (IOException | RuntimeException | Error x) {
-            for (Window.Pinned p : pinned) p.window().unpin();
-            throw x;
-        }
+        List<Window.Pinned> pinned = pinLive(first, last, offset, writeEnd);
         IOException failure = null;
         List<Segment> segments = new ArrayList<>();
         long direct = 0;
@@ -423,6 +414,35 @@ public final class Binding implements AutoCloseable {
             }
         }
         return new Write(direct, length - direct, Collections.unmodifiableList(segments));
+    }
+
+    /**
+     * Pins windows first..last for a write, each with a live mapping: a mapping revoked without its
+     * window being told (its owner failed to let go, and the file system gave its grants back) must
+     * never be written through, so such a window lets go and faults again. Returns the pins.
+     */
+    private List<Window.Pinned> pinLive(int first, int last, long offset, long writeEnd) throws IOException {
+        for (int attempt = 0; ; attempt++) {
+            List<Window.Pinned> pinned = new ArrayList<>(last - first + 1);
+            List<Window> dead = new ArrayList<>();
+            try {
+                for (int i = first; i <= last; i++) {
+                    Window w = windows.get(i);
+                    Window.Pinned p = w.pin(Math.max(offset, w.start), Math.min(writeEnd, w.end), Long.MIN_VALUE, pinned);
+                    if (!p.mapping().isLive()) dead.add(w);
+                }
+            } catch (IOException | RuntimeException | Error x) {
+                for (Window.Pinned p : pinned) p.window().unpin();
+                throw x;
+            }
+            if (dead.isEmpty()) return pinned;
+            for (Window.Pinned p : pinned) p.window().unpin();
+            for (Window w : dead) w.letGo(null);
+            if (attempt >= 8) {
+                throw new IOException(vma.file().path() + ": write " + Units.range(offset, writeEnd) + ": its mappings keep being"
+                        + " taken back as they are made; nothing was written; try again");
+            }
+        }
     }
 
     /** The exception for a write that failed: the file, the range written, the bytes that failed, what is left. */
