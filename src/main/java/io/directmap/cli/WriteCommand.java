@@ -36,10 +36,10 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 @Command(name = "write", description = {
-        "Write SRC's bytes into FILE through a device: SRC is loaded into device memory, FILE is mmapped",
-        "and mapped with DEVICE_MAP_FLAG_WRITE, and the device writes each range directly to the block",
-        "device where the file system and the block device agree, through the file system elsewhere,",
-        "saying why. Then FILE is read back through the file system (its cache dropped) and compared."})
+        "Write SRC's bytes into FILE through a device, with DEVICE_MAP_FLAG_WRITE:",
+        "straight to the block device where the file system and the block device agree,",
+        "through the file system elsewhere (cached or dirty pages always), saying why;",
+        "then read FILE back through the file system, its cache dropped, and compare."})
 final class WriteCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
     @Mixin Common common;
