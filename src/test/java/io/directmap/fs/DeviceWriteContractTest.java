@@ -133,6 +133,7 @@ abstract class DeviceWriteContractTest {
         Workloads.write(file, 0, 8 * MiB, 1);
         Workloads.syncAndEvict(file);
         FileTime before = Files.getLastModifiedTime(file);
+        FileTime ctimeBefore = (FileTime) Files.getAttribute(file, "unix:ctime");
         Thread.sleep(20);   // timestamps have a coarse clock: let it tick so a move is visible
         try (Source src = source(8 * MiB, 2)) {
             Binding.Write w = write(0, src, true);
@@ -146,6 +147,7 @@ abstract class DeviceWriteContractTest {
             assertArrayEquals(src.bytes(), readBack(file, 0, (int) (8 * MiB)), "the file reads back as the device wrote it");
         }
         assertTrue(Files.getLastModifiedTime(file).compareTo(before) > 0, "mtime moved");
+        assertTrue(((FileTime) Files.getAttribute(file, "unix:ctime")).compareTo(ctimeBefore) > 0, "ctime moved");
         assertEquals(8 * MiB, Files.size(file), "the file keeps its size");
     }
 
