@@ -220,7 +220,13 @@ final class DmaEngine implements AutoCloseable {
                 try {
                     long t0 = System.nanoTime();
                     if (write) store(e, off, n, b.memory); else move(e, off, n, b.memory);
-                    b.stats.add(e.target() instanceof Target.HostPages h ? h.way() : Transfer.DIRECT, n, System.nanoTime() - t0);
+                    // A file store (or a WRITE binding's refused range read back) teaches the learner nothing.
+                    Transfer way = switch (e.target()) {
+                        case Target.HostPages h -> h.way();
+                        case Target.Peer p -> Transfer.DIRECT;
+                        case Target.FileStore f -> null;
+                    };
+                    b.stats.add(way, n, System.nanoTime() - t0);
                     b.progressed(n);
                 } finally {
                     tasksRunning.decrementAndGet();
