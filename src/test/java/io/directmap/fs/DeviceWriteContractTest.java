@@ -206,6 +206,35 @@ abstract class DeviceWriteContractTest {
         }
     }
 
+    /**
+     * The write lease is gone while the mapping decided under it still looks live (lease-break-time
+     * passed while the lease thread was gone, and the kernel let the opener go): here the kernel's
+     * lease is dropped behind the gate's back, and the file shrinks meanwhile, freeing the blocks
+     * of [1, 2) MiB. A device write through the old mapping would land in freed blocks and be lost;
+     * it must instead see that no lease holds the file, take the mapping back and decide afresh.
+     */
+    @org.junit.jupiter.api.Test
+    void aWriteLeaseLostBehindTheGatesBackIsNotWrittenThrough() throws IOException {
+        Workloads.write(file, 0, 2 * MiB, 21);
+        Workloads.syncAndEvict(file);
+        byte[] expected;
+        try (Source first = source(2 * MiB, 22); Source second = source(2 * MiB, 23);
+             Vma vma = mm.mmapForWrite(file);
+             Binding b = gpu.bind(vma, 0, 2 * MiB, 2 * MiB, Set.of(MapFlag.WRITE), MapMode.MIXED)) {
+            Binding.Write w1 = b.write(0, first.buffer().segment().asSlice(0, 2 * MiB), false, n -> { });
+            if (directWrites()) assertEquals(2 * MiB, w1.directBytes(), "the first write goes direct: " + w1.segments());
+            io.directmap.sys.Leases.shared().release(OpenFile.of(vma).handle());
+            try (java.nio.channels.FileChannel c = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.WRITE)) {
+                c.truncate(MiB);   // no lease: nothing holds this back
+            }
+            Binding.Write w2 = b.write(0, second.buffer().segment().asSlice(0, 2 * MiB), false, n -> { });
+            assertTiles(0, 2 * MiB, w2.segments());
+            expected = second.bytes();
+        }
+        assertEquals(2 * MiB, Files.size(file), "the file system wrote (and extended) what lies past the new end");
+        assertArrayEquals(expected, readBack(file, 0, (int) (2 * MiB)), "no byte went to blocks the file gave up");
+    }
+
     static long cachedPages(Vma vma, long offset, long length) throws IOException {
         return Cachestat.query(OpenFile.of(vma).handle(), offset, length).cached();
     }
