@@ -423,6 +423,19 @@ public final class Binding implements AutoCloseable {
      */
     private List<Window.Pinned> pinLive(int first, int last, long offset, long writeEnd) throws IOException {
         for (int attempt = 0; ; attempt++) {
+            // read_begin for a write: a mapping decided earlier is written through only while the
+            // exporter still stands by it (the write lease still held, the blocks still where they
+            // were). A lease the kernel let go (lease-break-time passed while no one answered the
+            // break) frees the file to be truncated and its blocks reused; the check takes such a
+            // mapping back, and the fault below decides afresh. Checked before pinning: taking a
+            // mapping back waits for the DMA pinned on it.
+            for (int i = first; i <= last; i++) {
+                Window w = windows.get(i);
+                DeviceMapping m = w.mapping();
+                if (m != null && m.isLive() && !vma.ops().verify(vma, m, Math.max(offset, w.start), Math.min(writeEnd, w.end), false)) {
+                    w.letGo(null);
+                }
+            }
             List<Window.Pinned> pinned = new ArrayList<>(last - first + 1);
             List<Window> dead = new ArrayList<>();
             try {
