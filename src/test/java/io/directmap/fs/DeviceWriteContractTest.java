@@ -235,6 +235,52 @@ abstract class DeviceWriteContractTest {
         assertArrayEquals(expected, readBack(file, 0, (int) (2 * MiB)), "no byte went to blocks the file gave up");
     }
 
+    /**
+     * ENOSPC on the fallback's writes past the end: the write fails naming the file, the range that
+     * failed and the errno; what lies below the old end holds, page by page, its old or its new
+     * bytes; no mapping, aperture or lease is left (checked after each test).
+     */
+    @org.junit.jupiter.api.Test
+    void aWritePastTheEndOnAFullFileSystemFailsNamingTheRangeAndLeavesNothingHeld() throws IOException {
+        Workloads.write(file, 0, MiB, 31);
+        Workloads.syncAndEvict(file);
+        byte[] old = Workloads.read(file, 0, (int) MiB);
+        Path filler = file.resolveSibling(file.getFileName() + ".filler");
+        try (Source src = source(2 * MiB, 32)) {
+            fill(filler);
+            IOException e = org.junit.jupiter.api.Assertions.assertThrows(IOException.class, () -> write(0, src, false));
+            String msg = e.getMessage();
+            assertTrue(msg.contains(file.toString()) && msg.contains("failed") && msg.contains("ENOSPC"), msg);
+            Files.delete(filler);
+            byte[] now = readBack(file, 0, (int) MiB);
+            int page = io.directmap.sys.Process.PAGE_SIZE;
+            for (int at = 0; at < MiB; at += page) {
+                byte[] got = java.util.Arrays.copyOfRange(now, at, at + page);
+                assertTrue(java.util.Arrays.equals(got, java.util.Arrays.copyOfRange(old, at, at + page))
+                        || java.util.Arrays.equals(got, java.util.Arrays.copyOfRange(src.bytes(), at, at + page)),
+                        "page at " + at + " holds its old or its new bytes");
+            }
+            Binding.Write again = write(0, src, false);
+            assertTiles(0, 2 * MiB, again.segments());
+            assertArrayEquals(src.bytes(), readBack(file, 0, (int) (2 * MiB)), "with room again, the write lands");
+        } finally {
+            Files.deleteIfExists(filler);
+        }
+    }
+
+    /** Takes every block the file system has left (fallocate, in ever smaller pieces). */
+    static void fill(Path filler) throws IOException {
+        long at = 0;
+        for (long chunk = Files.getFileStore(filler.getParent()).getUnallocatedSpace(); chunk >= 64 << 10; ) {
+            try {
+                Workloads.preallocate(filler, at, chunk);
+                at += chunk;
+            } catch (IOException full) {
+                chunk /= 2;
+            }
+        }
+    }
+
     static long cachedPages(Vma vma, long offset, long length) throws IOException {
         return Cachestat.query(OpenFile.of(vma).handle(), offset, length).cached();
     }
