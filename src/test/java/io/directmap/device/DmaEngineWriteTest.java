@@ -123,4 +123,65 @@ class DmaEngineWriteTest {
             assertTrue(oldBlocks > 0, "the request that failed wrote nothing");
         }
     }
+
+    /**
+     * Another open of the file while a long write runs waits for the stretch pinned at its break,
+     * not for the whole write: the kernel lets such an opener go after lease-break-time whether the
+     * device let go or not, and a write still pinned then could go on into blocks the file no longer
+     * owns. The write goes on through the file system while the file is open elsewhere, and every
+     * byte lands.
+     */
+    @Test
+    void anOpenDuringALongWriteWaitsForOneStretchNotTheWholeWrite() throws Exception {
+        long saved = Binding.pinBytes;
+        Binding.pinBytes = 4 * MiB;
+        java.util.concurrent.CountDownLatch opened = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicBoolean started = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicBoolean late = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicReference<Throwable> problem = new java.util.concurrent.atomic.AtomicReference<>();
+        Thread[] opener = new Thread[1];
+        byte[] want;
+        try (SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
+             DeviceMemory.Buffer src = gpu.allocate("source", SIZE)) {
+            Xorshift.seeded(64).fill(src.segment());
+            want = src.segment().asSlice(0, SIZE).toArray(ValueLayout.JAVA_BYTE);
+            try (Vma vma = mm.mmapForWrite(file);
+                 Binding b = gpu.bind(vma, 0, SIZE, 4 * MiB, Set.of(MapFlag.WRITE), MapMode.MIXED)) {
+                b.write(0, src.segment().asSlice(0, SIZE), false, done -> {
+                    try {
+                        if (started.compareAndSet(false, true)) {
+                            // The first stretch is pinned: another open of the file waits in the kernel for the lease break.
+                            opener[0] = Thread.ofPlatform().start(() -> {
+                                try {
+                                    java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.READ).close();
+                                    opened.countDown();
+                                } catch (IOException x) {
+                                    problem.set(x);
+                                    opened.countDown();
+                                }
+                            });
+                            long deadline = System.nanoTime() + 10_000_000_000L;
+                            while (io.directmap.testing.ChildWriter.leasesOn(file).stream().noneMatch(l -> l.contains("BREAKING"))) {
+                                if (System.nanoTime() > deadline) throw new AssertionError("the open did not break the write lease");
+                                Thread.sleep(1);
+                            }
+                        } else if (done > 2 * Binding.pinBytes && opened.getCount() > 0) {
+                            // Two stretches later: the open must have gone on by now.
+                            if (!opened.await(20, java.util.concurrent.TimeUnit.SECONDS)) late.set(true);
+                        }
+                    } catch (IOException | InterruptedException x) {
+                        problem.compareAndSet(null, x);
+                    }
+                });
+            }
+        } finally {
+            Binding.pinBytes = saved;
+            if (opener[0] != null) opener[0].join(60_000);
+        }
+        if (problem.get() != null) throw new AssertionError(problem.get());
+        assertTrue(started.get(), "the write reported progress");
+        assertTrue(!late.get(), "the open went on while the write still ran (it waited for one stretch, not all of it)");
+        assertEquals(0, opened.getCount(), "the open went on");
+        assertArrayEquals(want, uncached(file), "every byte landed, direct or through the file system");
+    }
 }
