@@ -339,9 +339,11 @@ public final class Binding implements AutoCloseable {
      * ({@code vma.ops().written}: no page-cache page keeps the old bytes, mtime and ctime move, and,
      * with durable, the block devices are flushed and the file synced).
      *
-     * <p>While the write runs its windows are pinned: a lease break (another process opening the
-     * file) waits for it, so the other process sees the new bytes, never a half-done write of a
-     * block. A failure in the middle stops the writes not yet started: every block of the range then
+     * <p>The write goes in stretches of at most 64 MiB, each pinned while it runs: a lease break
+     * (another process opening the file) waits for the stretch pinned now, never longer (the kernel
+     * lets the opener go after lease-break-time anyway), so the other process sees each block with
+     * its old or its new bytes, never a half-done write of a block, and the rest of the write goes
+     * through the file system while that process has the file open. A failure in the middle stops the writes not yet started: every block of the range then
      * holds its old or its new bytes, and the exception names the range that failed.
      *
      * @param offset   the first file offset, page-aligned, inside the binding
@@ -371,11 +373,47 @@ public final class Binding implements AutoCloseable {
                     + " or at the end of the file");
         }
         if (closed) throw new IllegalStateException("binding of " + vma + " is closed");
+        List<Segment> segments = new ArrayList<>();
+        long direct = 0;
+        // One pinned stretch of at most pinBytes at a time: a lease break (another process's open or
+        // truncate) waits for the stretch pinned now, never for the whole write. The kernel lets the
+        // opener go after lease-break-time (45 s by default) whether the devices let go or not, so a
+        // write pinned longer than that could go on into blocks the file no longer owns.
+        long stretch = Math.max(page, pinBytes / page * page);
+        for (long at = offset; at < writeEnd; at += stretch) {
+            long to = Math.min(writeEnd, at + stretch);
+            long before = at - offset;
+            if (before > 0) vma.ops().awaitBreaks(vma);
+            LongConsumer sofar = before == 0 ? progress : n -> progress.accept(before + n);
+            try {
+                direct += writeStretch(at, to, src.asSlice(before, to - at), durable, sofar, segments);
+            } catch (IOException x) {
+                if (before == 0 || x instanceof DmaInFlightException) throw x;
+                throw new IOException(file + ": write " + Units.range(offset, writeEnd) + ": " + Units.range(offset, at)
+                        + " was written; " + x.getMessage(), x);
+            }
+        }
+        return new Write(direct, length - direct, Collections.unmodifiableList(segments));
+    }
+
+    /**
+     * How many bytes one write pins at most at a time (see {@link #write}); tests lower it to see a
+     * lease break answered between stretches.
+     */
+    static volatile long pinBytes = 64L << 20;
+
+    /**
+     * One pinned stretch [offset, writeEnd) of a write (src holds its bytes): the DMA, then the file
+     * brought in line, then the windows unpinned. Adds the segments written through to segments;
+     * returns the bytes written directly.
+     */
+    private long writeStretch(long offset, long writeEnd, MemorySegment src, boolean durable, LongConsumer progress,
+                              List<Segment> segments) throws IOException {
+        Object file = vma.file().path();
         int first = (int) ((offset - start) / windowBytes);
         int last = (int) ((writeEnd - 1 - start) / windowBytes);
         List<Window.Pinned> pinned = pinLive(first, last, offset, writeEnd);
         IOException failure = null;
-        List<Segment> segments = new ArrayList<>();
         long direct = 0;
         try {
             List<IommuTable.Entry> all = new ArrayList<>();
@@ -413,7 +451,7 @@ public final class Binding implements AutoCloseable {
                 if (seg instanceof Segment.Direct) direct += to - from;
             }
         }
-        return new Write(direct, length - direct, Collections.unmodifiableList(segments));
+        return direct;
     }
 
     /**

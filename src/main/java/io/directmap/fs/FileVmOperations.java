@@ -57,6 +57,11 @@ final class FileVmOperations implements VmOperations {
     }
 
     @Override
+    public void awaitBreaks(Vma vma) {
+        fs.awaitLeaseBreak(OpenFile.of(vma));
+    }
+
+    @Override
     public void written(Vma vma, DeviceMapping mapping, long start, long end, MemorySegment src, boolean durable) throws IOException {
         // This process's own mapping may have faulted pages of a direct range in (fault-around,
         // readahead): unmap them, so the page cache can drop them.

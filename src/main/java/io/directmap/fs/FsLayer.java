@@ -143,6 +143,11 @@ public final class FsLayer {
         writes.store(file, offset, src);
     }
 
+    /** A lease break of file under way is let through before a write pins more (see {@link WriterGate#awaitBreak}). */
+    public void awaitLeaseBreak(OpenFile file) {
+        writers.awaitBreak(file);
+    }
+
     /** After a device wrote [start, end) through m (src holds what it wrote): see {@link DeviceWrites#written}. */
     public void written(DeviceMapping m, long start, long end, java.lang.foreign.MemorySegment src, boolean durable) throws IOException {
         writes.written(own(m), start, end, src, durable);

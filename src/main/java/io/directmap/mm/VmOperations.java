@@ -79,6 +79,16 @@ public interface VmOperations {
     }
 
     /**
+     * Before a long write pins its next stretch: a break of what holds other processes back (a
+     * lease another process's open is breaking) is let through first, so that process waits for
+     * the stretch pinned when it came, never for the whole write. Waits at most a bounded time.
+     * The default does nothing.
+     *
+     * @param vma the mapping being written through
+     */
+    default void awaitBreaks(Vma vma) { }
+
+    /**
      * The importer has written [start, end) through mapping (its direct segments to their peers, the
      * rest through {@link #store}); src holds what it wrote there. The exporter makes the result
      * what every reader sees before the mapping can be taken back: for a file, no page-cache page
