@@ -100,10 +100,43 @@ public final class Device implements AutoCloseable {
      *         it, a window the device cannot use (each message names the file, the range and what to give)
      */
     public FileMapping map(Path file, MapOptions options) throws IOException {
+        return map(file, options, false);
+    }
+
+    /**
+     * Maps the whole file into this device for writing ({@link MapOptions#defaults}): see
+     * {@link #mapForWrite(Path, MapOptions)}.
+     *
+     * @param file the file
+     * @return the mapping; closing it lets go of every window, and of the file's write lease
+     * @throws IOException as {@link #mapForWrite(Path, MapOptions)}
+     */
+    public FileMapping mapForWrite(Path file) throws IOException {
+        return mapForWrite(file, MapOptions.defaults());
+    }
+
+    /**
+     * Maps the file into this device for writing (the proposal's DEVICE_MAP_FLAG_WRITE) as options
+     * say: the file is opened for reading and writing, and each window is mapped through device_map
+     * with WRITE on its first use. While a window is mapped the file holds a write lease: every other
+     * process's open of it, for reading too, waits until the device lets go. The mapping both reads
+     * ({@link FileMapping#read}) and writes ({@link FileMapping#write}).
+     *
+     * @param file the file
+     * @param options the range, the windows and whether each is direct whole or not at all
+     * @return the mapping; closing it lets go of every window and of the lease, and munmaps the file
+     * @throws IOException a file that cannot be opened for writing or mapped, an empty file, a range
+     *         outside it, a window the device cannot use (each message names the file and what to give)
+     */
+    public FileMapping mapForWrite(Path file, MapOptions options) throws IOException {
+        return map(file, options, true);
+    }
+
+    private FileMapping map(Path file, MapOptions options, boolean write) throws IOException {
         synchronized (this) {
             if (closed) throw new IllegalStateException(this + " is closed; make another with DirectMap.device");
         }
-        Vma vma = owner.addressSpace().mmap(file);
+        Vma vma = write ? owner.addressSpace().mmapForWrite(file) : owner.addressSpace().mmap(file);
         try {
             long size = vma.length();
             long start = options.start(), end = options.end() < 0 ? size : options.end();
@@ -120,8 +153,9 @@ public final class Device implements AutoCloseable {
             long bindStart = start / page * page, bindEnd = (end + page - 1) / page * page;
             long window = options.windowBytes() != 0 ? options.windowBytes()
                     : Math.max(MapOptions.DEFAULT_WINDOW, Binding.smallestWindow(bindEnd - bindStart));
-            Binding binding = device.bind(vma, bindStart, bindEnd, window, Set.of(), Internals.mode(options.allOrNothing()));
-            FileMapping m = new FileMapping(this, vma, binding, start, end);
+            Binding binding = device.bind(vma, bindStart, bindEnd, window,
+                    write ? Set.of(io.directmap.mm.MapFlag.WRITE) : Set.of(), Internals.mode(options.allOrNothing()));
+            FileMapping m = new FileMapping(this, vma, binding, start, end, write);
             synchronized (this) {
                 if (!closed) {
                     mappings.add(m);

@@ -37,10 +37,12 @@ public final class FileMapping implements AutoCloseable {
     private final Binding binding;
     private final Path path;
     private final long start, end;
+    private final boolean writable;
     private final InFlight reads;
     private final Set<Read> open = Collections.newSetFromMap(new IdentityHashMap<>());   // guarded by itself
 
-    FileMapping(Device device, Vma vma, Binding binding, long start, long end) {
+    FileMapping(Device device, Vma vma, Binding binding, long start, long end, boolean writable) {
+        this.writable = writable;
         this.device = device;
         this.vma = vma;
         this.binding = binding;
@@ -154,6 +156,67 @@ public final class FileMapping implements AutoCloseable {
             if (!f.complete(r)) r.close();
         }, f);
         return f;
+    }
+
+    /** {@return true when it was mapped for writing ({@link Device#mapForWrite})} */
+    public boolean writable() { return writable; }
+
+    /**
+     * Writes the first length bytes of from into the file at offset, through the device: where the
+     * file system and the block device agree (a written, unshared extent with no page cached, below
+     * the file's last page) the device writes the blocks directly with O_DIRECT; everywhere else the
+     * file system writes them through the page cache, and the part says why. When it returns, the
+     * file reads back as written (no cached page keeps the old bytes) and its mtime has moved; with
+     * durable, the bytes are on stable storage too (the block devices flushed, the file synced).
+     * Devices write whole pages: offset must be a multiple of the page size, and so must length
+     * unless the write ends at the end of the mapped range.
+     *
+     * @param offset  the first file offset, a multiple of the page size, inside the mapped range
+     * @param from    device memory of this mapping's device holding the bytes from its start
+     * @param length  how many bytes, at least 1
+     * @param durable whether the bytes must be durable when this returns
+     * @return which way each range went
+     * @throws IOException bad input (a mapping not made for writing, a range outside it, unaligned,
+     *         memory of another device or too small; the message says what to give instead), or a
+     *         write that failed: then every block of the range holds its old or its new bytes, and the
+     *         message names the range that failed
+     * @throws IllegalStateException when the mapping or from is closed
+     */
+    public Written write(long offset, DeviceBuffer from, long length, boolean durable) throws IOException {
+        reads.enter();
+        try {
+            return writeEntered(offset, from, length, durable);
+        } finally {
+            reads.exit();
+        }
+    }
+
+    private Written writeEntered(long offset, DeviceBuffer from, long length, boolean durable) throws IOException {
+        long page = Process.PAGE_SIZE;
+        String what = path + ": write [" + offset + ", " + (offset + length) + ")";
+        if (!writable) throw Internals.invalid(what + ": the file was mapped for reading; map it with Device.mapForWrite");
+        if (length <= 0) throw Internals.invalid(what + ": give a length of at least 1 byte");
+        if (offset < start || offset > end - length) {
+            throw Internals.invalid(what + " is outside the mapped range [" + start + ", " + end + "); write inside it");
+        }
+        if (offset % page != 0 || (length % page != 0 && offset + length != end)) {
+            throw Internals.invalid(what + " is not whole pages; devices write whole pages: give an offset that is a multiple of "
+                    + page + " and a length that is too, or that ends at the end of the mapped range");
+        }
+        if (from.device() != device) {
+            throw Internals.invalid(what + ": " + from + " is not memory of " + device.name() + "; allocate it with "
+                    + device.name() + ".allocate(bytes)");
+        }
+        if (from.size() < length) throw Internals.invalid(what + ": " + from + " holds fewer than " + length + " bytes");
+        MemorySegment src = from.beginWrite();
+        try {
+            Binding.Write w = binding.write(offset, src.asSlice(0, length), durable, done -> { });
+            return new Written(path, offset, length, w.directBytes(), w.fallbackBytes(), Internals.parts(w.segments(), offset, offset + length));
+        } catch (IOException e) {
+            throw Internals.fromBelow(what, e);
+        } finally {
+            from.endWrite();
+        }
     }
 
     /** {@return a new, empty batch of reads of this mapping ({@link ReadBatch})} */

@@ -39,6 +39,8 @@ public final class BlockDevice implements Peer, AutoCloseable {
     private final Aperture aperture;          // the BAR: live direct mappings' windows
     private final AtomicLong apertureRefusals = new AtomicLong();
     private int directReaders;     // DMAs reading through the O_DIRECT descriptor now; guarded by this
+    private FileHandle writeHandle;           // O_RDWR | O_DIRECT, opened on the first WRITE request; guarded by this
+    private SysException writeFailure;        // why it could not be opened; guarded by this
     private boolean closed;                   // guarded by this: the descriptor was given back
     private volatile long sizeBytes;             // follows resizes; the geometry keeps the size at open
     private volatile String goingAway;           // why, once the device takes its mappings back for good
@@ -252,6 +254,56 @@ public final class BlockDevice implements Peer, AutoCloseable {
     }
 
     /**
+     * Opens the device for writing with O_DIRECT, once, for WRITE mappings (a read-only mapping
+     * never holds it open for writing). Returns why it cannot be, or empty when it is open.
+     * Checked to be the device read through (same st_rdev), as the read descriptor was.
+     */
+    synchronized Optional<String> openForWrite() {
+        if (writeHandle != null) return Optional.empty();
+        if (closed || handle == null) return Optional.of(name() + " is not open");
+        if (writeFailure != null) return Optional.of(writeFailure.getMessage());
+        FileHandle h = null;
+        try {
+            h = FileHandle.openProbeWritable(info.devNode(), true);
+            String mismatch = mismatch(info, Statx.of(h));
+            if (mismatch != null) {
+                h.close();
+                return Optional.of(mismatch);
+            }
+            writeHandle = h.blocking();
+            return Optional.empty();
+        } catch (SysException e) {
+            writeFailure = e;
+            if (h != null) {
+                try {
+                    h.close();
+                } catch (SysException c) {
+                    e.addSuppressed(c);
+                }
+            }
+            return Optional.of(e.getMessage());
+        }
+    }
+
+    /** The O_RDWR | O_DIRECT descriptor's number, while a DMA holds the device open ({@link #beginDirectRead()}). */
+    @Override
+    public synchronized int writeDescriptor() {
+        if (directReaders == 0) throw new IllegalStateException(name() + ": writeDescriptor() outside beginDirectRead/endDirectRead");
+        if (writeHandle == null) throw new IllegalStateException(name() + " was not opened for writing");
+        try {
+            return writeHandle.fd();
+        } catch (SysException e) {
+            throw new IllegalStateException(name() + ": the write descriptor was closed while a DMA held it", e);
+        }
+    }
+
+    /** fdatasync of the write descriptor: the block device flushes its write cache (REQ_PREFLUSH). */
+    @Override
+    public void flushWrites() throws SysException {
+        FileHandle.fdatasync(writeDescriptor(), info.devNode());
+    }
+
+    /**
      * Gives the descriptor back once the device is going away and nothing holds a grant on it, so
      * a loop device being detached (losetup -d) can go: the kernel detaches it at its last close.
      * Returns true when the descriptor is closed (now or before).
@@ -260,8 +312,18 @@ public final class BlockDevice implements Peer, AutoCloseable {
         if (closed) return true;
         if (goingAway == null || aperture.usedBytes() > 0 || peerMappings || directReaders > 0) return false;
         closed = true;
+        closeWriteHandle();
         if (handle != null) handle.close();
         return true;
+    }
+
+    private void closeWriteHandle() throws SysException {
+        FileHandle w;
+        synchronized (this) {
+            w = writeHandle;
+            writeHandle = null;
+        }
+        if (w != null) w.close();
     }
 
     @Override
@@ -269,7 +331,11 @@ public final class BlockDevice implements Peer, AutoCloseable {
         synchronized (this) {
             closed = true;
         }
-        if (handle != null) handle.close();
+        try {
+            closeWriteHandle();
+        } finally {
+            if (handle != null) handle.close();
+        }
     }
 
     @Override

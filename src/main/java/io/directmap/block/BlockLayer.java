@@ -129,6 +129,13 @@ public final class BlockLayer implements AutoCloseable {
         if (access.write() && g.readOnly()) {
             return refuse(BlockReason.READ_ONLY, dev.name() + " is read-only (BLKROGET)");
         }
+        if (access.write()) {
+            Optional<String> cannot = dev.openForWrite();
+            if (cannot.isPresent()) {
+                return refuse(BlockReason.NOT_WRITABLE, dev.devNode() + ": open O_RDWR O_DIRECT failed: " + cannot.get()
+                        + "; the importer's writes go through the file system instead");
+            }
+        }
         io.directmap.pci.Reach p2p = topology.peerPath(access.importer(), dev.endpoint());
         if (!p2p.allowed()) {
             return refuse(BlockReason.NO_P2P_PATH, "no peer-to-peer path between " + access.importer().name()

@@ -10,6 +10,7 @@ public enum BlockReason implements Reason {
     MISALIGNED("the range is not aligned to the device's logical block size"),
     BEYOND_DEVICE("the range lies past the end of the device"),
     READ_ONLY("the device is read-only and the importer asked to write"),
+    NOT_WRITABLE("the block device cannot be opened for writing with direct I/O"),
     APERTURE_EXHAUSTED("the device's BAR aperture has no room left"),
     NO_P2P_PATH("no peer-to-peer path between the device and the importer"),
     NO_ATOMICS_ON_PATH("the path to the importer does not carry PCIe atomics"),

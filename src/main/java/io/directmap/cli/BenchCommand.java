@@ -47,7 +47,8 @@ final class BenchCommand implements Callable<Integer> {
     List<String> caches;
 
     @Option(names = "--methods", split = ",", paramLabel = "LIST", defaultValue = "fio-ranges,fio-file,java-read,java-mmap,direct,fallback,mixed",
-            converter = Method.class, description = "Methods (default: ${DEFAULT-VALUE}).")
+            converter = Method.class, description = "Methods (default: ${DEFAULT-VALUE}). The write rows, fio-write,java-write,write-direct,"
+                    + " run only when named: they write the file's size into it (fio its own pattern), durably, and are compared with each other.")
     List<String> methods;
 
     @Mixin Common.TopologyOption topology;
@@ -114,24 +115,30 @@ final class BenchCommand implements Callable<Integer> {
                 io.directmap.sys.Units.bytes(s.size()), s.device() == null ? "no block device" : s.device(),
                 s.loopDirectIo().map(d -> d ? " (loop, direct I/O on)" : " (loop, direct I/O OFF: its backing file's page cache serves reads)").orElse(""),
                 io.directmap.sys.Units.bytes(s.requestBytes()), s.depth(), s.repeat(), s.seed());
-        out.printf("%-6s %-10s %7s %7s %7s %10s %13s %9s %8s %8s %8s%n", "cache", "method", "min", "median", "max", "CPU s/GiB",
+        out.printf("%-6s %-12s %7s %7s %7s %10s %13s %9s %8s %8s %8s%n", "cache", "method", "min", "median", "max", "CPU s/GiB",
                 "cache growth", "dev reqs", "vs fio-r", "vs fio-f", "vs java");
         String last = null;
         for (Bench.Row r : report.rows()) {
             if (last != null && !last.equals(r.cache())) out.println();
             last = r.cache();
             if (!r.ran()) {
-                out.printf("%-6s %-10s  skipped: %s%n", r.cache(), r.method(), r.skipped());
+                out.printf("%-6s %-12s  skipped: %s%n", r.cache(), r.method(), r.skipped());
                 continue;
             }
-            out.printf(Locale.ROOT, "%-6s %-10s %7.2f %7.2f %7.2f %10.3f %13s %9d %8s %8s %8s%n", r.cache(), r.method(), r.min(), r.median(), r.max(),
+            boolean w = Bench.writes(r.method());
+            // A write row is compared with the write baselines: fio-write in the fio-f column, java-write in the java one.
+            out.printf(Locale.ROOT, "%-6s %-12s %7.2f %7.2f %7.2f %10.3f %13s %9d %8s %8s %8s%n", r.cache(), r.method(), r.min(), r.median(), r.max(),
                     r.medianRun().cpuSPerGib(), io.directmap.sys.Units.bytes(Math.max(0, r.medianRun().cacheGrowthBytes())), r.medianRun().deviceRequests(),
-                    ratio(Bench.ratio(r, Bench.row(report.rows(), "fio-ranges", r.cache()))),
-                    ratio(Bench.ratio(r, Bench.row(report.rows(), "fio-file", r.cache()))),
-                    ratio(Bench.ratio(r, Bench.bestJava(report.rows(), r.cache()))));
+                    w ? "-" : ratio(Bench.ratio(r, Bench.row(report.rows(), "fio-ranges", r.cache()))),
+                    ratio(Bench.ratio(r, Bench.row(report.rows(), w ? "fio-write" : "fio-file", r.cache()))),
+                    ratio(Bench.ratio(r, w ? Bench.row(report.rows(), "java-write", r.cache()) : Bench.bestJava(report.rows(), r.cache()))));
         }
         out.println("GiB/s; dev reqs: read requests the block device completed in the median run; ratios are of medians. Every row read " + io.directmap.sys.Units.bytes(s.size())
                 + " (fio-ranges: the file's blocks on the device, " + s.spans() + (s.spans() == 1 ? " span" : " spans, one fio job each") + "), checked.");
+        if (report.rows().stream().anyMatch(r -> Bench.writes(r.method()))) {
+            out.println("Write rows: every one wrote " + io.directmap.sys.Units.bytes(s.size()) + " and made it durable; dev reqs counts write"
+                    + " requests; vs fio-f is against fio-write, vs java against java-write.");
+        }
     }
 
     /** --caches: a cache state the bench knows. */
@@ -147,7 +154,9 @@ final class BenchCommand implements Callable<Integer> {
     static final class Method implements ITypeConverter<String> {
         @Override
         public String convert(String s) {
-            if (!Bench.METHODS.contains(s)) throw new TypeConversionException("unknown method '" + s + "'; use " + Bench.METHODS);
+            if (!Bench.METHODS.contains(s) && !Bench.writes(s)) {
+                throw new TypeConversionException("unknown method '" + s + "'; use " + Bench.METHODS + " or the write rows " + Bench.WRITE_METHODS);
+            }
             return s;
         }
     }

@@ -37,7 +37,8 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
     /** mmap, access, checksum device memory against the file as the file system returns it, unmap. */
     static MapReport run(FsStack mm, SoftwareDevice device, Path path, Long start, Long end, Set<MapFlag> flags,
                          MapMode mode, boolean verify, LongConsumer progress) throws IOException {
-        try (Vma vma = mm.mmap(path)) {
+        // A writable mapping needs the file opened for writing: it holds the write lease.
+        try (Vma vma = flags.contains(MapFlag.WRITE) ? mm.mmapForWrite(path) : mm.mmap(path)) {
             long s = start == null ? 0 : start;
             long e = end == null ? vma.length() : end;
             try (DeviceAccess a = device.access(vma, s, e, flags, mode, progress)) {

@@ -71,6 +71,21 @@ public final class Binding implements AutoCloseable {
     }
 
     /**
+     * What one write did, and which way each of its bytes went.
+     *
+     * @param directBytes   bytes the device wrote straight to a peer block device
+     * @param fallbackBytes bytes written through the file system (its page cache)
+     * @param segments      the segments of the mappings the bytes were written through, cut to the
+     *                      write, in order; they cover [offset, offset + length)
+     */
+    public record Write(long directBytes, long fallbackBytes, List<Segment> segments) {
+        /** Refuses a null segments list. */
+        public Write {
+            Objects.requireNonNull(segments, "segments");
+        }
+    }
+
+    /**
      * An invalidation as the device lived it: what the file system said, and how long letting go took.
      *
      * @param invalidation what the file system said: the range and why
@@ -313,6 +328,181 @@ public final class Binding implements AutoCloseable {
         stats.fallbackBytes.addAndGet(fallback);
         if (!coherent) stats.incoherentReads.incrementAndGet();
         return new Read(direct, fallback, retried, coherent, Collections.unmodifiableList(segments));
+    }
+
+    /**
+     * Writes src into [offset, offset + src.byteSize()) of the file through the binding's WRITE
+     * mappings: each window the write touches faults through device_map with WRITE (on first use);
+     * its direct segments are written to the block device with O_DIRECT, the rest through the file
+     * system ({@code vma.ops().store}: pwrite, which may extend the file past its end); then,
+     * before the windows are let go, the file system brings the file in line with its blocks
+     * ({@code vma.ops().written}: no page-cache page keeps the old bytes, mtime and ctime move, and,
+     * with durable, the block devices are flushed and the file synced).
+     *
+     * <p>The write goes in stretches of at most 64 MiB, each pinned while it runs: a lease break
+     * (another process opening the file) waits for the stretch pinned now, never longer (the kernel
+     * lets the opener go after lease-break-time anyway), so the other process sees each block with
+     * its old or its new bytes, never a half-done write of a block, and the rest of the write goes
+     * through the file system while that process has the file open. A failure in the middle stops the writes not yet started: every block of the range then
+     * holds its old or its new bytes, and the exception names the range that failed.
+     *
+     * @param offset   the first file offset, page-aligned, inside the binding
+     * @param src      the bytes (device memory); its size is the length written. It must end on a
+     *                 page boundary, or at or past the end of the file (device writes move whole pages)
+     * @param durable  whether the bytes must be on stable storage when this returns
+     * @param progress told the bytes done so far, from the DMA engine's threads
+     * @return which way each byte went
+     * @throws IOException bad input (a binding without WRITE, outside the binding, unaligned), or a
+     *         write the system failed (the message names the file and the range that failed)
+     */
+    public Write write(long offset, MemorySegment src, boolean durable, LongConsumer progress) throws IOException {
+        long page = Process.PAGE_SIZE;
+        long length = src.byteSize();
+        long writeEnd = offset + length;
+        Object file = vma.file().path();
+        if (!flags.contains(MapFlag.WRITE)) {
+            throw new InvalidRequestException(file + ": this binding was made without DEVICE_MAP_FLAG_WRITE; bind with WRITE to write");
+        }
+        if (offset < start || writeEnd > end || length <= 0) {
+            throw new InvalidRequestException(file + ": write [" + offset + ", " + writeEnd + ") is outside the binding ["
+                    + start + ", " + end + ")");
+        }
+        if (offset % page != 0 || (length % page != 0 && writeEnd < vma.length())) {
+            throw new InvalidRequestException(file + ": write [" + offset + ", " + writeEnd + ") is not page-aligned (the file is "
+                    + vma.length() + " bytes); device writes move whole pages: give a range that starts on a page and ends on one"
+                    + " or at the end of the file");
+        }
+        if (closed) throw new IllegalStateException("binding of " + vma + " is closed");
+        List<Segment> segments = new ArrayList<>();
+        long direct = 0;
+        // One pinned stretch of at most pinBytes at a time: a lease break (another process's open or
+        // truncate) waits for the stretch pinned now, never for the whole write. The kernel lets the
+        // opener go after lease-break-time (45 s by default) whether the devices let go or not, so a
+        // write pinned longer than that could go on into blocks the file no longer owns.
+        long stretch = Math.max(page, pinBytes / page * page);
+        for (long at = offset; at < writeEnd; at += stretch) {
+            long to = Math.min(writeEnd, at + stretch);
+            long before = at - offset;
+            if (before > 0) vma.ops().awaitBreaks(vma);
+            LongConsumer sofar = before == 0 ? progress : n -> progress.accept(before + n);
+            try {
+                direct += writeStretch(at, to, src.asSlice(before, to - at), durable, sofar, segments);
+            } catch (IOException x) {
+                if (before == 0 || x instanceof DmaInFlightException) throw x;
+                throw new IOException(file + ": write " + Units.range(offset, writeEnd) + ": " + Units.range(offset, at)
+                        + " was written; " + x.getMessage(), x);
+            }
+        }
+        return new Write(direct, length - direct, Collections.unmodifiableList(segments));
+    }
+
+    /**
+     * How many bytes one write pins at most at a time (see {@link #write}); tests lower it to see a
+     * lease break answered between stretches.
+     */
+    static volatile long pinBytes = 64L << 20;
+
+    /**
+     * One pinned stretch [offset, writeEnd) of a write (src holds its bytes): the DMA, then the file
+     * brought in line, then the windows unpinned. Adds the segments written through to segments;
+     * returns the bytes written directly.
+     */
+    private long writeStretch(long offset, long writeEnd, MemorySegment src, boolean durable, LongConsumer progress,
+                              List<Segment> segments) throws IOException {
+        Object file = vma.file().path();
+        int first = (int) ((offset - start) / windowBytes);
+        int last = (int) ((writeEnd - 1 - start) / windowBytes);
+        List<Window.Pinned> pinned = pinLive(first, last, offset, writeEnd);
+        IOException failure = null;
+        long direct = 0;
+        try {
+            List<IommuTable.Entry> all = new ArrayList<>();
+            for (Window.Pinned p : pinned) {
+                all.addAll(IommuTable.window(p.entries(), vma.address() + p.start(), vma.address() + p.end(), p.start() - offset));
+            }
+            try {
+                device.engine().write(all, src, progress, new DmaEngine.Stats());
+            } catch (DmaInFlightException x) {
+                throw x;
+            } catch (IOException x) {
+                failure = failed(offset, writeEnd, x);
+            }
+        } finally {
+            // Still pinned: no invalidation (no other process's open) gets between the writes and this.
+            for (Window.Pinned p : pinned) {
+                try {
+                    vma.ops().written(vma, p.mapping(), p.start(), p.end(), src.asSlice(p.start() - offset, p.end() - p.start()),
+                            durable && failure == null);
+                } catch (IOException | RuntimeException x) {
+                    if (failure == null) failure = new IOException(file + ": write " + Units.range(p.start(), p.end())
+                            + ": the file could not be brought in line with the blocks written: " + x.getMessage(), x);
+                    else failure.addSuppressed(x);
+                } finally {
+                    p.window().unpin();
+                }
+            }
+        }
+        if (failure != null) throw failure;
+        for (Window.Pinned p : pinned) {
+            for (Segment seg : p.mapping().segments()) {
+                long from = Math.max(p.start(), seg.start()), to = Math.min(p.end(), seg.end());
+                if (to <= from) continue;
+                segments.add(Window.cut(seg, from, to));
+                if (seg instanceof Segment.Direct) direct += to - from;
+            }
+        }
+        return direct;
+    }
+
+    /**
+     * Pins windows first..last for a write, each with a live mapping: a mapping revoked without its
+     * window being told (its owner failed to let go, and the file system gave its grants back) must
+     * never be written through, so such a window lets go and faults again. Returns the pins.
+     */
+    private List<Window.Pinned> pinLive(int first, int last, long offset, long writeEnd) throws IOException {
+        for (int attempt = 0; ; attempt++) {
+            // read_begin for a write: a mapping decided earlier is written through only while the
+            // exporter still stands by it (the write lease still held, the blocks still where they
+            // were). A lease the kernel let go (lease-break-time passed while no one answered the
+            // break) frees the file to be truncated and its blocks reused; the check takes such a
+            // mapping back, and the fault below decides afresh. Checked before pinning: taking a
+            // mapping back waits for the DMA pinned on it.
+            for (int i = first; i <= last; i++) {
+                Window w = windows.get(i);
+                DeviceMapping m = w.mapping();
+                if (m != null && m.isLive() && !vma.ops().verify(vma, m, Math.max(offset, w.start), Math.min(writeEnd, w.end), false)) {
+                    w.letGo(null);
+                }
+            }
+            List<Window.Pinned> pinned = new ArrayList<>(last - first + 1);
+            List<Window> dead = new ArrayList<>();
+            try {
+                for (int i = first; i <= last; i++) {
+                    Window w = windows.get(i);
+                    Window.Pinned p = w.pin(Math.max(offset, w.start), Math.min(writeEnd, w.end), Long.MIN_VALUE, pinned);
+                    if (!p.mapping().isLive()) dead.add(w);
+                }
+            } catch (IOException | RuntimeException | Error x) {
+                for (Window.Pinned p : pinned) p.window().unpin();
+                throw x;
+            }
+            if (dead.isEmpty()) return pinned;
+            for (Window.Pinned p : pinned) p.window().unpin();
+            for (Window w : dead) w.letGo(null);
+            if (attempt >= 8) {
+                throw new IOException(vma.file().path() + ": write " + Units.range(offset, writeEnd) + ": its mappings keep being"
+                        + " taken back as they are made; nothing was written; try again");
+            }
+        }
+    }
+
+    /** The exception for a write that failed: the file, the range written, the bytes that failed, what is left. */
+    private IOException failed(long offset, long writeEnd, IOException x) {
+        String where = x instanceof WriteFailure w
+                ? "; " + Units.range(offset + w.memoryOffset(), offset + w.memoryOffset() + w.length()) + " failed"
+                : "";
+        return new IOException(vma.file().path() + ": write " + Units.range(offset, writeEnd) + where + ": " + x.getMessage()
+                + "; every block of the range holds either its old or its new bytes; write it again", x);
     }
 
     /**

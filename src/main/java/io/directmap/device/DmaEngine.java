@@ -119,6 +119,23 @@ final class DmaEngine implements AutoCloseable {
      * when no read of this transfer can still write into memory.
      */
     void transfer(List<Entry> entries, MemorySegment memory, LongConsumer progress, Stats stats) throws IOException {
+        run(entries, memory, progress, stats, false);
+    }
+
+    /**
+     * The write direction (a WRITE mapping): every entry's bytes go from memory to its target, a
+     * peer entry written to the block device with O_DIRECT (io_uring, depth in flight, as reads), a
+     * file entry stored through the file system ({@code vma.ops().store}, on the worker threads).
+     * Returns or throws only when no write of this transfer can still read memory. A failure stops
+     * the writes not yet started: the blocks they would have written keep their old bytes, those
+     * written keep the new ones; a {@link WriteFailure} says which bytes of memory failed.
+     */
+    void write(List<Entry> entries, MemorySegment memory, LongConsumer progress, Stats stats) throws IOException {
+        run(entries, memory, progress, stats, true);
+    }
+
+    private void run(List<Entry> entries, MemorySegment memory, LongConsumer progress, Stats stats, boolean write)
+            throws IOException {
         if (this.memory != null && this.memory.isSetAside(memory)) throw new DmaInFlightException(device, memory.byteSize());
         DmaBatch b = new DmaBatch(device, memory, progress, stats);
         // Hold every block device read from open for the whole transfer: a device retired meanwhile
@@ -147,9 +164,9 @@ final class DmaEngine implements AutoCloseable {
                 for (long off = 0; off < e.length() && !b.stop; off += request) {
                     long n = Math.min(request, e.length() - off);
                     if (e.target() instanceof Target.Peer p && ringsAvailable) {
-                        peer.add(PeerRead.of(p, e.memoryOffset() + off, off, n, memory));
+                        peer.add(PeerRead.of(p, e.memoryOffset() + off, off, n, memory, write));
                     } else {
-                        submit(b, e, off, n);
+                        submit(b, e, off, n, write);
                     }
                 }
             }
@@ -180,10 +197,10 @@ final class DmaEngine implements AutoCloseable {
         return Long.highestOneBit(r);
     }
 
-    private void submit(DmaBatch b, Entry e, long off, long n) {
+    private void submit(DmaBatch b, Entry e, long off, long n, boolean write) {
         b.taskStarted();
         try {
-            workers.execute(() -> runTask(b, e, off, n));
+            workers.execute(() -> runTask(b, e, off, n, write));
         } catch (RejectedExecutionException x) {
             b.taskFinished(new IOException(device + ": the DMA engine was closed during the transfer", x));
         } catch (RuntimeException | Error x) {
@@ -193,7 +210,7 @@ final class DmaEngine implements AutoCloseable {
         }
     }
 
-    private void runTask(DmaBatch b, Entry e, long off, long n) {
+    private void runTask(DmaBatch b, Entry e, long off, long n, boolean write) {
         Throwable failure = null;
         try {
             if (closed) {
@@ -202,26 +219,48 @@ final class DmaEngine implements AutoCloseable {
                 tasksRunning.incrementAndGet();
                 try {
                     long t0 = System.nanoTime();
-                    move(e, off, n, b.memory);
-                    b.stats.add(e.target() instanceof Target.HostPages h ? h.way() : Transfer.DIRECT, n, System.nanoTime() - t0);
+                    if (write) store(e, off, n, b.memory); else move(e, off, n, b.memory);
+                    // A file store (or a WRITE binding's refused range read back) teaches the learner nothing.
+                    Transfer way = switch (e.target()) {
+                        case Target.HostPages h -> h.way();
+                        case Target.Peer p -> Transfer.DIRECT;
+                        case Target.FileStore f -> null;
+                    };
+                    b.stats.add(way, n, System.nanoTime() - t0);
                     b.progressed(n);
                 } finally {
                     tasksRunning.decrementAndGet();
                 }
             }
         } catch (Throwable x) {
-            failure = x;
+            failure = write && x instanceof IOException io ? new WriteFailure(e.memoryOffset() + off, n, io) : x;
         } finally {
             b.taskFinished(failure);
         }
     }
 
-    /** One O_DIRECT read of a peer entry: n bytes wanted, whole logical blocks read into dst. */
-    private record PeerRead(Peer device, long deviceOffset, long n, MemorySegment dst) {
-        static PeerRead of(Target.Peer p, long memoryOffset, long off, long n, MemorySegment memory) {
+    /**
+     * One O_DIRECT request of a peer entry: n bytes wanted, whole logical blocks read into dst; or,
+     * for a write, exactly n bytes (whole blocks: a WRITE mapping's direct segments are) written from it.
+     */
+    private record PeerRead(Peer device, long deviceOffset, long n, MemorySegment dst, long memoryOffset, boolean write) {
+        static PeerRead of(Target.Peer p, long memoryOffset, long off, long n, MemorySegment memory, boolean write) {
             int lbs = p.device().readAlignment();
+            if (write) {
+                requireWholeBlocks(p.device(), p.deviceOffset() + off, n);
+                return new PeerRead(p.device(), p.deviceOffset() + off, n, memory.asSlice(memoryOffset, n), memoryOffset, true);
+            }
             long len = Math.min((n + lbs - 1) / lbs * lbs, memory.byteSize() - memoryOffset);
-            return new PeerRead(p.device(), p.deviceOffset() + off, n, memory.asSlice(memoryOffset, len));
+            return new PeerRead(p.device(), p.deviceOffset() + off, n, memory.asSlice(memoryOffset, len), memoryOffset, false);
+        }
+    }
+
+    /** A direct write is whole logical blocks: writing a partial one would write bytes past the segment. */
+    private static void requireWholeBlocks(Peer device, long offset, long n) {
+        int lbs = device.readAlignment();
+        if (offset % lbs != 0 || n % lbs != 0) {
+            throw new IllegalStateException(device.node() + ": a direct write of " + n + " bytes at " + offset
+                    + " is not whole " + lbs + "-byte blocks; the file system grants WRITE only on whole pages");
         }
     }
 
@@ -239,7 +278,15 @@ final class DmaEngine implements AutoCloseable {
             while (!b.stop && (next < reads.size() || ring.outstanding() > 0)) {
                 while (!b.stop && next < reads.size() && ring.outstanding() < depth) {
                     PeerRead r = reads.get(next);
-                    if (!ring.prepareRead(r.device().descriptor(), r.dst(), r.deviceOffset(), next)) break;
+                    if (r.write() && Faults.fire(FaultPoint.WRITE_EIO)) {
+                        // The device fails this write before it starts: nothing of it reaches the blocks.
+                        b.fail(new WriteFailure(r.memoryOffset(), r.n(), new SysException("io_uring write",
+                                r.device().node() + " @" + r.deviceOffset() + "+" + r.n(), Errno.EIO, WRITE_EIO_HINT)));
+                        break;
+                    }
+                    boolean queued = r.write() ? ring.prepareWrite(r.device().writeDescriptor(), r.dst(), r.deviceOffset(), next)
+                            : ring.prepareRead(r.device().descriptor(), r.dst(), r.deviceOffset(), next);
+                    if (!queued) break;
                     started[next++] = System.nanoTime();
                 }
                 ringWait.await(ring);
@@ -278,11 +325,22 @@ final class DmaEngine implements AutoCloseable {
                 long got = c.result();
                 if (got < 0) {
                     int errno = (int) -got;
-                    throw new SysException("io_uring read", r.device().node() + " @" + r.deviceOffset() + "+" + r.dst().byteSize(),
-                            errno, errno == Errno.EIO ? EIO_HINT : "");
+                    SysException e = new SysException(r.write() ? "io_uring write" : "io_uring read",
+                            r.device().node() + " @" + r.deviceOffset() + "+" + r.dst().byteSize(),
+                            errno, errno == Errno.EIO ? (r.write() ? WRITE_EIO_HINT : EIO_HINT) : "");
+                    throw r.write() ? new WriteFailure(r.memoryOffset(), r.n(), e) : e;
                 }
                 if (b.stop) continue;
-                if (got < r.n() && got > 0) got += readDirect(r.device(), r.dst().asSlice(got), r.deviceOffset() + got);
+                if (r.write()) {
+                    // A short write is continued; one that cannot go on fails with the bytes it left unwritten.
+                    try {
+                        if (got < r.n()) got += writeDirect(r.device(), r.dst().asSlice(got), r.deviceOffset() + got);
+                    } catch (IOException e) {
+                        throw new WriteFailure(r.memoryOffset() + got, r.n() - got, e);
+                    }
+                } else if (got < r.n() && got > 0) {
+                    got += readDirect(r.device(), r.dst().asSlice(got), r.deviceOffset() + got);
+                }
                 if (got < r.n()) throw endedEarly(r.device(), r.deviceOffset(), got, r.n());
                 b.stats.add(Transfer.DIRECT, r.n(), System.nanoTime() - started[(int) c.userData()]);
                 b.progressed(r.n());
@@ -302,6 +360,44 @@ final class DmaEngine implements AutoCloseable {
     }
 
     private static final String EIO_HINT = "the device failed this read (a bad sector, a lost disk: see dmesg); the range was not moved";
+    private static final String WRITE_EIO_HINT = "the device failed this write (a bad sector, a lost disk: see dmesg); "
+            + "its blocks keep their old bytes";
+
+    /**
+     * O_DIRECT pwrites of all of src at offset; returns the bytes written (all of them, or a
+     * failure). WRITE_EIO fails a write before it starts, as a device that rejects it would.
+     */
+    private static long writeDirect(Peer device, MemorySegment src, long offset) throws SysException {
+        long done = 0;
+        while (done < src.byteSize()) {
+            MemorySegment rest = done == 0 ? src : src.asSlice(done);
+            if (Faults.fire(FaultPoint.WRITE_EIO)) {
+                throw new SysException("pwrite O_DIRECT", device.node() + " @" + (offset + done) + "+" + rest.byteSize(), Errno.EIO,
+                        WRITE_EIO_HINT);
+            }
+            long n = FileHandle.pwrite(device.writeDescriptor(), device.node(), true, rest, offset + done);
+            if (n == 0) {
+                throw new SysException("pwrite O_DIRECT", device.node() + " @" + (offset + done) + "+" + rest.byteSize(), Errno.EIO,
+                        "the device took no bytes (did it shrink?); the rest keeps its old bytes");
+            }
+            done += n;
+        }
+        return done;
+    }
+
+    /** One request of the write direction on a worker thread. */
+    private static void store(Entry e, long off, long n, MemorySegment memory) throws IOException {
+        MemorySegment src = memory.asSlice(e.memoryOffset() + off, n);
+        switch (e.target()) {
+            case Target.Peer p -> {
+                requireWholeBlocks(p.device(), p.deviceOffset() + off, n);
+                writeDirect(p.device(), src, p.deviceOffset() + off);
+            }
+            case Target.FileStore f -> f.vma().ops().store(f.vma(), e.virtualAddress() - f.vma().address() + off, src);
+            case Target.HostPages h -> throw new IllegalStateException("a write entry reaches page-cache pages for reading: "
+                    + "a WRITE binding programs file stores for its refused ranges");
+        }
+    }
 
     private static IOException endedEarly(Peer device, long offset, long got, long n) {
         return new IOException(device.node() + ": short read at " + offset + " (" + got + " of " + n
@@ -345,6 +441,11 @@ final class DmaEngine implements AutoCloseable {
                     // SIGBUS on a mapped page: the file was truncated under the mapping.
                     throw new IOException("page fault at " + off + " of a mapping: the file shrank while mapped", fault);
                 }
+            }
+            case Target.FileStore f -> {
+                // A WRITE binding read back: its refused ranges are read as the CPU would, through the page cache.
+                MemorySegment pages = f.vma().ops().fault(f.vma(), e.virtualAddress() - f.vma().address() + off, n);
+                MemorySegment.copy(pages, 0, memory, dst, n);
             }
         }
     }

@@ -30,6 +30,15 @@ public final class IommuTable {
          * @param way how the refuser expected them to travel, or null when it did not say
          */
         record HostPages(MemorySegment pages, Transfer way) implements Target {}
+
+        /**
+         * The file, through its owner's write path (step 4b for WRITE): the entry's bytes are
+         * stored at file offset (virtual address - vma address) with {@code vma.ops().store}, a
+         * pwrite through the page cache for a file.
+         *
+         * @param vma the mapping whose owner writes them
+         */
+        record FileStore(io.directmap.mm.Vma vma) implements Target {}
     }
 
     /**
@@ -66,6 +75,7 @@ public final class IommuTable {
             Target t = switch (e.target()) {
                 case Target.Peer p -> new Target.Peer(p.device(), p.deviceOffset() + skip, p.busAddress() + skip);
                 case Target.HostPages h -> new Target.HostPages(h.pages().asSlice(skip, b - a), h.way());
+                case Target.FileStore f -> f;
             };
             out.add(new Entry(a, b - a, t, memoryBase + (a - vaStart)));
         }

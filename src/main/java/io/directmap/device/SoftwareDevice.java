@@ -209,7 +209,9 @@ public final class SoftwareDevice implements Importer {
             throws InvalidRequestException {
         long page = Process.PAGE_SIZE;
         String file = vma.file().path().toString();
-        if (start < 0 || start % page != 0 || end <= start || end > (vma.length() + page - 1) / page * page) {
+        // A WRITE binding may reach past the end of the file: the file system writes (and extends) that part.
+        boolean write = flags.contains(MapFlag.WRITE);
+        if (start < 0 || start % page != 0 || end <= start || (!write && end > (vma.length() + page - 1) / page * page)) {
             throw new InvalidRequestException(file + ": cannot bind [" + start + ", " + end + "); give a page-aligned range inside [0, "
                     + vma.length() + ")");
         }
@@ -374,12 +376,14 @@ public final class SoftwareDevice implements Importer {
     }
 
     /** Steps 4a and 4b: a peer entry for each direct segment, page-cache pages for each fallback. */
-    List<IommuTable.Entry> program(Vma vma, DeviceMapping mapping, long mapStart) throws IOException {
+    List<IommuTable.Entry> program(Vma vma, DeviceMapping mapping, long mapStart, boolean write) throws IOException {
         List<IommuTable.Entry> entries = new ArrayList<>();
         for (Segment s : mapping.segments()) {
             long memoryOffset = s.start() - mapStart;
             IommuTable.Target target = switch (s) {
                 case Segment.Direct d -> new IommuTable.Target.Peer(d.peer(), d.deviceOffset(), d.busAddress());
+                // A refused write goes through the file system's write path, past the end of the file too.
+                case Segment.Fallback f when write -> new IommuTable.Target.FileStore(vma);
                 case Segment.Fallback f -> {
                     // Pages past the end of the file exist only in the last page; the mapping reads them as zeros.
                     long n = Math.min(s.end(), vma.length()) - s.start();
@@ -389,6 +393,7 @@ public final class SoftwareDevice implements Importer {
             };
             if (target == null) continue;
             long length = target instanceof IommuTable.Target.HostPages h ? h.pages().byteSize() : s.length();
+            if (length <= 0) continue;
             entries.add(new IommuTable.Entry(vma.address() + s.start(), length, target, memoryOffset));
         }
         table.program(entries);

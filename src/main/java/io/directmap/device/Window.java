@@ -182,7 +182,7 @@ final class Window implements IntervalNotifier.Ops {
         DeviceMapping m = vma.ops().deviceMap(vma, new MapRequest(device.endpoint(), start, roundUpPage(end), binding.flags(),
                 binding.mode()));
         try {
-            entries = device.program(vma, m, start);
+            entries = device.program(vma, m, start, binding.flags().contains(io.directmap.mm.MapFlag.WRITE));
         } catch (IOException | RuntimeException | Error x) {
             try {
                 vma.ops().deviceUnmap(vma, device.endpoint(), m);

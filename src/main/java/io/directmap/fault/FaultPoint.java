@@ -11,6 +11,7 @@ public enum FaultPoint {
     IO_URING_SUBMIT_EAGAIN("io_uring_submit_eagain", "io_uring_enter fails with EAGAIN (the kernel could not take the requests now)"),
     READ_SHORT("read_short", "a direct read of the block device returns fewer bytes than asked (as at the device's end)"),
     READ_EIO("read_eio", "a direct read of the block device fails with EIO (a bad sector, a pulled cable)"),
+    WRITE_EIO("write_eio", "a direct write of the block device fails with EIO before it starts (a bad sector, a pulled cable): the blocks it would have written keep their old bytes"),
     LEASE_THREAD_DIE("lease_thread_die", "the thread that answers lease breaks dies with an Error before handling a break"),
     INVALIDATE_THROWS("invalidate_throws", "an importer's invalidate callback throws instead of acknowledging"),
     DEVICE_ALLOC_FAIL("device_alloc_fail", "allocating device memory fails (the device is out of memory)"),

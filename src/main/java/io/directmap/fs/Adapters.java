@@ -99,6 +99,20 @@ final class Adapters {
             return Optional.empty();
         }
 
+        /**
+         * btrfs checksums every data block (and compresses or copies on write): a block written
+         * behind its back fails its checksum on the next read, so direct WRITE is refused for the
+         * whole file. A nodatacow file (chattr +C) has no checksums, but a snapshot or reflink
+         * still makes its extents shared, which FIEMAP does not always say; refused too.
+         */
+        @Override
+        public Optional<Refusal> writeRefusal(OpenFile file) throws SysException {
+            boolean nocow = (InodeFlags.flags(file.handle()) & InodeFlags.FS_NOCOW_FL) != 0;
+            return refuse(FsReason.CHECKSUMMED, "btrfs" + (nocow
+                    ? ": the file is nodatacow (chattr +C), but snapshots may still share its extents unseen"
+                    : " checksums its data blocks (crc32c by default)"));
+        }
+
         @Override
         public Location.Locator locator(OpenFile file, BlockLayer blocks) {
             List<Btrfs.Chunk> chunks;

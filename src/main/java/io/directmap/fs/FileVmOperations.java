@@ -28,7 +28,8 @@ final class FileVmOperations implements VmOperations {
     @Override
     public DeviceMapping deviceMap(Vma vma, MapRequest request) throws IOException {
         if (vma.isClosed()) throw new IllegalStateException(vma + " is unmapped");
-        check(vma, request.start(), request.end());
+        // A write may reach past the end of the mapping: the file system writes that part (PAST_EOF).
+        if (!request.write()) check(vma, request.start(), request.end());
         FileMapping m = fs.deviceMap(OpenFile.of(vma), request, vma.owner());
         try {
             vma.onUnmap(m, () -> fs.deviceUnmap(m));
@@ -48,6 +49,28 @@ final class FileVmOperations implements VmOperations {
             }
         }
         return fs.verify(mapping, start, end);
+    }
+
+    @Override
+    public void store(Vma vma, long offset, MemorySegment src) throws IOException {
+        fs.store(OpenFile.of(vma), offset, src);
+    }
+
+    @Override
+    public void awaitBreaks(Vma vma) {
+        fs.awaitLeaseBreak(OpenFile.of(vma));
+    }
+
+    @Override
+    public void written(Vma vma, DeviceMapping mapping, long start, long end, MemorySegment src, boolean durable) throws IOException {
+        // This process's own mapping may have faulted pages of a direct range in (fault-around,
+        // readahead): unmap them, so the page cache can drop them.
+        long page = io.directmap.sys.Process.PAGE_SIZE;
+        for (Segment s : mapping.segments()) {
+            long a = Math.max(start, s.start()) / page * page, b = Math.min(Math.min(end, s.end()), vma.length());
+            if (s instanceof Segment.Direct && a < b) io.directmap.sys.Mmap.dropMappedPages(vma.pages().asSlice(a, b - a));
+        }
+        fs.written(mapping, start, end, src, durable);
     }
 
     @Override

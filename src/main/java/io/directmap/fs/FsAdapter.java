@@ -20,6 +20,12 @@ public interface FsAdapter {
     /** A refusal that holds for every byte of the file (inode flags, mount options), or empty. */
     Optional<Refusal> fileRefusal(OpenFile file) throws SysException;
 
+    /**
+     * A refusal of direct WRITE that holds for every byte of the file, beyond {@link #fileRefusal}
+     * (a file system that checksums or compresses its data in place), or empty.
+     */
+    default Optional<Refusal> writeRefusal(OpenFile file) throws SysException { return Optional.empty(); }
+
     /** The one converter from a FIEMAP extent to a typed extent; adapters override for quirks. */
     default Extent convert(Fiemap.Extent e) {
         Extent.Kind kind;

@@ -38,6 +38,7 @@ public final class FsLayer {
     private final PlacementCheck placement;
     /** The live pins (device_map with PIN), each with its dma_buf; guarded by itself. */
     private final List<PinGuard> pins = new ArrayList<>();
+    private final DeviceWrites writes = new DeviceWrites();
 
     public FsLayer(BlockLayer blocks, Policy policy) {
         this.blocks = blocks;
@@ -66,7 +67,7 @@ public final class FsLayer {
     public FileMapping deviceMap(OpenFile file, MapRequest request, MappingOwner owner) throws IOException {
         long t0 = System.nanoTime();
         long size = file.size();
-        if (request.end() > roundUpPage(size)) {
+        if (request.end() > roundUpPage(size) && !request.write()) {
             throw new InvalidRequestException(file.path() + ": range [" + request.start() + ", " + request.end()
                     + ") ends past the end of the file (" + size + " bytes)");
         }
@@ -134,6 +135,24 @@ public final class FsLayer {
         planner.releaseGrants(m.segments());
         tracker.remove(m);
         writers.mappingGone(m.file());
+    }
+
+    /**
+     * The write fault path: src goes into the file at offset through the file system (pwrite on
+     * the descriptor that holds the write lease), as a CPU store through the mapping would.
+     */
+    public void store(OpenFile file, long offset, java.lang.foreign.MemorySegment src) throws IOException {
+        writes.store(file, offset, src);
+    }
+
+    /** A lease break of file under way is let through before a write pins more (see {@link WriterGate#awaitBreak}). */
+    public void awaitLeaseBreak(OpenFile file) {
+        writers.awaitBreak(file);
+    }
+
+    /** After a device wrote [start, end) through m (src holds what it wrote): see {@link DeviceWrites#written}. */
+    public void written(DeviceMapping m, long start, long end, java.lang.foreign.MemorySegment src, boolean durable) throws IOException {
+        writes.written(own(m), start, end, src, durable);
     }
 
     /** Called for every invalidation, after the owners acknowledged (dmap watch, counters). */

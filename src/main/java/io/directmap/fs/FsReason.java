@@ -35,11 +35,16 @@ public enum FsReason implements Reason {
     CACHE_FASTER("the page cache delivers this range faster than the block device here (the learning policy measured both)"),
     OPEN_FOR_WRITE("another process has the file open for writing: no lease can hold its writes back, so the blocks may be stale"),
     NO_LEASE("the file system cannot hold writers back (no read lease: not the owner and no CAP_LEASE, or unsupported)"),
-    WRITE_NOT_SUPPORTED("writable mappings are not supported yet"),
     PIN_NOT_SUPPORTED("a pinned mapping is a dma_buf with a lifetime of its own, which a vma's windows cannot hold: pin with dmap pin (FsLayer.pin)"),
     PIN_RELOCATABLE("btrfs moves blocks on its own (balance, scrub repair) without opening the file, so a pin cannot hold them"),
     PIN_UNWATCHED("no change watch (fanotify pre-content events) to refuse writers with, so a pin cannot hold the blocks"),
     PIN_NOT_DIRECT("a pin holds only blocks the device reads directly, and part of the range is not direct"),
+    CACHED_FOR_WRITE("pages are in the page cache: blocks written under them would leave the cache holding the old bytes"),
+    PAST_EOF("past the end of the file: a device writes whole blocks, and only the file system may extend a file"),
+    CHECKSUMMED("the file system checksums (and may compress or copy) the data: blocks written behind its back would fail their checksum"),
+    LOOP_BACKING_FILE("a loop device's backing file is not written behind its file system: no lease holds its other users back, so the loop device itself is written"),
+    OPENED_READ_ONLY("the file was mapped for reading: no write lease holds other readers back, and its refused ranges could not be written"),
+    OPEN_ELSEWHERE("the file is open elsewhere (for reading or writing), or another lease is held on it: no write lease can be taken"),
     ALL_OR_NOTHING(Refuser.IMPORTER, "the importer asked for all or nothing, and part of the range was refused");
 
     private final Refuser refuser;

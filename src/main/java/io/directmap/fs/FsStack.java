@@ -69,6 +69,15 @@ public final class FsStack implements AutoCloseable {
         return changes;
     }
 
+    /**
+     * mmap of the whole file opened for device writes ({@link OpenFile#openForWrite}): device_map
+     * with WRITE may go direct, under a write lease, and the fallback writes go through its
+     * descriptor. The mapping itself stays PROT_READ: the CPU does not write through it.
+     */
+    public Vma mmapForWrite(Path path) throws IOException {
+        return space.mmap(OpenFile.openForWrite(path), ops);
+    }
+
     @Override
     public void close() throws IOException {
         Closer<IOException> closer = Closer.keeping(IOException.class);

@@ -26,6 +26,7 @@ public final class OpenFile implements MappedFile {
     private final Statx.Info stat;
     private final FsAdapter adapter;
     private final Optional<MountInfo.Mount> mount;
+    private final boolean writable;
     /** Coherence state, guarded by itself: see {@link FsLayer}. */
     final Coherence coherence = new Coherence();
 
@@ -39,7 +40,9 @@ public final class OpenFile implements MappedFile {
         int liveMappings;
     }
 
-    private OpenFile(Path path, FileHandle handle, Statx.Info stat, FsAdapter adapter, Optional<MountInfo.Mount> mount) {
+    private OpenFile(Path path, FileHandle handle, Statx.Info stat, FsAdapter adapter, Optional<MountInfo.Mount> mount,
+                     boolean writable) {
+        this.writable = writable;
         this.path = path;
         this.handle = handle;
         this.stat = stat;
@@ -49,6 +52,19 @@ public final class OpenFile implements MappedFile {
 
     /** Opens a regular, non-empty file; anything else is refused with a message that says what to do. */
     public static OpenFile open(Path path) throws IOException {
+        return open(path, false);
+    }
+
+    /**
+     * Opens a regular, non-empty file for device writes (O_RDWR): its one descriptor holds the
+     * write lease (a write lease needs that no other descriptor is open for writing, and any other
+     * open breaks it, our own too) and carries the fallback writes (pwrite through the page cache).
+     */
+    public static OpenFile openForWrite(Path path) throws IOException {
+        return open(path, true);
+    }
+
+    private static OpenFile open(Path path, boolean writable) throws IOException {
         Path abs = path.toAbsolutePath().normalize();
         Statx.Info st;
         try {
@@ -60,7 +76,7 @@ public final class OpenFile implements MappedFile {
             if (e.errno() == Errno.EACCES) throw new InvalidRequestException(path + ": permission denied; check its permissions");
             throw e;
         }
-        return open(path, st);
+        return open(path, st, writable);
     }
 
     /**
@@ -70,12 +86,16 @@ public final class OpenFile implements MappedFile {
      * at once instead of waiting for a writer or mapping the wrong inode.
      */
     static OpenFile open(Path path, Statx.Info seen) throws IOException {
+        return open(path, seen, false);
+    }
+
+    private static OpenFile open(Path path, Statx.Info seen, boolean writable) throws IOException {
         Path abs = path.toAbsolutePath().normalize();
         requireRegular(path, seen.type());
         if (seen.size() == 0) throw new InvalidRequestException(path + " is empty: there is nothing to map");
         FileHandle h;
         try {
-            h = FileHandle.openProbe(abs, false);
+            h = writable ? FileHandle.openProbeWritable(abs, false) : FileHandle.openProbe(abs, false);
         } catch (SysException e) {
             if (e.errno() == Errno.EACCES) throw new InvalidRequestException(path + ": permission denied; check its permissions");
             if (e.errno() == Errno.ENOENT) throw new InvalidRequestException(path + ": no such file (deleted just now?)");
@@ -94,7 +114,7 @@ public final class OpenFile implements MappedFile {
             h.blocking();
             Optional<MountInfo.Mount> mount = MountInfo.of(now.mountId());
             FsAdapter adapter = Adapters.forType(StatFs.type(h), mount.map(MountInfo.Mount::fsType).orElse(""));
-            return new OpenFile(abs, h, now, adapter, mount);
+            return new OpenFile(abs, h, now, adapter, mount, writable);
         } catch (IOException | RuntimeException e) {
             try {
                 h.close();
@@ -137,6 +157,8 @@ public final class OpenFile implements MappedFile {
     }
 
     public FsAdapter adapter() { return adapter; }
+    /** Opened for device writes (O_RDWR, write lease): {@link #openForWrite}. */
+    public boolean writable() { return writable; }
     public String fsType() { return adapter.name(); }
     public String mountPoint() { return mount.map(m -> m.mountPoint().toString()).orElse("?"); }
     public String mountSource() { return mount.map(MountInfo.Mount::source).orElse(""); }

@@ -44,9 +44,29 @@ final class RangePlanner {
         List<Segment> out = new ArrayList<>();
         // A pin is planned by PinGuard without the flag (its buffer outlives the vma); through a vma it is refused.
         if (r.pin()) return List.of(Segments.fallback(start, end, FsReason.PIN_NOT_SUPPORTED, "DEVICE_MAP_FLAG_PIN through a vma's windows"));
-        if (r.write()) return List.of(Segments.fallback(start, end, FsReason.WRITE_NOT_SUPPORTED, "DEVICE_MAP_FLAG_WRITE asked"));
         var whole = file.adapter().fileRefusal(file);
         if (whole.isPresent()) return List.of(new Segment.Fallback(start, end, whole.get()));
+        if (r.write() && depth == 0 && !file.writable()) {
+            return List.of(Segments.fallback(start, end, FsReason.OPENED_READ_ONLY, file.path()
+                    + " was opened read-only; map it for writing (FsStack.mmapForWrite, dmap write)"));
+        }
+        if (r.write()) {
+            var noWrite = file.adapter().writeRefusal(file);
+            if (noWrite.isPresent()) return List.of(new Segment.Fallback(start, end, noWrite.get()));
+            long size = file.size();
+            long limit = size / io.directmap.sys.Process.PAGE_SIZE * io.directmap.sys.Process.PAGE_SIZE;
+            if (end > limit) {
+                // The page holding the end of the file, and anything past it, is written by the file
+                // system: a device writes whole blocks, and only the file system extends a file.
+                List<Segment> head = start < limit
+                        ? new ArrayList<>(plan(file, new MapRequest(r.importer(), start, limit, r.flags(), r.mode()), depth, placement))
+                        : new ArrayList<>();
+                long from = Math.max(start, limit);
+                head.add(Segments.fallback(from, end, FsReason.PAST_EOF, "the file is " + size + " bytes; "
+                        + Units.range(from, end) + (from < size ? " holds its last, partial page" : " lies past its end")));
+                return Segments.merge(head);
+            }
+        }
 
         List<Extent> extents;
         try {
@@ -81,7 +101,10 @@ final class RangePlanner {
                     long pages = (run.end() - run.start()) / io.directmap.sys.Process.PAGE_SIZE;
                     if (run.dirty()) {
                         out.add(Segments.fallback(s, e, FsReason.PAGE_DIRTY, pages + " dirty pages in " + Units.range(run.start(), run.end())));
-                    } else if (policy.learner() != null && depth == 0) {
+                    } else if (run.cached() && r.write()) {
+                        out.add(Segments.fallback(s, e, FsReason.CACHED_FOR_WRITE, pages + " cached pages in "
+                                + Units.range(run.start(), run.end())));
+                    } else if (policy.learner() != null && depth == 0 && !r.write()) {
                         PathLearner.Choice c = run.cached() ? policy.learner().chooseCached(e - s) : policy.learner().chooseCold(e - s);
                         if (c.direct()) {
                             place(file, r, locator, s, x.physical() + (s - x.start()), e - s, depth, out);
@@ -171,6 +194,12 @@ final class RangePlanner {
         } else {
             try {
                 Optional<Refusal> dead = loops.unreadableBelow(rd.through());
+                if (dead.isEmpty() && r.write()) {
+                    // Writing the backing file's blocks would skip its page cache (the loop device's, with
+                    // direct I/O off, or any other reader's) and hold no lease on it: write through the loop device.
+                    dead = Optional.of(new Refusal(FsReason.LOOP_BACKING_FILE, loop + " reads " + rd.backingFile()
+                            + "; its blocks are written through " + loop));
+                }
                 OpenFile file = dead.isPresent() ? null : loops.backing(rd.through());
                 if (file == null && dead.isEmpty()) dead = Optional.of(LoopFollower.notTheBackingFile(rd.through()));
                 below = dead.isPresent()

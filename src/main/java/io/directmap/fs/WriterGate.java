@@ -58,8 +58,14 @@ final class WriterGate {
                         + " is being opened for writing elsewhere; the devices are letting go"));
             }
             try {
-                leases().take(file.handle(), h -> leaseBroken(file));
+                // A file opened for device writes holds a write lease: every other open waits, readers too.
+                if (file.writable()) leases().takeWrite(file.handle(), h -> leaseBroken(file));
+                else leases().take(file.handle(), h -> leaseBroken(file));
             } catch (SysException e) {
+                if (e.errno() == Errno.EAGAIN && file.writable()) {
+                    return Optional.of(new Refusal(FsReason.OPEN_ELSEWHERE, file.path()
+                            + " is open through another descriptor, or has another lease on it (fuser -v, /proc/locks); no write lease can be taken"));
+                }
                 if (e.errno() == Errno.EAGAIN) {
                     return Optional.of(new Refusal(FsReason.OPEN_FOR_WRITE, file.path()
                             + " is open for writing elsewhere (fuser -v shows by whom); no lease can be taken"));
@@ -70,6 +76,35 @@ final class WriterGate {
             return Optional.empty();
         }
     }
+
+    /**
+     * Between two pinned stretches of a write: while the file's lease is being broken (the kernel
+     * already reports it broken, F_GETLEASE, or the lease thread is taking the mappings back), wait
+     * until the break is through and the other process went on, at most BREAK_WAIT. Otherwise a
+     * write that pins its next stretch as soon as it let go of the last keeps one step ahead of the
+     * invalidation, and the other process waits for the whole write (or, past lease-break-time, the
+     * kernel lets it go while the device still writes). A lease lost without a break (no one
+     * answered it) is not waited for: the write's verify takes its mappings back.
+     */
+    void awaitBreak(OpenFile file) {
+        long deadline = System.nanoTime() + BREAK_WAIT_NANOS;
+        while (System.nanoTime() < deadline) {
+            boolean breaking;
+            synchronized (file.coherence) {
+                breaking = file.coherence.breaking || (file.coherence.leaseHeld && !leases().held(file.handle()));
+            }
+            if (!breaking) return;
+            try {
+                Thread.sleep(1);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+
+    /** The longest a write waits for a lease break to go through (the signal reaching the lease thread, the devices letting go). */
+    private static final long BREAK_WAIT_NANOS = 2_000_000_000L;
 
     /** On the lease thread: another process is waiting in open() or truncate() until the devices let go. */
     private void leaseBroken(OpenFile file) {

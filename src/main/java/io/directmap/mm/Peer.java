@@ -39,4 +39,25 @@ public interface Peer {
 
     /** The DMA begun with {@link #beginDirectRead()} has no read in flight any more. */
     void endDirectRead();
+
+    /**
+     * The descriptor a WRITE mapping's DMA writes through (O_DIRECT, opened for writing), valid
+     * between {@link #beginDirectRead()} and {@link #endDirectRead()} as {@link #descriptor()} is.
+     * A peer grants a WRITE mapping only when it has one.
+     *
+     * @return the open descriptor's number
+     * @throws IllegalStateException when no DMA is begun, or the peer cannot be written (the default)
+     */
+    default int writeDescriptor() {
+        throw new IllegalStateException(name() + " cannot be written directly");
+    }
+
+    /**
+     * Makes what was written through {@link #writeDescriptor()} durable (a block device: fdatasync,
+     * which flushes its write cache). Call it between {@link #beginDirectRead()} and
+     * {@link #endDirectRead()}.
+     *
+     * @throws java.io.IOException when the flush failed (the message names the device and the errno)
+     */
+    default void flushWrites() throws java.io.IOException { }
 }

@@ -64,6 +64,50 @@ public interface VmOperations {
     default void observe(Vma vma, Transfer way, long bytes, long nanos) { }
 
     /**
+     * The write fault path (step 4b for WRITE): src goes into [offset, offset + src.byteSize()) of
+     * the file through its owner's own write path (a file system: pwrite through the page cache), as
+     * a CPU store through the mapping would. A write may reach past the end of the file and extend
+     * it. Exporters that cannot be written refuse (the default).
+     *
+     * @param vma the mapping
+     * @param offset the file offset the bytes go to
+     * @param src the bytes, in the importer's memory
+     * @throws IOException when the write failed (the message names the file, the range and the errno)
+     */
+    default void store(Vma vma, long offset, MemorySegment src) throws IOException {
+        throw new IOException(vma.file().path() + " cannot be written through " + getClass().getSimpleName());
+    }
+
+    /**
+     * Before a long write pins its next stretch: a break of what holds other processes back (a
+     * lease another process's open is breaking) is let through first, so that process waits for
+     * the stretch pinned when it came, never for the whole write. Waits at most a bounded time.
+     * The default does nothing.
+     *
+     * @param vma the mapping being written through
+     */
+    default void awaitBreaks(Vma vma) { }
+
+    /**
+     * The importer has written [start, end) through mapping (its direct segments to their peers, the
+     * rest through {@link #store}); src holds what it wrote there. The exporter makes the result
+     * what every reader sees before the mapping can be taken back: for a file, no page-cache page
+     * keeps the old bytes, mtime and ctime move, and, when durable, the bytes are on stable storage
+     * (the block devices flushed, as fdatasync). Called with the range still pinned, whether the
+     * writes succeeded or not. The default does nothing.
+     *
+     * @param vma the mapping
+     * @param mapping what deviceMap handed out (with WRITE)
+     * @param start the first file offset written
+     * @param end the file offset after the last one
+     * @param src what the importer wrote, src[0] being the byte at start
+     * @param durable whether the caller asked for the bytes to be durable
+     * @throws IOException when the page cache could not be brought in line or a flush failed
+     */
+    default void written(Vma vma, DeviceMapping mapping, long start, long end, MemorySegment src, boolean durable)
+            throws IOException { }
+
+    /**
      * device_unmap: releases exactly what deviceMap handed out. Idempotent.
      *
      * @param vma the mapping

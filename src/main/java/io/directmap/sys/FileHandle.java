@@ -37,6 +37,7 @@ public final class FileHandle implements AutoCloseable {
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), Linker.Option.firstVariadicArg(2));
     private static final MethodHandle CLOSE = Libc.errnoHandle("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle FSYNC = Libc.errnoHandle("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    private static final MethodHandle FDATASYNC = Libc.errnoHandle("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
 
     private static final AtomicInteger OPEN_COUNT = new AtomicInteger();
 
@@ -70,6 +71,15 @@ public final class FileHandle implements AutoCloseable {
      */
     public static FileHandle openProbe(Path path, boolean direct) throws SysException {
         return open(path.toString(), O_RDONLY | O_NONBLOCK | O_NOCTTY | (direct ? O_DIRECT : 0), direct);
+    }
+
+    /**
+     * As {@link #openProbe}, for reading and writing (O_RDWR): a file a device will write through
+     * (its fallback writes go through this descriptor, which also holds its write lease), or a block
+     * device a device writes with O_DIRECT. Never creates anything.
+     */
+    public static FileHandle openProbeWritable(Path path, boolean direct) throws SysException {
+        return open(path.toString(), O_RDWR | O_NONBLOCK | O_NOCTTY | (direct ? O_DIRECT : 0), direct);
     }
 
     /** Clears O_NONBLOCK (fcntl F_SETFL) once the descriptor is known to be what was meant. */
@@ -184,6 +194,34 @@ public final class FileHandle implements AutoCloseable {
             done += n;
         }
         return done;
+    }
+
+    /**
+     * Writes up to src.byteSize() bytes at offset through a descriptor someone else owns and keeps
+     * open for the call (a {@code mm.Peer} between its beginDirectRead and endDirectRead); returns
+     * the count. Allocates nothing, as {@link #pread(int, Object, boolean, MemorySegment, long)}.
+     */
+    public static long pwrite(int fd, Object target, boolean direct, MemorySegment src, long offset) throws SysException {
+        try {
+            MemorySegment state = Libc.state();
+            long n = (long) PWRITE.invokeExact(state, fd, src, src.byteSize(), offset);
+            if (n < 0) {
+                int errno = Libc.errno(state);
+                throw new SysException(direct ? "pwrite O_DIRECT" : "pwrite",
+                        target + " @" + offset + "+" + src.byteSize(), errno,
+                        errno == Errno.EINVAL && direct ? "offset, length or buffer not aligned to the logical block size" : "");
+            }
+            return n;
+        } catch (SysException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** fdatasync(2) of a descriptor someone else keeps open; on a block device it flushes the device's write cache. */
+    public static void fdatasync(int fd, Object target) throws SysException {
+        Libc.check("fdatasync", String.valueOf(target), "", s -> (int) FDATASYNC.invokeExact(s, fd));
     }
 
     public void pwriteFully(MemorySegment src, long offset) throws SysException {

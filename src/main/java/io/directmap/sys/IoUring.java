@@ -35,7 +35,7 @@ public final class IoUring implements AutoCloseable {
     private static final long SYS_IO_URING_SETUP = 425, SYS_IO_URING_ENTER = 426;
     private static final long OFF_SQ_RING = 0, OFF_CQ_RING = 0x8000000L, OFF_SQES = 0x10000000L;
     private static final int FEAT_SINGLE_MMAP = 1, ENTER_GETEVENTS = 1;
-    private static final byte OP_READ = 22;
+    private static final byte OP_READ = 22, OP_WRITE = 23;   // IORING_OP_READ, IORING_OP_WRITE, <linux/io_uring.h>
     private static final int PROT_RW = 3, MAP_SHARED_POPULATE = 0x1 | 0x8000;
     private static final int SQE = 64, CQE = 16;
 
@@ -136,13 +136,27 @@ public final class IoUring implements AutoCloseable {
      * beginDirectRead and endDirectRead).
      */
     public boolean prepareRead(int fd, MemorySegment dst, long offset, long userData) {
+        return prepare(OP_READ, fd, dst, offset, userData);
+    }
+
+    /**
+     * Prepares a write of src.byteSize() bytes of src at offset of fd (a descriptor someone else
+     * keeps open until the write completes, as for {@link #prepareRead(int, MemorySegment, long, long)});
+     * false when the ring is full. Its completion's result is the bytes written, or minus the errno.
+     */
+    public boolean prepareWrite(int fd, MemorySegment src, long offset, long userData) {
+        return prepare(OP_WRITE, fd, src, offset, userData);
+    }
+
+    private boolean prepare(byte op, int fd, MemorySegment buf, long offset, long userData) {
+        MemorySegment dst = buf;
         int head = (int) INT.getAcquire(sqRing, sqHead);
         int next = tail + pending;
         if (next - head >= entries || outstanding() >= cqEntries) return false;
         int index = (int) (next & sqMask);
         MemorySegment sqe = sqes.asSlice((long) index * SQE, SQE);
         sqe.fill((byte) 0);
-        sqe.set(JAVA_BYTE, 0, OP_READ);
+        sqe.set(JAVA_BYTE, 0, op);
         sqe.set(JAVA_INT, 4, fd);
         sqe.set(JAVA_LONG, 8, offset);
         sqe.set(JAVA_LONG, 16, dst.address());

@@ -11,9 +11,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 
 /**
- * Read leases (fcntl F_SETLEASE), the kernel's way to hold a writer back: while a read lease is
+ * Leases (fcntl F_SETLEASE), the kernel's way to hold other processes back: while a read lease is
  * held, another process's open() for writing or truncate() blocks until the holder lets go (or
- * lease-break-time passes). The break is announced by a realtime signal sent to one dedicated
+ * lease-break-time passes); while a write lease is held, every other open(), readers' too, blocks
+ * the same way. The break is announced by a realtime signal sent to one dedicated
  * platform thread (F_SETSIG + F_SETOWN_EX with F_OWNER_TID, set before the lease), which blocks
  * the signal and reads it from a signalfd; a signal sent to the process would kill the JVM.
  *
@@ -57,13 +58,15 @@ public final class Leases implements AutoCloseable {
         final FileHandle handle;
         final int fd;
         final Consumer<FileHandle> onBreak;
+        final int type;                                       // F_RDLCK or F_WRLCK
         volatile boolean armed;                               // F_SETLEASE succeeded
         final AtomicBoolean breaking = new AtomicBoolean();   // handed to its listener (once)
 
-        Lease(FileHandle handle, int fd, Consumer<FileHandle> onBreak) {
+        Lease(FileHandle handle, int fd, Consumer<FileHandle> onBreak, int type) {
             this.handle = handle;
             this.fd = fd;
             this.onBreak = onBreak;
+            this.type = type;
         }
     }
 
@@ -120,14 +123,29 @@ public final class Leases implements AutoCloseable {
      * another process wants to write.
      */
     public void take(FileHandle h, Consumer<FileHandle> onBreak) throws SysException {
+        take(h, onBreak, LeaseFcntl.F_RDLCK);
+    }
+
+    /**
+     * Takes a write lease on h: every other open of the file, for reading too, and every truncate
+     * waits until the holder lets go (what a device writing the file's blocks behind the page cache
+     * needs). Fails with EAGAIN when any other descriptor has the file open, for reading or writing,
+     * or another lease is held on it (a read lease of this process included), EACCES as {@link #take}.
+     * onBreak runs on a thread of its own when another process opens or truncates the file.
+     */
+    public void takeWrite(FileHandle h, Consumer<FileHandle> onBreak) throws SysException {
+        take(h, onBreak, LeaseFcntl.F_WRLCK);
+    }
+
+    private void take(FileHandle h, Consumer<FileHandle> onBreak, int type) throws SysException {
         int fd = h.fd();
         listening();
-        Lease lease = new Lease(h, fd, onBreak);
+        Lease lease = new Lease(h, fd, onBreak, type);
         try {
             synchronized (owners) {
                 byFd.put(fd, lease);
                 LeaseSignalThread l = listening();
-                LeaseFcntl.take(h, fd, signal, l.tid());
+                LeaseFcntl.take(h, fd, signal, l.tid(), type);
                 lease.armed = true;
             }
         } catch (SysException e) {
@@ -183,11 +201,17 @@ public final class Leases implements AutoCloseable {
         }
     }
 
-    /** True while h holds an unbroken read lease (F_GETLEASE: a lease being broken reports F_UNLCK). */
+    /**
+     * True while h holds the unbroken lease it took (F_GETLEASE: a lease being broken reports its
+     * target type, F_UNLCK, or F_RDLCK for a write lease that a reader's open breaks).
+     */
     public boolean held(FileHandle h) {
         watchdog();
         try {
-            return getLease(h.fd()) == LeaseFcntl.F_RDLCK;
+            int fd = h.fd();
+            Lease l = byFd.get(fd);
+            int want = l != null && l.handle == h ? l.type : LeaseFcntl.F_RDLCK;
+            return getLease(fd) == want;
         } catch (SysException e) {
             return false;
         }
@@ -274,10 +298,10 @@ public final class Leases implements AutoCloseable {
         broken(lease);
     }
 
-    /** On the signal thread: F_GETLEASE on every lease held; one being broken reports F_UNLCK, not F_RDLCK. */
+    /** On the signal thread: F_GETLEASE on every lease held; one being broken reports another type than it was taken with. */
     private void sweep() {
         for (Lease lease : List.copyOf(byFd.values())) {
-            if (lease.armed && !lease.breaking.get() && getLease(lease.fd) != LeaseFcntl.F_RDLCK) broken(lease);
+            if (lease.armed && !lease.breaking.get() && getLease(lease.fd) != lease.type) broken(lease);
         }
     }
 

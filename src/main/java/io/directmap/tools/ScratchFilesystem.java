@@ -195,6 +195,24 @@ public final class ScratchFilesystem implements AutoCloseable {
     }
 
     /**
+     * Unmounts, then runs the file system's own checker without repairing (e2fsck -fn, xfs_repair
+     * -n, btrfs check --readonly) on its device, which stays attached until {@link #close}.
+     * Returns the checker's output; a checker that found anything fails (exit status non-zero)
+     * with an IOException that carries its output.
+     */
+    public synchronized String unmountAndCheck() throws IOException {
+        if (mounted) {
+            Commands.run("umount", mountPoint.toString());
+            mounted = false;
+        }
+        return switch (type) {
+            case EXT4 -> Commands.run("e2fsck", "-fn", fsDevice);
+            case XFS -> Commands.run("xfs_repair", "-n", fsDevice);
+            case BTRFS -> Commands.run("btrfs", "check", "--readonly", fsDevice);
+        };
+    }
+
+    /**
      * Unmounts (lazily if busy), closes the loop device and the image (the kernel detaches the
      * device at its last close and frees the image), and removes the mount point. Waits up to 5 s
      * for the detach, and says so if something else still holds the device.

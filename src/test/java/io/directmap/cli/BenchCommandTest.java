@@ -106,6 +106,32 @@ class BenchCommandTest {
     }
 
     @Test
+    void writeRowsEachWriteTheFileAndAreComparedWithTheWriteBaselines() throws Exception {
+        Path f = EXT4.file("bench-write.bin");
+        Workloads.write(f, 0, 16 << 20, 12);
+        try {
+            DmapCommandTest.Result r = DmapCommandTest.dmap("bench", f.toString(), "--methods", "fio-write,java-write,write-direct",
+                    "--caches", "cold,hot", "--repeat", "1", "--json");
+            assertEquals(Dmap.OK, r.code(), r.err());
+            boolean fio = io.directmap.tools.Commands.available("fio");
+            for (String cache : List.of("cold", "hot")) {
+                for (String method : Bench.WRITE_METHODS) {
+                    String row = row(r.out(), method, cache);
+                    if (method.equals("fio-write") && !fio) continue;
+                    assertEquals(16 << 20, field(row, "bytes_read"), "every write row writes the file's size: " + row);
+                    assertTrue(field(row, "gib_per_s") > 0, row);
+                    assertTrue(row.contains("\"vs_java_write\": "), row);
+                }
+                assertEquals(1.0, field(row(r.out(), "java-write", cache), "vs_java_write"), "java-write is its own baseline");
+            }
+            assertTrue(field(row(r.out(), "write-direct", "cold"), "cache_growth_bytes") <= 0, "a cold direct write leaves the cache alone");
+            assertEquals(16 << 20, Files.size(f), "the file keeps its size");
+        } finally {
+            Files.deleteIfExists(f);
+        }
+    }
+
+    @Test
     void badInputIsOneLineThatSaysWhatToDo() {
         DmapCommandTest.Result r = DmapCommandTest.dmap("bench", dir.resolve("nope.bin").toString());
         assertEquals(Dmap.INVALID_INPUT, r.code());

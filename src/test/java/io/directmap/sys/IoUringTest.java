@@ -111,6 +111,28 @@ class IoUringTest {
     }
 
     @Test
+    void writesLandWhereTheyWereAskedAndReportTheirBytes() {
+        assertTimeoutPreemptively(BOUND, () -> {
+            try (FileHandle w = FileHandle.openProbeWritable(file, false).blocking()) {
+                for (int i = 0; i < READS; i++) buffers.asSlice((long) i * BYTES, BYTES).fill((byte) (0x40 + i));
+                for (int i = 0; i < READS; i++) {
+                    assertTrue(ring.prepareWrite(w.fd(), buffers.asSlice((long) i * BYTES, BYTES), (long) (READS - 1 - i) * BYTES, i));
+                }
+                int done = 0;
+                while (ring.outstanding() > 0) {
+                    ring.submitAndWait(1);
+                    for (IoUring.Completion c; (c = ring.poll()) != null; done++) assertEquals(BYTES, c.result());
+                }
+                assertEquals(READS, done);
+            }
+            byte[] now = Files.readAllBytes(file);
+            for (int i = 0; i < READS; i++) {
+                assertEquals((byte) (0x40 + i), now[(READS - 1 - i) * BYTES + 123], "write " + i + " landed at its offset");
+            }
+        });
+    }
+
+    @Test
     void waitingWithNothingOutstandingReturnsAtOnce() {
         assertTimeoutPreemptively(BOUND, () -> {
             ring.submitAndWait(1);

@@ -64,6 +64,35 @@ class LeasesTest {
     }
 
     @Test
+    void aWriteLeaseIsRefusedWhileAnotherDescriptorIsOpenAndHoldsBackEvenAReader() throws Exception {
+        Path a = file("w");
+        try (FileHandle h = FileHandle.openReadWrite(a)) {
+            try (FileHandle reader = FileHandle.openRead(a)) {
+                SysException e = org.junit.jupiter.api.Assertions.assertThrows(SysException.class, () -> leases.takeWrite(h, leases::release));
+                assertEquals(Errno.EAGAIN, e.errno(), "a reader's descriptor is open: " + e.getMessage());
+                assertTrue(reader.fd() >= 0);
+            }
+            CountDownLatch broken = new CountDownLatch(1);
+            leases.takeWrite(h, x -> {
+                broken.countDown();
+                leases.release(x);
+            });
+            assertTrue(leases.held(h), "held: F_GETLEASE reports the write lease taken");
+            // A reader (dd reading one page) is held back until the lease is given back.
+            java.lang.Process reader = new ProcessBuilder(java.util.List.of("dd", "if=" + a, "of=/dev/null", "bs=4096", "count=1", "status=none"))
+                    .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            try {
+                assertTrue(broken.await(10, TimeUnit.SECONDS), "a reader's open breaks a write lease");
+                assertTrue(reader.waitFor(10, TimeUnit.SECONDS), "the reader went on once the lease was given back");
+                assertEquals(0, reader.exitValue());
+            } finally {
+                reader.destroyForcibly();
+            }
+            assertTrue(!leases.held(h), "given back");
+        }
+    }
+
+    @Test
     void aSlowLetGoDoesNotDelayAnotherFilesBreak() throws Exception {
         Path a = file("a"), b = file("b");
         CountDownLatch slow = new CountDownLatch(1);

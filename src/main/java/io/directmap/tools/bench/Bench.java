@@ -47,6 +47,16 @@ import java.util.function.LongConsumer;
 public final class Bench {
     public static final List<String> METHODS = List.of("fio-ranges", "fio-file", "java-read", "java-mmap", "direct", "fallback", "mixed");
     public static final List<String> CACHES = List.of("cold", "hot", "half");
+    /**
+     * The write rows (not run unless --methods names them): fio writing the file with O_DIRECT at
+     * DirectMap's request size and depth, one process, then fsync; FileChannel writes from native
+     * memory, then force (fdatasync); DirectMap's WRITE path, durable. Each writes the file's size
+     * in bytes and ends with them on stable storage.
+     */
+    public static final List<String> WRITE_METHODS = List.of("fio-write", "java-write", "write-direct");
+
+    /** Whether method is one of {@link #WRITE_METHODS}. */
+    public static boolean writes(String method) { return WRITE_METHODS.contains(method); }
     static final long STRIPE = 8L << 20;
 
     /** One measurement. gibPerS is NaN when the method could not run (skipped says why). */
@@ -106,6 +116,7 @@ public final class Bench {
     private final LongConsumer progress;
     private final int depth;
     private MemorySegment javaMemory;
+    private MemorySegment writeSource;
     private Path deviceStat;
 
     public Bench(Path file, String deviceName, Machine machine, Consumer<String> status, LongConsumer progress) throws IOException {
@@ -132,9 +143,14 @@ public final class Bench {
         try (Arena arena = Arena.ofShared()) {
             javaMemory = arena.allocate(size, 4096);
             javaMemory.fill((byte) 0);
+            if (methods.stream().anyMatch(Bench::writes)) {
+                writeSource = arena.allocate(size, 4096);
+                io.directmap.lang.Xorshift.seeded(seed).fill(writeSource);
+            }
             return new Report(setup, runAll(caches, methods, setup, route));
         } finally {
             javaMemory = null;
+            writeSource = null;
         }
     }
 
@@ -155,6 +171,9 @@ public final class Bench {
                     case "java-read" -> javaRead(cache);
                     case "java-mmap" -> javaMmap(cache);
                     case "direct", "fallback", "mixed" -> directMap(method, cache, setup);
+                    case "fio-write" -> fioWrite(cache, setup);
+                    case "java-write" -> javaWrite(cache);
+                    case "write-direct" -> directWrite(cache, setup);
                     default -> throw new IllegalArgumentException("unknown method " + method + "; use " + METHODS);
                 };
                 checkBytes(r, route);
@@ -272,9 +291,18 @@ public final class Bench {
      * max_segments pages, into physically contiguous memory only at max_sectors_kb.
      */
     private long deviceReads() {
+        return deviceRequests(0);
+    }
+
+    /** Write requests the block device has completed (the stat file's fifth field). */
+    private long deviceWrites() {
+        return deviceRequests(4);
+    }
+
+    private long deviceRequests(int field) {
         if (deviceStat == null) return 0;
         try {
-            return Long.parseLong(Files.readString(deviceStat).strip().split("\\s+")[0]);
+            return Long.parseLong(Files.readString(deviceStat).strip().split("\\s+")[field]);
         } catch (IOException | RuntimeException e) {
             return 0;
         }
@@ -287,13 +315,14 @@ public final class Bench {
     /** Times body; with the CPU it used and what the page cache grew by. */
     private Result measure(String method, String cache, long request, int depth, Body body) throws IOException {
         prepare(cache);
-        long cachedBefore = cachedBytes(), requestsBefore = deviceReads();
+        boolean write = writes(method);
+        long cachedBefore = cachedBytes(), requestsBefore = write ? deviceWrites() : deviceReads();
         long cpu0 = cpuNanos(), t0 = System.nanoTime();
         long[] moved = body.run();
         long t = System.nanoTime() - t0, cpu = cpuNanos() - cpu0;
         double gib = moved[0] / (double) (1L << 30);
         return new Result(method, cache, gib / (t / 1e9), cpu / 1e9 / gib, cachedBytes() - cachedBefore, request, depth, moved[0], moved[1],
-                deviceReads() - requestsBefore, null);
+                (write ? deviceWrites() : deviceReads()) - requestsBefore, null);
     }
 
     @FunctionalInterface
@@ -374,6 +403,65 @@ public final class Bench {
         }
     }
 
+    /** FileChannel writes of the file's size from native memory, 1 MiB at a time, then force(false): fdatasync. */
+    private Result javaWrite(String cache) throws IOException {
+        long request = 1L << 20;
+        MemorySegment source = writeSource();
+        return measure("java-write", cache, request, 1, () -> {
+            long at = 0;
+            try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+                while (at < size) {
+                    ByteBuffer src = source.asSlice(at, Math.min(request, size - at)).asByteBuffer();
+                    while (src.hasRemaining()) at += ch.write(src, at);
+                }
+                ch.force(false);
+            }
+            progress.accept(size);
+            return new long[] {at, 0};
+        });
+    }
+
+    /**
+     * DirectMap's WRITE path: the file mapped for writing, one binding, the whole file written from
+     * device memory (direct where granted, through the file system elsewhere), durable.
+     */
+    private Result directWrite(String cache, Setup setup) throws IOException {
+        try (FsStack mm = FsStack.open(topology(false), Policy.defaults());
+             SoftwareDevice dev = SoftwareDevice.create(deviceName, mm.topology());
+             DeviceMemory.Buffer buf = dev.allocate(file.toString(), roundUp(size, 4096))) {
+            MemorySegment.copy(writeSource(), 0, buf.segment(), 0, size);
+            return measure("write-direct", cache, setup.requestBytes(), dev.queueDepth(), () -> {
+                try (Vma vma = mm.mmapForWrite(file);
+                     Binding b = dev.bind(vma, 0, roundUp(size, 4096), 64L << 20, Set.of(io.directmap.mm.MapFlag.WRITE), MapMode.MIXED)) {
+                    Binding.Write w = b.write(0, buf.segment().asSlice(0, size), true, progress);
+                    return new long[] {w.directBytes() + w.fallbackBytes(), w.directBytes()};
+                }
+            });
+        }
+    }
+
+    /** fio writing the file itself with O_DIRECT at DirectMap's request size and depth, then fsync. */
+    private Result fioWrite(String cache, Setup setup) throws IOException {
+        if (!Commands.available("fio")) return skipped("fio-write", cache, setup, "fio is not installed (apt-get install fio)");
+        prepare(cache);
+        long cachedBefore = cachedBytes(), requestsBefore = deviceWrites();
+        Fio.Outcome o;
+        try {
+            o = Fio.write(file, size, setup.requestBytes(), setup.depth());
+        } catch (IOException e) {
+            return skipped("fio-write", cache, setup, "fio failed: " + e.getMessage());
+        }
+        double gib = o.bytes() / (double) (1L << 30);
+        progress.accept(size);
+        return new Result("fio-write", cache, gib / o.seconds(), o.cpuSeconds() / gib, cachedBytes() - cachedBefore,
+                setup.requestBytes(), setup.depth(), o.bytes(), o.bytes(), deviceWrites() - requestsBefore, null);
+    }
+
+    /** What java-write and write-direct write: seeded bytes, made once per run (the same bytes for both). */
+    private MemorySegment writeSource() {
+        return writeSource;
+    }
+
     /** A fresh topology of the machine (each address space registers its own endpoints); noPeerPath: with no peer path from the device. */
     private Topology topology(boolean noPeerPath) throws IOException {
         String rules = machine.topologyRules();
@@ -449,6 +537,8 @@ public final class Bench {
             j.put("vs_fio_ranges", ratio(r, row(report.rows(), "fio-ranges", r.cache())));
             j.put("vs_fio_file", ratio(r, row(report.rows(), "fio-file", r.cache())));
             j.put("vs_best_java", ratio(r, bestJava(report.rows(), r.cache())));
+            j.put("vs_fio_write", writes(r.method()) ? ratio(r, row(report.rows(), "fio-write", r.cache())) : null);
+            j.put("vs_java_write", writes(r.method()) ? ratio(r, row(report.rows(), "java-write", r.cache())) : null);
             if (!r.ran()) j.put("skipped", r.skipped());
             rows.add(j);
         }
@@ -461,7 +551,7 @@ public final class Bench {
     }
 
     public static Optional<Row> bestJava(List<Row> rows, String cache) {
-        return rows.stream().filter(x -> x.method().startsWith("java-") && x.cache().equals(cache) && x.ran())
+        return rows.stream().filter(x -> x.method().startsWith("java-") && !writes(x.method()) && x.cache().equals(cache) && x.ran())
                 .max(Comparator.comparingDouble(Row::median));
     }
 

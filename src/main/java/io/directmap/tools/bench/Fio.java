@@ -41,8 +41,22 @@ final class Fio {
      * since fio drops a tail shorter than bs.
      */
     static Outcome read(Path target, List<long[]> spans, long request, int depth) throws IOException {
+        return run(target, spans, request, depth, false);
+    }
+
+    /**
+     * Writes [0, size) of the file target with O_DIRECT, request bytes at a time, depth deep, one
+     * process, then fsyncs it (end_fsync: the time counts until the bytes are durable); fallocate
+     * and truncation off, so the file keeps its blocks. What it writes is fio's own buffer pattern.
+     */
+    static Outcome write(Path target, long size, long request, int depth) throws IOException {
+        return run(target, List.<long[]>of(new long[] {0, size}), request, depth, true);
+    }
+
+    private static Outcome run(Path target, List<long[]> spans, long request, int depth, boolean write) throws IOException {
         StringBuilder job = new StringBuilder("[global]\nfilename=").append(escape(target.toString()))
-                .append("\nrw=read\ndirect=1\nioengine=io_uring\ninvalidate=0\nthread\nstonewall\niodepth=").append(depth).append('\n');
+                .append(write ? "\nrw=write\nfallocate=none\nend_fsync=1" : "\nrw=read")
+                .append("\ndirect=1\nioengine=io_uring\ninvalidate=0\nthread\nstonewall\niodepth=").append(depth).append('\n');
         int n = 0;
         for (long[] s : spans) {
             long whole = s[1] / request * request, tail = s[1] - whole;
@@ -52,7 +66,9 @@ final class Fio {
         Path jobFile = Files.createTempFile("dmap-bench", ".fio");
         try {
             Files.writeString(jobFile, job);
-            return parse(Commands.run("fio", "--readonly", "--output-format=json", jobFile.toString()));
+            String out = write ? Commands.run("fio", "--output-format=json", jobFile.toString())
+                    : Commands.run("fio", "--readonly", "--output-format=json", jobFile.toString());
+            return parse(out, write);
         } finally {
             Files.deleteIfExists(jobFile);
         }
@@ -76,6 +92,11 @@ final class Fio {
      * from the first line that starts with '{'; what follows the report's closing brace is left.
      */
     static Outcome parse(String output) throws IOException {
+        return parse(output, false);
+    }
+
+    /** As {@link #parse(String)}; for writes the write side, timed by each job's whole runtime (its end_fsync included). */
+    static Outcome parse(String output, boolean write) throws IOException {
         JsonElement root;
         // JsonParser reads leniently: a field we do not read that fio printed oddly (a bare nan) does not fail the bench.
         try (JsonReader in = new JsonReader(new StringReader(report(output)))) {
@@ -89,9 +110,9 @@ final class Fio {
             if (number(field(o, "error")) != 0) {
                 throw new IOException("fio job " + text(field(o, "jobname")) + " failed with error " + (long) number(field(o, "error")));
             }
-            JsonElement read = field(o, "read");
+            JsonElement read = field(o, write ? "write" : "read");
             bytes += whole(field(read, "io_bytes"));
-            runtimeMs += number(field(read, "runtime"));
+            runtimeMs += number(write ? field(o, "job_runtime") : field(read, "runtime"));
             cpuS += (number(field(o, "usr_cpu")) + number(field(o, "sys_cpu"))) / 100.0 * number(field(o, "job_runtime")) / 1000.0;
         }
         // fio's runtime is in whole milliseconds: a read under 1 ms counts as 1 ms rather than infinitely fast.
