@@ -34,6 +34,8 @@ final class Window implements IntervalNotifier.Ops {
     private List<IommuTable.Entry> entries = List.of(); // guarded by this
     private int inFlight;                              // guarded by this
     private boolean faultedBefore;
+    /** A delivered read copied some of this window through the page cache, so this process maps those pages. */
+    private volatile boolean pagesMapped;
 
     Window(Binding binding, long start, long end) {
         this.binding = binding;
@@ -116,6 +118,7 @@ final class Window implements IntervalNotifier.Ops {
             into.add(cut(seg, from, to));
             if (seg instanceof Segment.Direct) direct += to - from;
         }
+        if (direct < p.end() - p.start()) pagesMapped = true;
         return new Served(direct, (p.end() - p.start()) - direct, 0, p.mapping().coherent());
     }
 
@@ -179,6 +182,7 @@ final class Window implements IntervalNotifier.Ops {
         // close() sets closed before it takes each window's lock, so a fault after close lets go of nothing.
         if (binding.isClosed()) throw new IllegalStateException("binding of " + vma + " is closed");
         SoftwareDevice device = binding.device();
+        if (faultedBefore && pagesMapped) unmapPages();
         DeviceMapping m = vma.ops().deviceMap(vma, new MapRequest(device.endpoint(), start, roundUpPage(end), binding.flags(),
                 binding.mode()));
         try {
@@ -195,6 +199,22 @@ final class Window implements IntervalNotifier.Ops {
         stats.faults.incrementAndGet();
         if (faultedBefore) stats.refaults.incrementAndGet();
         faultedBefore = true;
+    }
+
+    /**
+     * Before faulting anew: this process lets go of the page-cache pages its earlier copies mapped
+     * (as a driver unpins the pages it faulted for a device), so that the file system may drop
+     * those its own fallback brought in and map the range directly again. Failing to is harmless:
+     * the pages stay, and the range goes through the page cache as before.
+     */
+    private void unmapPages() {
+        pagesMapped = false;
+        try {
+            vma.dropPageMappings(start, end);
+        } catch (IOException e) {
+            System.getLogger("io.directmap").log(System.Logger.Level.DEBUG, "madvise on " + vma + " " + Units.range(start, end)
+                    + " failed; its pages stay mapped", e);
+        }
     }
 
     @Override

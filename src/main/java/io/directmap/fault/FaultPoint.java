@@ -15,7 +15,8 @@ public enum FaultPoint {
     INVALIDATE_THROWS("invalidate_throws", "an importer's invalidate callback throws instead of acknowledging"),
     DEVICE_ALLOC_FAIL("device_alloc_fail", "allocating device memory fails (the device is out of memory)"),
     MUNMAP_ERROR("munmap_error", "an error while a vma is unmapped (a notifier or a release throws)"),
-    SKIP_INVALIDATE("skip_invalidate", "the filesystem skips invalidating mappings: the coherence checker must then report stale blocks");
+    SKIP_INVALIDATE("skip_invalidate", "the filesystem skips invalidating mappings: the coherence checker must then report stale blocks"),
+    SKIP_RANGE_INVALIDATE("skip_range_invalidate", "a change heard with its range (fanotify) goes on without its mappings taken back: the coherence checker must then report stale blocks");
 
     private final String name;
     private final String description;

@@ -7,14 +7,12 @@ import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.Invalidation;
 import io.directmap.mm.MapRequest;
 import io.directmap.mm.MappingOwner;
-import io.directmap.mm.Refusal;
 import io.directmap.mm.Segment;
 import io.directmap.mm.Transfer;
 import io.directmap.sys.SysException;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Optional;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 
@@ -36,6 +34,10 @@ public final class FsLayer {
     private final Invalidator invalidator;
     private final WriterGate writers;
     private final PlacementCheck placement;
+    private final OwnCachePages ownPages = new OwnCachePages();
+    /** The change watch (fanotify), opened on first use when the policy wants range events; guarded by this. */
+    private ChangeWatch changes;
+    private boolean closed;   // guarded by this
 
     public FsLayer(BlockLayer blocks, Policy policy) {
         this.blocks = blocks;
@@ -43,7 +45,7 @@ public final class FsLayer {
         this.loops = new LoopFollower(blocks);
         this.planner = new RangePlanner(blocks, policy, loops);
         this.invalidator = new Invalidator(this::deviceUnmap);
-        this.writers = new WriterGate(tracker, invalidator);
+        this.writers = new WriterGate(tracker, invalidator, policy.rangeEvents() ? this::changeWatch : null);
         this.placement = new PlacementCheck(tracker, planner, writers, invalidator);
     }
 
@@ -58,8 +60,9 @@ public final class FsLayer {
 
     /**
      * The file system's and block device's answer for request.start..request.end of file. First
-     * the file system holds writers back (a read lease); then it decides; if a lease break raced
-     * with the decision, it decides again. owner is told when the mapping is taken back.
+     * the file system holds writers back (range events, or a read lease: {@link WriterGate}); then
+     * it decides; if a change raced with the decision, it decides again. owner is told when the
+     * mapping is taken back.
      */
     public FileMapping deviceMap(OpenFile file, MapRequest request, MappingOwner owner) throws IOException {
         long t0 = System.nanoTime();
@@ -73,10 +76,12 @@ public final class FsLayer {
             synchronized (file.coherence) {
                 seq = file.coherence.seq;
             }
-            Optional<Refusal> noLease = writers.holdWriters(file);
+            WriterGate.Hold hold = writers.hold(file, request.start(), request.end());
+            // Nothing holds the range back: what our own fallback brought into the cache may go, so it is read directly again.
+            if (hold.coherent()) ownPages.dropBefore(file, request.start(), request.end());
             List<Extent> placement = new ArrayList<>();
             List<Segment> segments = planner.plan(file, request, 0, placement);
-            if (noLease.isPresent()) segments = planner.refuseDirect(segments, noLease.get());
+            segments = hold.apply(segments, planner);
             if (request.allOrNothing() && segments.stream().anyMatch(s -> s instanceof Segment.Fallback)) {
                 segments = planner.refuseAll(segments);
             }
@@ -88,7 +93,7 @@ public final class FsLayer {
                     continue;
                 }
                 m = new FileMapping(ids.incrementAndGet(), file, request, segments, System.nanoTime() - t0, owner,
-                        noLease.isEmpty(), placement);
+                        hold.coherent(), placement);
                 tracker.add(m);
                 file.coherence.liveMappings++;
             }
@@ -116,6 +121,7 @@ public final class FsLayer {
                 deviceUnmap(m);
                 continue;
             }
+            ownPages.decided(file, segments);
             emitEvents(m);
             return m;
         }
@@ -172,6 +178,29 @@ public final class FsLayer {
     /** How many invalidations this file system has made. */
     public long invalidations() { return invalidator.count(); }
 
+    /** The bytes of file's page cache that this file system's own fallback brought in and will drop at the next decision (tests). */
+    long ownCachedBytes(OpenFile file) { return ownPages.recordedBytes(file); }
+
+    /**
+     * How other processes' changes to the file at path are held back, in words: range events or a
+     * read lease (and why not range events). Asks about an open file with live mappings of that
+     * path, or else says what a new one would get.
+     */
+    public String changesHeardBy(java.nio.file.Path path) {
+        java.nio.file.Path abs = path.toAbsolutePath().normalize();
+        for (FileMapping m : tracker.all()) {
+            if (m.file().path().equals(abs)) return writers.heardBy(m.file());
+        }
+        return writers.heardBy(null);
+    }
+
+    /** The change watch, opened on first use; null once closed. */
+    private synchronized ChangeWatch changeWatch() {
+        if (closed) return null;
+        if (changes == null) changes = ChangeWatch.open();
+        return changes;
+    }
+
     /**
      * The read_retry check for what a lease cannot hold back (blocks moved by defragment, balance or
      * dedupe, which need no write access): is [start, end) of m still placed where it was when
@@ -194,9 +223,19 @@ public final class FsLayer {
         return planner.typedExtents(file, start, end);
     }
 
-    /** Closes the backing files kept open. */
+    /** Closes the change watch (its marks go, pending events are answered) and the backing files kept open. */
     public void close() throws SysException {
-        loops.close();
+        ChangeWatch cw;
+        synchronized (this) {
+            closed = true;
+            cw = changes;
+            changes = null;
+        }
+        try {
+            if (cw != null) cw.close();
+        } finally {
+            loops.close();
+        }
     }
 
     private static void emitEvents(FileMapping m) {

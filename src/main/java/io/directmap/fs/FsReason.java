@@ -35,6 +35,7 @@ public enum FsReason implements Reason {
     CACHE_FASTER("the page cache delivers this range faster than the block device here (the learning policy measured both)"),
     OPEN_FOR_WRITE("another process has the file open for writing: no lease can hold its writes back, so the blocks may be stale"),
     NO_LEASE("the file system cannot hold writers back (no read lease: not the owner and no CAP_LEASE, or unsupported)"),
+    BEING_CHANGED("another process is changing this range (a write, truncate or fallocate let go after the devices let go), and has not closed the file yet"),
     WRITE_NOT_SUPPORTED("writable mappings are not supported yet"),
     PIN_NOT_SUPPORTED("pinned mappings (dma_buf) are not supported yet"),
     ALL_OR_NOTHING(Refuser.IMPORTER, "the importer asked for all or nothing, and part of the range was refused");
