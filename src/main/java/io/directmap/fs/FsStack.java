@@ -22,6 +22,7 @@ public final class FsStack implements AutoCloseable {
     private final FsLayer fs;
     private final AddressSpace space;
     private final FileVmOperations ops;
+    private ChangeWatch changes;     // guarded by this; made on first use
 
     private FsStack(Topology topology, Policy policy) {
         this.topology = topology;
@@ -59,10 +60,24 @@ public final class FsStack implements AutoCloseable {
         return space.mmap(path);
     }
 
+    /**
+     * The stack's one {@link ChangeWatch} (a fanotify group and its reader thread), made on first
+     * use; see its {@link ChangeWatch#available()} before relying on it. Closed with the stack.
+     */
+    public synchronized ChangeWatch changeWatch() {
+        if (changes == null) changes = ChangeWatch.open();
+        return changes;
+    }
+
     @Override
     public void close() throws IOException {
         Closer<IOException> closer = Closer.keeping(IOException.class);
         closer.run(space::close);
+        ChangeWatch c;
+        synchronized (this) {
+            c = changes;
+        }
+        if (c != null) closer.run(c::close);
         closer.run(fs::close);
         closer.run(blocks::close);
         closer.throwIfFailed();
