@@ -35,13 +35,22 @@ public final class FsLayer {
     private final WriterGate writers;
     private final PlacementCheck placement;
     private final OwnCachePages ownPages = new OwnCachePages();
-    /** The change watch (fanotify), opened on first use when the policy wants range events; guarded by this. */
-    private ChangeWatch changes;
+    /** Where the change watch comes from (the stack's); null: this layer opens its own on first use. */
+    private final java.util.function.Supplier<ChangeWatch> stackChanges;
+    /** The change watch this layer opened itself (guarded by this); closed with it. */
+    private ChangeWatch ownChanges;
     private boolean closed;   // guarded by this
 
+    /** A file system layer over blocks that opens its own change watch when policy wants range events. */
     public FsLayer(BlockLayer blocks, Policy policy) {
+        this(blocks, policy, null);
+    }
+
+    /** As above, hearing of changes through changes (the stack's watch, closed by the stack) when policy wants range events. */
+    FsLayer(BlockLayer blocks, Policy policy, java.util.function.Supplier<ChangeWatch> changes) {
         this.blocks = blocks;
         this.policy = policy;
+        this.stackChanges = changes;
         this.loops = new LoopFollower(blocks);
         this.planner = new RangePlanner(blocks, policy, loops);
         this.invalidator = new Invalidator(this::deviceUnmap);
@@ -197,8 +206,9 @@ public final class FsLayer {
     /** The change watch, opened on first use; null once closed. */
     private synchronized ChangeWatch changeWatch() {
         if (closed) return null;
-        if (changes == null) changes = ChangeWatch.open();
-        return changes;
+        if (stackChanges != null) return stackChanges.get();
+        if (ownChanges == null) ownChanges = ChangeWatch.open();
+        return ownChanges;
     }
 
     /**
@@ -223,16 +233,18 @@ public final class FsLayer {
         return planner.typedExtents(file, start, end);
     }
 
-    /** Closes the change watch (its marks go, pending events are answered) and the backing files kept open. */
+    /** Closes its own change watch (its marks go, pending events are answered) and the backing files kept open. */
     public void close() throws SysException {
         ChangeWatch cw;
         synchronized (this) {
             closed = true;
-            cw = changes;
-            changes = null;
+            cw = ownChanges;
+            ownChanges = null;
         }
         try {
             if (cw != null) cw.close();
+        } catch (IOException e) {
+            System.err.println("dmap: closing the change watch failed: " + e.getMessage());
         } finally {
             loops.close();
         }

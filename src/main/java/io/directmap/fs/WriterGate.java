@@ -8,6 +8,7 @@ import io.directmap.mm.Segment;
 import io.directmap.sys.Errno;
 import io.directmap.sys.SysException;
 import io.directmap.sys.Units;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -116,6 +117,8 @@ final class WriterGate {
         if (cw != null) {
             Optional<Hold> h = holdByEvents(cw, file, start, end);
             if (h.isPresent()) return h.get();
+        } else if (watched.containsKey(file)) {
+            stopWatching(file);   // the watch gave up (its listeners took everything back): a lease from now on
         }
         return holdWriters(file).map(r -> new Hold(List.of(new Refused(0, Long.MAX_VALUE, r)), false)).orElse(Hold.FREE);
     }
@@ -132,17 +135,26 @@ final class WriterGate {
         synchronized (file.coherence) {
             Watched w = watched.computeIfAbsent(file, f -> new Watched());
             if (w.watch == null) {
-                switch (cw.watch(file, new Heard(file))) {
-                    case ChangeWatch.Watching ok -> w.watch = ok.watch();
-                    case ChangeWatch.Refused no when no.reason() == FsReason.OPEN_FOR_WRITE -> {
-                        // A descriptor opened for writing before the mark makes no events: as without a lease.
+                ChangeWatch.Watched answer;
+                try {
+                    answer = cw.watch(file, new Heard(file));
+                } catch (IOException e) {
+                    // The kernel refused the mark (too many marks): this file keeps a lease.
+                    watched.remove(file);
+                    leaseOnly.put(file, e.getMessage());
+                    return Optional.empty();
+                }
+                switch (answer) {
+                    case ChangeWatch.Watch ok -> w.watch = ok;
+                    case ChangeWatch.Refused no when no.reason() == ChangeWatch.Reason.OPEN_FOR_WRITING -> {
+                        // A descriptor opened for writing before the mark makes no events: as when no lease can be taken.
                         watched.remove(file);
                         return Optional.of(new Hold(List.of(new Refused(0, Long.MAX_VALUE,
                                 new Refusal(FsReason.OPEN_FOR_WRITE, no.detail()))), false));
                     }
                     case ChangeWatch.Refused no -> {
                         watched.remove(file);
-                        leaseOnly.put(file, no.detail());
+                        leaseOnly.put(file, no.toString());
                         return Optional.empty();
                     }
                 }
@@ -152,8 +164,8 @@ final class WriterGate {
             for (Pending p : w.pending) {
                 if (p.start() < end && start < p.end()) {
                     refused.add(new Refused(p.start(), p.end(), new Refusal(FsReason.BEING_CHANGED, p.what()
-                            + "; it may still be changing " + Units.range(p.start(), Math.min(p.end(), end))
-                            + " (no writer has closed since)")));
+                            + "; it may still be changing " + range(Math.max(p.start(), start), Math.min(p.end(), end))
+                            + " (a writer still has the file open)")));
                 }
             }
             if (refused.isEmpty()) return Optional.of(Hold.FREE);
@@ -169,7 +181,7 @@ final class WriterGate {
     /** Whether some descriptor (any process's, ours included) has file open for writing: a read lease cannot be taken then. */
     private static boolean openForWriting(OpenFile file) {
         try {
-            return ChangeWatch.openForWriting(file);
+            return io.directmap.sys.OpenWriters.any(file.handle());
         } catch (SysException e) {
             return true;   // cannot tell: the change may still be running
         }
@@ -185,20 +197,21 @@ final class WriterGate {
 
         @Override
         public ChangeWatch.Verdict opening(ChangeWatch.Task t, io.directmap.sys.TaskSyscall.Access.Open a) {
+            // An open for writing changes nothing yet: its writes will each say their range.
             if (!a.truncates()) return ChangeWatch.Verdict.ALLOW;
-            return changed(0, Long.MAX_VALUE, Invalidation.Cause.TRUNCATE, t.command() + " (pid " + t.pid() + ") opens it with O_TRUNC");
+            return changed(0, Long.MAX_VALUE, Invalidation.Cause.TRUNCATE, t + " opens it with O_TRUNC");
         }
 
         @Override
         public ChangeWatch.Verdict changing(ChangeWatch.Task t, ChangeWatch.Change c) {
-            long start = c.offset(), end = c.length() >= Long.MAX_VALUE - c.offset() ? Long.MAX_VALUE : c.offset() + c.length();
+            long start = c.offset(), end = c.end();
             Invalidation.Cause cause = switch (c.kind()) {
                 case WRITE -> Invalidation.Cause.WRITE;
                 case TRUNCATE -> Invalidation.Cause.TRUNCATE;
                 case FALLOCATE, PUNCH_HOLE -> Invalidation.Cause.FALLOCATE;
                 case MMAP_WRITE, UNKNOWN -> Invalidation.Cause.UNSEEN_WRITE;
             };
-            String who = t.command() + " (pid " + t.pid() + ")";
+            String who = t.toString();
             String what = switch (c.kind()) {
                 case WRITE -> who + " writes " + Units.range(start, end);
                 case TRUNCATE -> who + " truncates it to " + start + " bytes";
@@ -287,20 +300,19 @@ final class WriterGate {
      */
     boolean leaseStillHeld(FileMapping m) {
         OpenFile file = m.file();
-        Watched w = watched.get(file);
+        boolean byEvents = watched.containsKey(file);
         boolean held;
-        if (w != null) {
-            synchronized (file.coherence) {
-                held = w.watch != null && w.watch.live();
-            }
+        if (byEvents) {
+            ChangeWatch cw = changes.get();
+            held = cw != null && cw.available();
         } else {
             held = leases().held(file.handle());
         }
         if (held) return true;
         if (!m.isLive()) return false;
         invalidator.invalidateLogging(file.path(), mappingsOf(file, 0, Long.MAX_VALUE), Invalidation.of(0, Long.MAX_VALUE,
-                Invalidation.Cause.WRITE_OPEN, w != null
-                        ? "the change watch stopped (fanotify failed); what was read meanwhile is read again"
+                Invalidation.Cause.WRITE_OPEN, byEvents
+                        ? "the change watch stopped (fanotify failed); what was read meanwhile is read again, under a lease"
                         : "the read lease is no longer held (fcntl F_GETLEASE): another process opened it for writing or truncated it; "
                         + "what was read meanwhile is read again", false));
         return false;
@@ -376,6 +388,28 @@ final class WriterGate {
         return "range events (fanotify)";
     }
 
+    /** Forgets file's watch (closing it on a thread of its own); its pending changes go with it. */
+    private void stopWatching(OpenFile file) {
+        Watched w;
+        synchronized (file.coherence) {
+            w = watched.remove(file);
+            if (w == null) return;
+            file.coherence.seq++;
+        }
+        if (w.watch != null) closeLater(w.watch);
+    }
+
+    /** Closes a watch on a thread of its own: the caller may be one of its listeners. */
+    private static void closeLater(ChangeWatch.Watch watch) {
+        Thread.ofVirtual().name("dmap-unwatch").start(() -> {
+            try {
+                watch.close();
+            } catch (SysException e) {
+                System.err.println("dmap: closing " + watch + " failed: " + e.getMessage());
+            }
+        });
+    }
+
     /** A mapping of file was released: when it was the last, writers go freely again. */
     void mappingGone(OpenFile file) {
         ChangeWatch.Watch close = null;
@@ -401,7 +435,15 @@ final class WriterGate {
                 }
             }
         }
-        if (close != null) close.close();
+        if (close != null) closeNow(close);
+    }
+
+    private static void closeNow(ChangeWatch.Watch watch) {
+        try {
+            watch.close();
+        } catch (SysException e) {
+            System.err.println("dmap: closing " + watch + " failed: " + e.getMessage());
+        }
     }
 
     /** A listener of file's watch returned: the watch closes now if the last mapping went meanwhile. */
@@ -418,9 +460,6 @@ final class WriterGate {
             }
         }
         // Closed on a thread of its own: the listener that is returning is one of the watch's.
-        if (close != null) {
-            ChangeWatch.Watch c = close;
-            Thread.ofVirtual().name("dmap-unwatch").start(c::close);
-        }
+        if (close != null) closeLater(close);
     }
 }
