@@ -195,4 +195,39 @@ class RangeInvalidationTest {
             }
         });
     }
+
+    @Test
+    void aSharedWritableMmapIsReadThroughThePageCacheUntilUnmappedThenDirectAgain() throws IOException {
+        try (Vma vma = mm.mmap(file);
+             Binding b = gpu.bind(vma, 0, SIZE, WINDOW, Set.of(), MapMode.MIXED);
+             DeviceMemory.Buffer buf = gpu.allocate("test", SIZE)) {
+            readAll(b, buf);
+            requireRangeEvents(mm, file);
+            long at = 2 * WINDOW + 4096;
+            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
+                java.lang.foreign.MemorySegment window2;
+                try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file,
+                        java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE)) {
+                    window2 = ch.map(java.nio.channels.FileChannel.MapMode.READ_WRITE, 2 * WINDOW, WINDOW, arena);
+                }
+                assertEquals(1, b.invalidations(), "the mmap took back the window it maps, and no other: " + reports);
+                assertTrue(reports.stream().anyMatch(r -> r.invalidation().cause() == Invalidation.Cause.UNSEEN_WRITE), reports.toString());
+                // Stores through the mapping raise no event: the device must read what it maps through the page cache.
+                window2.asSlice(at - 2 * WINDOW, 4096).fill((byte) 42);
+                Binding.Read during = b.read(2 * WINDOW, WINDOW, buf.segment(), n -> { });
+                assertTrue(!during.coherent(), "while it is mapped writable, the window is not coherent");
+                assertEquals(0, during.directBytes(), "nothing of the writable mapping is read directly: " + during.segments());
+                assertEquals(42, buf.segment().get(java.lang.foreign.ValueLayout.JAVA_BYTE, 4096), "the store is seen");
+                assertEquals(8, b.liveMappings().size(), "the other windows kept their mappings");
+            }
+            // Unmapped (and its descriptor closed): no writer is left, so the window faults again, coherent,
+            // and the pages our own page-cache copy brought in are dropped first: it goes direct again, but for
+            // the page stored to and what the writer's own page fault read around it.
+            b.coherentWait(Duration.ofSeconds(20));
+            Binding.Read after = b.read(2 * WINDOW, WINDOW, buf.segment(), n -> { });
+            assertTrue(after.coherent(), after.toString());
+            assertTrue(after.directBytes() >= WINDOW - 2 * MiB, "direct again: " + after.segments());
+            Bytes.assertDeviceHoldsFile(file, 2 * WINDOW, buf.segment().asSlice(0, WINDOW));
+        }
+    }
 }
