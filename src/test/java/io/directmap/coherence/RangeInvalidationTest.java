@@ -230,4 +230,31 @@ class RangeInvalidationTest {
             Bytes.assertDeviceHoldsFile(file, 2 * WINDOW, buf.segment().asSlice(0, WINDOW));
         }
     }
+
+    @Test
+    void whenTheWatchCannotReadEventsEveryWindowIsTakenBackAndALeaseHoldsWritersFromThenOn() throws Exception {
+        try (Vma vma = mm.mmap(file);
+             Binding b = gpu.bind(vma, 0, SIZE, WINDOW, Set.of(), MapMode.MIXED).coherentWait(Duration.ofSeconds(20));
+             DeviceMemory.Buffer buf = gpu.allocate("test", SIZE)) {
+            readAll(b, buf);
+            requireRangeEvents(mm, file);
+            try (var fault = io.directmap.fault.Faults.enable(io.directmap.fault.FaultPoint.FANOTIFY_READ, 1.0, 3)) {
+                // The write's event cannot be read, three times: the watch gives up, takes everything back, and
+                // its group closes, which lets the write go (bounded: the dd would otherwise never return).
+                Assertions.assertTimeoutPreemptively(Duration.ofSeconds(30), () -> Commands.run("dd", "if=/dev/urandom",
+                        "of=" + file, "bs=4096", "seek=100", "count=1", "conv=notrunc", "status=none"));
+                assertEquals(3, fault.fired());
+            }
+            assertEquals(8, b.invalidations(), "every window was taken back: anything may have changed: " + reports);
+            Binding.Read again = b.read(0, SIZE, buf.segment(), n -> { });
+            Bytes.assertDeviceHoldsFile(file, 0, buf.segment().asSlice(0, SIZE));
+            assertTrue(again.coherent(), "coherent again, under a lease");
+            assertTrue(mm.fs().changesHeardBy(file).startsWith("a read lease"), mm.fs().changesHeardBy(file));
+
+            Commands.run("dd", "if=/dev/urandom", "of=" + file, "bs=4096", "seek=200", "count=1", "conv=notrunc", "status=none");
+            assertEquals(16, b.invalidations(), "the lease takes back the whole file at the next writer's open: " + reports);
+            b.read(0, SIZE, buf.segment(), n -> { });
+            Bytes.assertDeviceHoldsFile(file, 0, buf.segment().asSlice(0, SIZE));
+        }
+    }
 }
