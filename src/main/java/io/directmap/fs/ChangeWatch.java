@@ -209,7 +209,8 @@ public final class ChangeWatch implements AutoCloseable {
      * cannot be watched here, the file system refuses, or the file is open for writing somewhere
      * (a descriptor opened before the mark raises no event: checked after marking with a read
      * lease, so a writer opening meanwhile is either seen by the lease or raises events).
-     * Throws when the kernel fails otherwise (too many marks), leaving nothing marked.
+     * Throws when the kernel fails otherwise (too many marks), leaving nothing marked. Changes
+     * made before this returns are not reported: watch first, then map.
      */
     public Watched watch(OpenFile file, Listener l) throws IOException {
         if (!available()) return new Refused(Reason.UNAVAILABLE, why());
@@ -291,13 +292,15 @@ public final class ChangeWatch implements AutoCloseable {
         /** The watched file. */
         public OpenFile file() { return file; }
 
+        private synchronized boolean isClosed() { return closed; }
+
         /**
          * A descriptor on the file that raises no events (the kernel's FMODE_NONOTIFY), for the
          * device's own page-cache reads (and, writable, the WRITE fallback's writes): through an
          * ordinary one they would wait on their own listener. Owned by this watch, closed with it.
-         * Not to be called from a listener of this file while it answers (the open it takes
-         * raises an event that is answered at once, but a listener of ours blocks nothing else).
-         * A writable one breaks read leases on the file once, as any open for writing.
+         * The first call opens it: a read-only open of ours, which the reader allows at once, so
+         * it may be called from a listener. A writable one breaks read leases on the file once,
+         * as any open for writing does.
          */
         public synchronized FileHandle quietHandle(boolean writable) throws SysException {
             if (closed) throw new SysException("quiet open", file.path().toString(), Errno.EBADF, "the watch was closed");
@@ -309,7 +312,10 @@ public final class ChangeWatch implements AutoCloseable {
             return quietRead;
         }
 
-        /** Stops listening; the last watch of the inode removes its mark. Idempotent. */
+        /**
+         * Stops listening; the last watch of the inode removes its mark. Idempotent. The listener
+         * is not asked about events after this; a call already in progress may still finish.
+         */
         @Override
         public void close() throws SysException {
             synchronized (this) {
@@ -458,6 +464,7 @@ public final class ChangeWatch implements AutoCloseable {
             Verdict.Deny deny = null;
             try {
                 for (Watch w : watches) {
+                    if (w.isClosed()) continue;
                     Verdict v;
                     try {
                         v = question.apply(w);

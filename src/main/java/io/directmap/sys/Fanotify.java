@@ -123,7 +123,8 @@ public final class Fanotify implements AutoCloseable {
         this.name = name;
         this.fd = fd;
         this.wakeFd = wakeFd;
-        this.buffer = arena.allocate(64 * 1024, 8);
+        // Each event read opens a descriptor: 8 KiB (170 events at most) bounds the burst.
+        this.buffer = arena.allocate(8 * 1024, 8);
         this.pollFds = arena.allocate(16, 8);      // struct pollfd { int fd; short events; short revents; } x2
         this.response = arena.allocate(8, 8);      // struct fanotify_response { __s32 fd; __u32 response; }
         this.one = arena.allocate(8, 8);
@@ -198,7 +199,7 @@ public final class Fanotify implements AutoCloseable {
     }
 
     /** {@link #read}, waiting at most timeoutMs (-1: no limit); an empty list when the time passed. */
-    private List<Event> read(int timeoutMs) throws SysException {
+    List<Event> read(int timeoutMs) throws SysException {
         pollFds.set(JAVA_INT, 0, fd);
         pollFds.set(JAVA_SHORT, 4, POLLIN);
         pollFds.set(JAVA_SHORT, 6, (short) 0);

@@ -19,7 +19,9 @@ import java.util.Locale;
  * call tells them apart. Root may read another task's syscall and mem files.
  *
  * <p>Anything not recognised is {@link Access.Unknown}, and the caller treats it as a possible
- * change of the event's range: io_uring (the work is in the ring, not the arguments), a task not
+ * change of the event's range: io_uring (the work is in the ring, not the arguments; measured
+ * with fio: the event comes from the submitter in io_uring_enter, and the ring's fdinfo already
+ * lists no pending SQE, so an io_uring read looks like a write), a task not
  * in a system call (running, or "-1": a page fault), a task gone, an architecture other than
  * x86_64 and aarch64.
  *

@@ -79,17 +79,31 @@ class ChangeWatchTest {
         List<Change> changes() { return heard.stream().filter(h -> h.change() != null).map(Heard::change).toList(); }
     }
 
+    int handlesBefore;
+    long readersBefore;
+
     @BeforeEach
     void open() {
+        handlesBefore = FileHandle.openCount();
+        readersBefore = readers();
         watch = ChangeWatch.open();
         assertTrue(watch.available(), watch.why());
     }
 
     @AfterEach
-    void close() throws IOException {
+    void close() throws IOException, InterruptedException {
         for (Child c : children) c.close();
         watch.close();
         for (OpenFile f : files) f.close();
+        assertEquals(readersBefore, readers(), "the reader thread is gone");
+        // Answers of listeners released in a test's finally may still be on their way.
+        await("every descriptor closed (events, anchors, quiet handles): " + FileHandle.openCount() + " open, "
+                + handlesBefore + " before", () -> FileHandle.openCount() == handlesBefore);
+    }
+
+    /** Live platform threads that read fanotify events. */
+    static long readers() {
+        return Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().equals("dmap-fanotify")).count();
     }
 
     Path newFile(String name) throws IOException {
@@ -186,6 +200,16 @@ class ChangeWatchTest {
     }
 
     @Test
+    void anOpenThatTruncatesSaysSo() throws Exception {
+        Path p = newFile("o-trunc");
+        Recorder r = new Recorder();
+        watch(p, r);
+        assertEquals(0, run("dd", "if=/dev/zero", "of=" + p, "bs=4096", "count=1", "status=none").await());   // O_TRUNC
+        assertEquals(new Access.Open(true, true), r.heard.get(0).open());
+        assertEquals(4096, Files.size(p));
+    }
+
+    @Test
     void aDenyReachesTheWriterAsEtxtbsyAndChangesNothing() throws Exception {
         Path p = newFile("deny");
         byte[] before = Files.readAllBytes(p);
@@ -212,6 +236,9 @@ class ChangeWatchTest {
             ch.write(ByteBuffer.wrap(new byte[10]), 12288 + 5);
             assertTrue(r.changes().contains(new Change(Change.Kind.WRITE, 12288, 4096, r.changes().get(0).detail())),
                     r.changes().toString());
+            Task writer = r.heard.get(r.heard.size() - 1).task();
+            assertEquals(ProcessHandle.current().pid(), writer.pid(), "FAN_REPORT_TID: the thread's process");
+            assertNotEquals(writer.pid(), writer.tid(), "a JUnit thread, not the JVM's first: " + writer);
             MemorySegment map = ch.map(FileChannel.MapMode.READ_WRITE, 0, 8192, maps);
             map.set(java.lang.foreign.ValueLayout.JAVA_BYTE, 4100, (byte) 'Z');
             assertTrue(r.changes().stream().anyMatch(c -> c.kind() == Change.Kind.MMAP_WRITE && c.offset() == 0 && c.length() == 8192),
@@ -340,6 +367,67 @@ class ChangeWatchTest {
         watch(p, rec);
         assertEquals(0, run("dd", "if=/dev/zero", "of=" + p, "bs=4096", "count=1", "conv=notrunc", "status=none").await());
         assertFalse(rec.changes().isEmpty());
+    }
+
+    @Test
+    void closingWhileWritersRunLeavesNoneBlocked() throws Exception {
+        Path p = newFile("close-race");
+        Recorder r = new Recorder();
+        watch(p, r);
+        List<Child> writers = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            writers.add(run("dd", "if=/dev/zero", "of=" + p, "bs=4096", "count=200", "seek=" + i, "conv=notrunc", "status=none"));
+        }
+        await("the writers heard", () -> r.changes().size() >= 10);
+        watch.close();
+        for (Child w : writers) assertEquals(0, w.await());
+    }
+
+    @Test
+    void watchesComingAndGoingWhileAWriterRunsNeverHoldIt() throws Exception {
+        Path p = newFile("come-and-go");
+        OpenFile f = openFile(p);
+        Recorder steady = new Recorder();
+        assertInstanceOf(Watch.class, watch.watch(f, steady));
+        Child writer = run("dd", "if=/dev/zero", "of=" + p, "bs=4096", "count=400", "conv=notrunc", "status=none");
+        int cycles = 0;
+        while (writer.process.isAlive() && cycles < 200) {
+            Watch w = assertInstanceOf(Watch.class, watch.watch(f, new Recorder()));
+            w.close();
+            cycles++;
+        }
+        assertEquals(0, writer.await());
+        assertEquals(400, steady.changes().size(), "the steady watch heard every write");
+    }
+
+    @Test
+    void aStackHasOneChangeWatchClosedWithIt() throws Exception {
+        ChangeWatch mine;
+        try (FsStack stack = FsStack.open()) {
+            mine = stack.changeWatch();
+            assertTrue(mine == stack.changeWatch(), "one per stack");
+            assertTrue(mine.available(), mine.why());
+            assertInstanceOf(Watch.class, mine.watch(openFile(newFile("stack")), new Recorder()));
+        }
+        assertFalse(mine.available());
+        assertTrue(mine.why().contains("closed"), mine.why());
+    }
+
+    @Test
+    void aFileOnTmpfsIsRefusedWithTheReason() throws Exception {
+        Path shm = Path.of("/dev/shm");
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isDirectory(shm) && "tmpfs".equals(Files.getFileStore(shm).type()),
+                "/dev/shm is not a tmpfs here");
+        Path p = Files.createTempFile(shm, "dmap-core-", ".bin");
+        try {
+            Files.write(p, new byte[4096]);
+            Refused r = assertInstanceOf(Refused.class, watch.watch(openFile(p), new Recorder()));
+            assertEquals(ChangeWatch.Reason.FILESYSTEM_REFUSES, r.reason());
+            assertTrue(r.detail().contains(p.toString()) && r.detail().contains("EOPNOTSUPP"), r.detail());
+            assertEquals(0, run("dd", "if=/dev/zero", "of=" + p, "bs=4096", "count=1", "conv=notrunc", "status=none").await());
+        } finally {
+            Files.delete(p);
+        }
     }
 
     @Test
