@@ -145,7 +145,15 @@ final class WriterGate {
                     return Optional.empty();
                 }
                 switch (answer) {
-                    case ChangeWatch.Watch ok -> w.watch = ok;
+                    case ChangeWatch.Watch ok -> {
+                        w.watch = ok;
+                        // A writer that opened after the watch's own check and wrote before its listener was
+                        // registered went unasked: while any writer is open, the whole file may be changing.
+                        if (openForWriting(file)) {
+                            addPending(w, new Pending(0, Long.MAX_VALUE, "a writer opened while the watch of " + file.path()
+                                    + " began (its first writes may have gone unseen)"));
+                        }
+                    }
                     case ChangeWatch.Refused no when no.reason() == ChangeWatch.Reason.OPEN_FOR_WRITING -> {
                         // A descriptor opened for writing before the mark makes no events: as when no lease can be taken.
                         watched.remove(file);
