@@ -258,7 +258,9 @@ final class WriterGate {
                 }
             }
             try {
-                invalidator.invalidateLogging(file.path(), mappingsOf(file, start, end), inv);
+                // Nothing mapped there (most writes of a writer after its first): nothing to tell or to count.
+                List<FileMapping> overlapping = mappingsOf(file, start, end);
+                if (!overlapping.isEmpty()) invalidator.invalidateLogging(file.path(), overlapping, inv);
             } finally {
                 if (w != null) listenerDone(file, w);
             }

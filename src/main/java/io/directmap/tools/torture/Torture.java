@@ -332,75 +332,90 @@ public final class Torture {
         }
     }
 
+    /** How long one slice of a throughput phase lasts: alone and written slices alternate, so load that drifts hits both alike. */
+    static final double SLICE_SECONDS = 0.5;
+
     /**
-     * Reads the whole file sequentially with one device for seconds, twice: alone, then while a
-     * writer process (dd, buffered) writes 0.1% of the file at a random place every 100 ms.
+     * Reads the whole file sequentially with one device, in slices of {@value #SLICE_SECONDS} s that
+     * alternate: alone, then while a writer process (dd, buffered) writes 0.1% of the file at a
+     * random place every 100 ms (1% a second), seconds of each in all. Alternating, rather than one
+     * phase after the other, keeps a busy machine's changing load from favouring either.
      */
     public static Throughput throughput(FsStack mm, SoftwareDevice dev, Path file, double seconds, long seed)
             throws IOException, InterruptedException {
         long size = Files.size(file) / (4L << 20) * (4L << 20);
         if (size == 0) throw new io.directmap.mm.InvalidRequestException(file + ": needs at least 4 MiB to measure throughput");
         List<Long> acks = Collections.synchronizedList(new ArrayList<>());
+        AtomicBoolean writing = new AtomicBoolean();
         Consumer<InvalidationReport> listener = r -> {
-            if (r.invalidation().heldBackChange() && r.mappings() > 0) acks.add(r.ackNanos());
+            if (writing.get() && r.invalidation().heldBackChange() && r.mappings() > 0) acks.add(r.ackNanos());
         };
         try (Vma vma = mm.mmap(file);
              Binding b = dev.bind(vma, 0, size, 8L << 20, Set.of(), MapMode.MIXED).coherentWait(Duration.ofSeconds(30));
              DeviceMemory.Buffer buf = dev.allocate(file.toString(), 4L << 20)) {
             vma.dropPageMappings();
             Workloads.syncAndEvict(file);
-            long d0 = b.directBytes(), f0 = b.fallbackBytes();
-            double quiet = readFor(b, buf, size, seconds);
-            double quietShare = share(b.directBytes() - d0, b.fallbackBytes() - f0);
-            vma.dropPageMappings();
-            Workloads.syncAndEvict(file);
             mm.fs().addInvalidationListener(listener);
             AtomicBoolean stop = new AtomicBoolean();
             AtomicLong writes = new AtomicLong();
-            long invalBefore = b.invalidations();
-            long d1 = b.directBytes(), f1 = b.fallbackBytes();
             Thread writer = Thread.ofPlatform().name("one-percent-writer").start(() -> {
                 Xorshift rnd = Xorshift.seeded(seed);
                 long blocks = Math.max(1, size / 1000 / BLOCK);
                 while (!stop.get()) {
-                    long at = rnd.nextLong(size / BLOCK - blocks + 1);
                     try {
+                        if (!writing.get()) {
+                            Thread.sleep(5);
+                            continue;
+                        }
+                        long at = rnd.nextLong(size / BLOCK - blocks + 1);
                         Commands.run("dd", "if=/dev/urandom", "of=" + file, "bs=" + BLOCK, "seek=" + at, "count=" + blocks,
                                 "conv=notrunc", "status=none");
                         writes.incrementAndGet();
                         Thread.sleep(100);
-                    } catch (IOException e) {
-                        return;
-                    } catch (InterruptedException e) {
+                    } catch (IOException | InterruptedException e) {
                         return;
                     }
                 }
             });
-            double written;
+            // [alone, written] x {bytes, nanos, direct bytes, fallback bytes, invalidations}
+            long[][] sums = new long[2][5];
             try {
-                written = readFor(b, buf, size, seconds);
+                long at = 0;
+                int slices = Math.max(1, (int) Math.round(seconds / SLICE_SECONDS));
+                for (int i = 0; i < 2 * slices; i++) {
+                    int phase = i % 2;
+                    // The writer stops between its writes, so a written slice may end while a dd runs: it is counted there.
+                    writing.set(phase == 1);
+                    long d0 = b.directBytes(), f0 = b.fallbackBytes(), inv0 = b.invalidations(), t0 = System.nanoTime();
+                    long bytes = 0, chunk = 4L << 20, until = t0 + (long) (SLICE_SECONDS * 1e9);
+                    for (; System.nanoTime() < until; at = (at + chunk) % size) {
+                        b.read(at, chunk, buf.segment(), n -> { });
+                        bytes += chunk;
+                    }
+                    long[] sum = sums[phase];
+                    sum[0] += bytes;
+                    sum[1] += System.nanoTime() - t0;
+                    sum[2] += b.directBytes() - d0;
+                    sum[3] += b.fallbackBytes() - f0;
+                    sum[4] += b.invalidations() - inv0;
+                }
             } finally {
+                writing.set(false);
                 stop.set(true);
                 writer.join();
                 mm.fs().removeInvalidationListener(listener);
             }
-            return new Throughput(size, mm.fs().changesHeardBy(file), quiet, quietShare, written,
-                    share(b.directBytes() - d1, b.fallbackBytes() - f1), writes.get(), b.invalidations() - invalBefore,
-                    List.copyOf(acks));
+            return new Throughput(size, mm.fs().changesHeardBy(file), gibPerS(sums[0]), share(sums[0][2], sums[0][3]),
+                    gibPerS(sums[1]), share(sums[1][2], sums[1][3]), writes.get(), sums[1][4], List.copyOf(acks));
         }
+    }
+
+    private static double gibPerS(long[] sum) {
+        return sum[1] == 0 ? 0 : sum[0] / (sum[1] / 1e9) / (1L << 30);
     }
 
     private static double share(long direct, long fallback) {
         return direct + fallback == 0 ? 0 : direct / (double) (direct + fallback);
-    }
-
-    private static double readFor(Binding b, DeviceMemory.Buffer buf, long size, double seconds) throws IOException {
-        long chunk = 4L << 20, bytes = 0, t0 = System.nanoTime(), until = t0 + (long) (seconds * 1e9);
-        for (long at = 0; System.nanoTime() < until; at = (at + chunk) % size) {
-            b.read(at, chunk, buf.segment(), n -> { });
-            bytes += chunk;
-        }
-        return bytes / ((System.nanoTime() - t0) / 1e9) / (1L << 30);
     }
 
     private void writeInitial() throws IOException {
