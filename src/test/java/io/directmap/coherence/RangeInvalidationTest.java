@@ -257,4 +257,25 @@ class RangeInvalidationTest {
             Bytes.assertDeviceHoldsFile(file, 0, buf.segment().asSlice(0, SIZE));
         }
     }
+
+    @Test
+    void aFileTheKernelWillNotMarkKeepsALeaseAndStaysCoherent() throws Exception {
+        requireRangeEvents(mm, file);   // nothing mapped yet: what a new mapping would get
+        try (Vma vma = mm.mmap(file);
+             Binding b = gpu.bind(vma, 0, SIZE, WINDOW, Set.of(), MapMode.MIXED).coherentWait(Duration.ofSeconds(20));
+             DeviceMemory.Buffer buf = gpu.allocate("test", SIZE)) {
+            try (var fault = io.directmap.fault.Faults.enable(io.directmap.fault.FaultPoint.FANOTIFY_MARK, 1.0, 1)) {
+                Binding.Read first = b.read(0, SIZE, buf.segment(), n -> { });
+                assertEquals(1, fault.fired());
+                assertTrue(first.coherent() && first.directBytes() == SIZE, "mapped directly under a lease: " + first.segments());
+            }
+            String how = mm.fs().changesHeardBy(file);
+            assertTrue(how.startsWith("a read lease") && how.contains("ENOSPC"), "it says why: " + how);
+
+            Commands.run("dd", "if=/dev/urandom", "of=" + file, "bs=4096", "seek=300", "count=1", "conv=notrunc", "status=none");
+            assertEquals(8, b.invalidations(), "the lease took every window back at the writer's open: " + reports);
+            b.read(0, SIZE, buf.segment(), n -> { });
+            Bytes.assertDeviceHoldsFile(file, 0, buf.segment().asSlice(0, SIZE));
+        }
+    }
 }
