@@ -187,9 +187,6 @@ public final class FsLayer {
     /** How many invalidations this file system has made. */
     public long invalidations() { return invalidator.count(); }
 
-    /** The bytes of file's page cache that this file system's own fallback brought in and will drop at the next decision (tests). */
-    long ownCachedBytes(OpenFile file) { return ownPages.recordedBytes(file); }
-
     /**
      * How other processes' changes to the file at path are held back, in words: range events or a
      * read lease (and why not range events). Asks about an open file with live mappings of that

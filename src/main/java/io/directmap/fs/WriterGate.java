@@ -62,6 +62,10 @@ final class WriterGate {
         ChangeWatch.Watch watch;
         final List<Pending> pending = new ArrayList<>();
         int listenersRunning;
+        /** Descriptors open for writing that the watch saw open and not yet close (opening minus writerClosed). */
+        int writers;
+        /** A writer may be open that the watch did not see open (it began while one was): only the kernel can say. */
+        boolean writersUnknown;
         boolean closeWhenIdle;
     }
 
@@ -150,6 +154,7 @@ final class WriterGate {
                         // A writer that opened after the watch's own check and wrote before its listener was
                         // registered went unasked: while any writer is open, the whole file may be changing.
                         if (openForWriting(file)) {
+                            w.writersUnknown = true;
                             addPending(w, new Pending(0, Long.MAX_VALUE, "a writer opened while the watch of " + file.path()
                                     + " began (its first writes may have gone unseen)"));
                         }
@@ -177,13 +182,29 @@ final class WriterGate {
                 }
             }
             if (refused.isEmpty()) return Optional.of(Hold.FREE);
-            if (!openForWriting(file)) {
+            if (noWriters(file, w)) {
                 // Every writer has closed (its FAN_CLOSE_WRITE may still be on its way): every change is done.
                 w.pending.clear();
                 return Optional.of(Hold.FREE);
             }
             return Optional.of(new Hold(refused, false));
         }
+    }
+
+    /**
+     * Whether every writer of file has closed: the watch saw each open for writing and each close
+     * (FAN_CLOSE_WRITE comes at the last close, so a shared writable mapping counts until munmap),
+     * or else the kernel says none is open (a read lease can be taken), which also heals a count
+     * that an open failing after its permission event left high. The count alone ignores this
+     * process's own quiet writable descriptors, which raise no events and would keep a lease away.
+     * Called holding file.coherence.
+     */
+    private static boolean noWriters(OpenFile file, Watched w) {
+        if (w.writers == 0 && !w.writersUnknown) return true;
+        if (openForWriting(file)) return false;
+        w.writers = 0;
+        w.writersUnknown = false;
+        return true;
     }
 
     /** Whether some descriptor (any process's, ours included) has file open for writing: a read lease cannot be taken then. */
@@ -205,6 +226,12 @@ final class WriterGate {
 
         @Override
         public ChangeWatch.Verdict opening(ChangeWatch.Task t, io.directmap.sys.TaskSyscall.Access.Open a) {
+            if (a.forWrite()) {
+                synchronized (file.coherence) {
+                    Watched w = watched.get(file);
+                    if (w != null) w.writers++;
+                }
+            }
             // An open for writing changes nothing yet: its writes will each say their range.
             if (!a.truncates()) return ChangeWatch.Verdict.ALLOW;
             return changed(0, Long.MAX_VALUE, Invalidation.Cause.TRUNCATE, t + " opens it with O_TRUNC");
@@ -235,8 +262,9 @@ final class WriterGate {
         public void writerClosed(ChangeWatch.Task t) {
             synchronized (file.coherence) {
                 Watched w = watched.get(file);
-                if (w == null || w.pending.isEmpty()) return;
-                if (!openForWriting(file)) w.pending.clear();
+                if (w == null) return;
+                w.writers = Math.max(0, w.writers - 1);
+                if (!w.pending.isEmpty() && noWriters(file, w)) w.pending.clear();
             }
         }
 
