@@ -16,6 +16,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -146,6 +147,8 @@ public final class ChangeWatch implements AutoCloseable {
         final String path;
         final FileHandle anchor;
         final List<Watch> watches = new CopyOnWriteArrayList<>();
+        /** Counted in {@link #MARKED_HERE} (from registration until just before its mark goes). */
+        final AtomicBoolean counted = new AtomicBoolean();
 
         Inode(long dev, long ino, String path, FileHandle anchor) {
             this.dev = dev;
@@ -156,6 +159,26 @@ public final class ChangeWatch implements AutoCloseable {
     }
 
     private record Key(long dev, long ino) {}
+
+    /**
+     * The inodes some ChangeWatch of this process has marked, and how many: while one is counted
+     * here, a pre-content mark has been on the inode without a gap since a check found no writer
+     * open (or since another such mark), so every writer open now raises events (pre-content mode
+     * is decided per descriptor at open, from any group's marks). Another watch of the inode
+     * then needs no check of its own, which our own writers (a quiet writable handle) would fail.
+     * An inode is counted after its mark is placed and uncounted before its mark is removed.
+     */
+    private static final Map<Key, Integer> MARKED_HERE = new ConcurrentHashMap<>();
+
+    private static void count(Inode in) {
+        if (in.counted.compareAndSet(false, true)) MARKED_HERE.merge(new Key(in.dev, in.ino), 1, Integer::sum);
+    }
+
+    private static void uncount(Inode in) {
+        if (in.counted.compareAndSet(true, false)) {
+            MARKED_HERE.computeIfPresent(new Key(in.dev, in.ino), (k, n) -> n <= 1 ? null : n - 1);
+        }
+    }
 
     private final Fanotify group;
     private final Thread reader;
@@ -208,7 +231,8 @@ public final class ChangeWatch implements AutoCloseable {
      * one, until the returned Watch is closed. Refused (a value, not an exception) when changes
      * cannot be watched here, the file system refuses, or the file is open for writing somewhere
      * (a descriptor opened before the mark raises no event: checked after marking with a read
-     * lease, so a writer opening meanwhile is either seen by the lease or raises events).
+     * lease, so a writer opening meanwhile is either seen by the lease or raises events; skipped
+     * while another watch of this process keeps the inode marked, see {@link #MARKED_HERE}).
      * Throws when the kernel fails otherwise (too many marks), leaving nothing marked. Changes
      * made before this returns are not reported: watch first, then map.
      */
@@ -244,7 +268,7 @@ public final class ChangeWatch implements AutoCloseable {
         try {
             // Our own read-only descriptor: raises a read-only open, answered at once by the reader.
             anchor = FileHandle.openRead(Path.of("/proc/self/fd/" + file.handle().fd()));
-            if (OpenWriters.any(anchor)) {
+            if (!MARKED_HERE.containsKey(key) && OpenWriters.any(anchor)) {
                 String who = String.join(", ", io.directmap.sys.Openers.of(file.path(), true));
                 unmarkQuietly(file.handle());
                 anchor.close();
@@ -252,7 +276,9 @@ public final class ChangeWatch implements AutoCloseable {
                         + (who.isEmpty() ? "" : " by " + who) + " since before it was watched; its writes would go unseen: "
                         + "close it there and try again");
             }
-            inodes.put(key, new Inode(key.dev(), key.ino(), file.path().toString(), anchor));
+            Inode in = new Inode(key.dev(), key.ino(), file.path().toString(), anchor);
+            inodes.put(key, in);
+            count(in);
             return null;
         } catch (IOException | RuntimeException e) {
             unmarkQuietly(file.handle());
@@ -334,6 +360,7 @@ public final class ChangeWatch implements AutoCloseable {
             synchronized (marks) {
                 inode.watches.remove(this);
                 if (inode.watches.isEmpty() && inodes.remove(new Key(inode.dev, inode.ino), inode)) {
+                    uncount(inode);
                     if (!closing) unmarkQuietly(inode.anchor);
                     try {
                         inode.anchor.close();
@@ -563,6 +590,7 @@ public final class ChangeWatch implements AutoCloseable {
                     break;
                 }
             }
+            for (Inode in : inodes.values()) uncount(in);
             group.close();
         });
     }
@@ -599,6 +627,7 @@ public final class ChangeWatch implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        for (Inode in : inodes.values()) uncount(in);
         group.close();
         SysException failure = null;
         for (Inode in : List.copyOf(inodes.values())) {

@@ -227,6 +227,20 @@ class ChangeWatchTest {
     }
 
     @Test
+    void everyListenerIsAskedAndAnyDenyWins() throws Exception {
+        Path p = newFile("any-deny");
+        Recorder allows = new Recorder(), denies = new Recorder();
+        denies.verdict = new Verdict.Deny(Errno.EBUSY, "busy in a test");
+        watch(p, allows);
+        watch(p, denies);
+        Child dd = run("dd", "if=/dev/zero", "of=" + p, "bs=4096", "count=1", "conv=notrunc", "status=none");
+        assertNotEquals(0, dd.await());
+        assertTrue(dd.output().contains("Device or resource busy"), dd.output());
+        assertEquals(1, allows.heard.size(), allows.heard.toString());
+        assertEquals(1, denies.heard.size(), denies.heard.toString());
+    }
+
+    @Test
     void writesAndSharedWritableMapsOfThisJvmAreSeen() throws Exception {
         Path p = newFile("same-jvm");
         Recorder r = new Recorder();
@@ -427,6 +441,31 @@ class ChangeWatchTest {
             assertEquals(0, run("dd", "if=/dev/zero", "of=" + p, "bs=4096", "count=1", "conv=notrunc", "status=none").await());
         } finally {
             Files.delete(p);
+        }
+    }
+
+    @Test
+    void aSecondWatchOfAMarkedInodeAcceptsWritersOpenedSinceTheFirstMark() throws Exception {
+        Path p = newFile("two-groups");
+        Recorder first = new Recorder(), second = new Recorder();
+        Watch w = watch(p, first);
+        FileHandle quietWriter = w.quietHandle(true);              // a writer of our own, opened after the mark
+        try (ChangeWatch other = ChangeWatch.open();
+             RandomAccessFile late = new RandomAccessFile(p.toFile(), "rw")) {    // and another one
+            assertInstanceOf(Watch.class, other.watch(openFile(p), second), "the first mark covers both writers");
+            late.seek(20000);
+            late.write(7);                                          // opened after a mark: heard by both groups
+            assertEquals(List.of(Change.Kind.WRITE), second.changes().stream().map(Change::kind).toList());
+            assertEquals(List.of(Change.Kind.WRITE), first.changes().stream().map(Change::kind).toList());
+            assertEquals(16384, second.changes().get(0).offset());
+        }
+        assertTrue(quietWriter.fd() >= 0);
+        w.close();
+        // No mark left in this process: a writer open now (the quiet one is closed with w) is checked again.
+        try (RandomAccessFile early = new RandomAccessFile(p.toFile(), "rw")) {
+            Refused r = assertInstanceOf(Refused.class, watch.watch(openFile(p), new Recorder()));
+            assertEquals(ChangeWatch.Reason.OPEN_FOR_WRITING, r.reason());
+            early.write(1);
         }
     }
 
