@@ -153,10 +153,12 @@ final class Window implements IntervalNotifier.Ops {
                 continue;
             }
             if (p == null) {
-                // Another process has the file open for writing: wait for it to close, then fault again.
+                // Another process has the file open for writing (or is changing this range): wait for it to
+                // close, then fault again. Each fault asks the file system again, so the wait grows to 4 ms
+                // between them: polling every millisecond took CPU from the very writer being waited for.
                 letGo(null);
                 retried++;
-                pause();
+                pause(Math.min(4, 1 + retried / 4));
                 continue;
             }
             // Pinned from here: nothing that can throw comes between the pin and the try whose finally unpins.
@@ -259,8 +261,12 @@ final class Window implements IntervalNotifier.Ops {
     }
 
     private static void pause() {
+        pause(1);
+    }
+
+    private static void pause(long millis) {
         try {
-            Thread.sleep(1);
+            Thread.sleep(millis);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
