@@ -177,6 +177,7 @@ public final class DirectMap implements AutoCloseable {
         private Path topologyFile;
         private PathPolicy policy = PathPolicy.CACHE;
         private double evictedPageNanos = 1_000;
+        private boolean rangeEvents = io.directmap.fs.Policy.rangeEventsByDefault();
 
         private Builder() {}
 
@@ -220,6 +221,22 @@ public final class DirectMap implements AutoCloseable {
         }
 
         /**
+         * Whether file systems hear of other processes' changes with their range (fanotify
+         * pre-content events; on by default where the kernel, the file system and root allow them,
+         * unless the system property {@code directmap.rangeEvents} is false or the environment
+         * variable {@code DMAP_RANGE_EVENTS} is off). With them, a write takes back only the
+         * windows it overlaps; without them (or where they do not work), a read lease holds
+         * writers back and every write takes back every window of the file.
+         *
+         * @param on false to hold writers back with read leases only
+         * @return this builder
+         */
+        public Builder rangeEvents(boolean on) {
+            this.rangeEvents = on;
+            return this;
+        }
+
+        /**
          * Opens it.
          *
          * @return the entry point; closing it closes every device it made
@@ -227,7 +244,7 @@ public final class DirectMap implements AutoCloseable {
          */
         public DirectMap open() throws IOException {
             Topology t = topologyFile == null ? Topology.defaults() : Topology.load(topologyFile);
-            return new DirectMap(Internals.addressSpace(t, policy, evictedPageNanos), policy);
+            return new DirectMap(Internals.addressSpace(t, policy, evictedPageNanos, rangeEvents), policy);
         }
     }
 

@@ -22,14 +22,17 @@ import java.util.List;
 final class Internals {
     private Internals() {}
 
-    /** The address space (file systems, block devices, the bus) for topology under policy. */
-    static FsStack addressSpace(Topology topology, PathPolicy policy, double evictedPageNanos) {
+    /**
+     * The address space (file systems, block devices, the bus) for topology under policy; rangeEvents
+     * false holds writers back with leases only (whole-file invalidation).
+     */
+    static FsStack addressSpace(Topology topology, PathPolicy policy, double evictedPageNanos, boolean rangeEvents) {
         Policy p = switch (policy) {
             case CACHE -> new Policy(Policy.CachedPages.REFUSE);
             case DIRECT -> new Policy(Policy.CachedPages.ALLOW);
             case LEARN -> new Policy(Policy.CachedPages.REFUSE, new PathLearner(evictedPageNanos));
         };
-        return FsStack.open(topology, p);
+        return FsStack.open(topology, p.withRangeEvents(rangeEvents));
     }
 
     /** The importer's mode for an all-or-nothing choice. */

@@ -34,12 +34,18 @@ final class Common {
 
     @Mixin LearnerOption learner;
 
+    @Option(names = "--no-range-events",
+            description = "Hold other processes' writes back with a read lease only: every write takes back every mapping of the file"
+                    + " (the default hears each change with its range through fanotify, where the kernel and file system allow it,"
+                    + " and takes back only the windows it overlaps; DMAP_RANGE_EVENTS=off does the same as this flag).")
+    boolean noRangeEvents;
+
     FsStack addressSpace() throws IOException {
         Policy p = switch (policy) {
             case FIXED -> new Policy(cachedPages);
             case LEARN -> new Policy(cachedPages, new PathLearner(learner.evictedPageCost));
         };
-        return FsStack.open(topology.load(), p);
+        return FsStack.open(topology.load(), noRangeEvents ? p.withRangeEvents(false) : p);
     }
 
     SoftwareDevice device(FsStack mm) {

@@ -32,6 +32,8 @@ import picocli.CommandLine.Spec;
 @Command(name = "watch", description = {
         "Keep FILE mapped into a device and print each invalidation as it happens: what changed, the range,",
         "whether the change waited for the device, how long the device took to let go, and who did it.",
+        "With range events (fanotify, root, kernel 6.14 or later) a write takes back only the windows it overlaps;",
+        "with --no-range-events (or where they do not work) a read lease takes back every window at the writer's open().",
         "The device reads the range again after each one (faulting through device_map). Ctrl-C to stop."})
 final class WatchCommand implements Callable<Integer> {
     private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("HH:mm:ss.SSS");
@@ -77,13 +79,22 @@ final class WatchCommand implements Callable<Integer> {
                     .coherentWait(Duration.ofSeconds(5));
                  DeviceMemory.Buffer buf = dev.allocate(file.toString(), mapEnd - start)) {
                 Binding.Read first = b.read(start, end - start, buf.segment(), n -> { });
+                String heldBackBy = mm.fs().changesHeardBy(path);
                 if (common.json) {
-                    out.println(Json.write(Map.of("event", "mapped", "file", vma.file().path().toString(), "start", start, "end", end,
-                            "direct_bytes", first.directBytes(), "fallback_bytes", first.fallbackBytes())).replace("\n", " ").strip());
+                    Map<String, Object> m = new LinkedHashMap<>();
+                    m.put("event", "mapped");
+                    m.put("file", vma.file().path().toString());
+                    m.put("start", start);
+                    m.put("end", end);
+                    m.put("direct_bytes", first.directBytes());
+                    m.put("fallback_bytes", first.fallbackBytes());
+                    m.put("held_back_by", heldBackBy);
+                    out.println(Json.write(m).replace("\n", " ").strip());
                 } else {
                     out.printf("watching %s %s with %s: %s direct, %s through the page cache; windows of %s%n",
                             vma.file().path(), Units.range(start, end), dev.name(), Units.bytes(first.directBytes()),
                             Units.bytes(first.fallbackBytes()), Units.bytes(windowBytes));
+                    out.printf("changes held back by %s%n", heldBackBy);
                     out.printf("%-12s  %-13s %-22s %-10s %8s %12s  %s%n", "time", "cause", "range", "change", "mappings", "let go in", "by / detail");
                 }
                 out.flush();

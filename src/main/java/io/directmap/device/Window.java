@@ -34,6 +34,8 @@ final class Window implements IntervalNotifier.Ops {
     private List<IommuTable.Entry> entries = List.of(); // guarded by this
     private int inFlight;                              // guarded by this
     private boolean faultedBefore;
+    /** A delivered read copied some of this window through the page cache, so this process maps those pages. */
+    private volatile boolean pagesMapped;
 
     Window(Binding binding, long start, long end) {
         this.binding = binding;
@@ -116,6 +118,7 @@ final class Window implements IntervalNotifier.Ops {
             into.add(cut(seg, from, to));
             if (seg instanceof Segment.Direct) direct += to - from;
         }
+        if (direct < p.end() - p.start()) pagesMapped = true;
         return new Served(direct, (p.end() - p.start()) - direct, 0, p.mapping().coherent());
     }
 
@@ -150,10 +153,12 @@ final class Window implements IntervalNotifier.Ops {
                 continue;
             }
             if (p == null) {
-                // Another process has the file open for writing: wait for it to close, then fault again.
+                // Another process has the file open for writing (or is changing this range): wait for it to
+                // close, then fault again. Each fault asks the file system again, so the wait grows to 4 ms
+                // between them: polling every millisecond took CPU from the very writer being waited for.
                 letGo(null);
                 retried++;
-                pause();
+                pause(Math.min(4, 1 + retried / 4));
                 continue;
             }
             // Pinned from here: nothing that can throw comes between the pin and the try whose finally unpins.
@@ -179,6 +184,7 @@ final class Window implements IntervalNotifier.Ops {
         // close() sets closed before it takes each window's lock, so a fault after close lets go of nothing.
         if (binding.isClosed()) throw new IllegalStateException("binding of " + vma + " is closed");
         SoftwareDevice device = binding.device();
+        if (faultedBefore && pagesMapped) unmapPages();
         DeviceMapping m = vma.ops().deviceMap(vma, new MapRequest(device.endpoint(), start, roundUpPage(end), binding.flags(),
                 binding.mode()));
         try {
@@ -195,6 +201,22 @@ final class Window implements IntervalNotifier.Ops {
         stats.faults.incrementAndGet();
         if (faultedBefore) stats.refaults.incrementAndGet();
         faultedBefore = true;
+    }
+
+    /**
+     * Before faulting anew: this process lets go of the page-cache pages its earlier copies mapped
+     * (as a driver unpins the pages it faulted for a device), so that the file system may drop
+     * those its own fallback brought in and map the range directly again. Failing to is harmless:
+     * the pages stay, and the range goes through the page cache as before.
+     */
+    private void unmapPages() {
+        pagesMapped = false;
+        try {
+            vma.dropPageMappings(start, end);
+        } catch (IOException e) {
+            System.getLogger("io.directmap").log(System.Logger.Level.DEBUG, "madvise on " + vma + " " + Units.range(start, end)
+                    + " failed; its pages stay mapped", e);
+        }
     }
 
     @Override
@@ -239,8 +261,12 @@ final class Window implements IntervalNotifier.Ops {
     }
 
     private static void pause() {
+        pause(1);
+    }
+
+    private static void pause(long millis) {
         try {
-            Thread.sleep(1);
+            Thread.sleep(millis);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }

@@ -18,6 +18,7 @@ public enum FaultPoint {
     MUNMAP_ERROR("munmap_error", "an error while a vma is unmapped (a notifier or a release throws)"),
     PIN_PLAN_ERROR("pin_plan_error", "planning a pin's range fails after its inode is marked (as FIEMAP failing with EIO)"),
     SKIP_INVALIDATE("skip_invalidate", "the filesystem skips invalidating mappings: the coherence checker must then report stale blocks"),
+    SKIP_RANGE_INVALIDATE("skip_range_invalidate", "a change heard with its range (fanotify) goes on without its mappings taken back (and the re-check of moved blocks is skipped): the coherence checker must then report stale blocks"),
     FANOTIFY_INIT("fanotify_init", "fanotify_init fails with EMFILE (too many fanotify groups): changes cannot be watched"),
     FANOTIFY_MARK("fanotify_mark", "fanotify_mark fails with ENOSPC (too many marks) when a file is to be watched"),
     FANOTIFY_READ("fanotify_read", "reading the fanotify group fails with EIO (events cannot be received)"),

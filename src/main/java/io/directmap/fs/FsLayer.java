@@ -7,14 +7,12 @@ import io.directmap.mm.InvalidRequestException;
 import io.directmap.mm.Invalidation;
 import io.directmap.mm.MapRequest;
 import io.directmap.mm.MappingOwner;
-import io.directmap.mm.Refusal;
 import io.directmap.mm.Segment;
 import io.directmap.mm.Transfer;
 import io.directmap.sys.SysException;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Optional;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 
@@ -39,14 +37,27 @@ public final class FsLayer {
     /** The live pins (device_map with PIN), each with its dma_buf; guarded by itself. */
     private final List<PinGuard> pins = new ArrayList<>();
     private final DeviceWrites writes = new DeviceWrites();
+    private final OwnCachePages ownPages = new OwnCachePages();
+    /** Where the change watch comes from (the stack's); null: this layer opens its own on first use. */
+    private final java.util.function.Supplier<ChangeWatch> stackChanges;
+    /** The change watch this layer opened itself (guarded by this); closed with it. */
+    private ChangeWatch ownChanges;
+    private boolean closed;   // guarded by this
 
+    /** A file system layer over blocks that opens its own change watch when policy wants range events. */
     public FsLayer(BlockLayer blocks, Policy policy) {
+        this(blocks, policy, null);
+    }
+
+    /** As above, hearing of changes through changes (the stack's watch, closed by the stack) when policy wants range events. */
+    FsLayer(BlockLayer blocks, Policy policy, java.util.function.Supplier<ChangeWatch> changes) {
         this.blocks = blocks;
         this.policy = policy;
+        this.stackChanges = changes;
         this.loops = new LoopFollower(blocks);
         this.planner = new RangePlanner(blocks, policy, loops);
         this.invalidator = new Invalidator(this::deviceUnmap);
-        this.writers = new WriterGate(tracker, invalidator);
+        this.writers = new WriterGate(tracker, invalidator, policy.rangeEvents() ? this::changeWatch : null);
         this.placement = new PlacementCheck(tracker, planner, writers, invalidator);
     }
 
@@ -61,8 +72,9 @@ public final class FsLayer {
 
     /**
      * The file system's and block device's answer for request.start..request.end of file. First
-     * the file system holds writers back (a read lease); then it decides; if a lease break raced
-     * with the decision, it decides again. owner is told when the mapping is taken back.
+     * the file system holds writers back (range events, or a read lease: {@link WriterGate}); then
+     * it decides; if a change raced with the decision, it decides again. owner is told when the
+     * mapping is taken back.
      */
     public FileMapping deviceMap(OpenFile file, MapRequest request, MappingOwner owner) throws IOException {
         long t0 = System.nanoTime();
@@ -76,10 +88,12 @@ public final class FsLayer {
             synchronized (file.coherence) {
                 seq = file.coherence.seq;
             }
-            Optional<Refusal> noLease = writers.holdWriters(file);
+            WriterGate.Hold hold = writers.hold(file, request.start(), request.end());
+            // Nothing holds the range back: what our own fallback brought into the cache may go, so it is read directly again.
+            if (hold.coherent()) ownPages.dropBefore(file, request.start(), request.end());
             List<Extent> placement = new ArrayList<>();
             List<Segment> segments = planner.plan(file, request, 0, placement);
-            if (noLease.isPresent()) segments = planner.refuseDirect(segments, noLease.get());
+            segments = hold.apply(segments, planner);
             if (request.allOrNothing() && segments.stream().anyMatch(s -> s instanceof Segment.Fallback)) {
                 segments = planner.refuseAll(segments);
             }
@@ -91,7 +105,7 @@ public final class FsLayer {
                     continue;
                 }
                 m = new FileMapping(ids.incrementAndGet(), file, request, segments, System.nanoTime() - t0, owner,
-                        noLease.isEmpty(), placement);
+                        hold.coherent(), placement);
                 tracker.add(m);
                 file.coherence.liveMappings++;
             }
@@ -119,6 +133,7 @@ public final class FsLayer {
                 deviceUnmap(m);
                 continue;
             }
+            ownPages.decided(file, segments);
             emitEvents(m);
             return m;
         }
@@ -194,6 +209,27 @@ public final class FsLayer {
     public long invalidations() { return invalidator.count(); }
 
     /**
+     * How other processes' changes to the file at path are held back, in words: range events or a
+     * read lease (and why not range events). Asks about an open file with live mappings of that
+     * path, or else says what a new one would get.
+     */
+    public String changesHeardBy(java.nio.file.Path path) {
+        java.nio.file.Path abs = path.toAbsolutePath().normalize();
+        for (FileMapping m : tracker.all()) {
+            if (m.file().path().equals(abs)) return writers.heardBy(m.file());
+        }
+        return writers.heardBy(null);
+    }
+
+    /** The change watch, opened on first use; null once closed. */
+    private synchronized ChangeWatch changeWatch() {
+        if (closed) return null;
+        if (stackChanges != null) return stackChanges.get();
+        if (ownChanges == null) ownChanges = ChangeWatch.open();
+        return ownChanges;
+    }
+
+    /**
      * The read_retry check for what a lease cannot hold back (blocks moved by defragment, balance or
      * dedupe, which need no write access): is [start, end) of m still placed where it was when
      * decided? If not, every mapping overlapping the range is taken back and this returns false;
@@ -256,14 +292,29 @@ public final class FsLayer {
     RangePlanner planner() { return planner; }
     long nextId() { return ids.incrementAndGet(); }
 
-    /** Closes the backing files kept open; a pin still live is revoked and let go (its mark goes with the change watch). */
+    /**
+     * Revokes and lets go the pins still live, closes its own change watch (its marks go, pending
+     * events are answered) and the backing files kept open.
+     */
     public void close() throws SysException {
         List<PinGuard> live;
         synchronized (pins) {
             live = List.copyOf(pins);
         }
         for (PinGuard g : live) g.closeWithLayer();
-        loops.close();
+        ChangeWatch cw;
+        synchronized (this) {
+            closed = true;
+            cw = ownChanges;
+            ownChanges = null;
+        }
+        try {
+            if (cw != null) cw.close();
+        } catch (IOException e) {
+            System.err.println("dmap: closing the change watch failed: " + e.getMessage());
+        } finally {
+            loops.close();
+        }
     }
 
     private static void emitEvents(FileMapping m) {

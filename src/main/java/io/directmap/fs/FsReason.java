@@ -45,6 +45,7 @@ public enum FsReason implements Reason {
     LOOP_BACKING_FILE("a loop device's backing file is not written behind its file system: no lease holds its other users back, so the loop device itself is written"),
     OPENED_READ_ONLY("the file was mapped for reading: no write lease holds other readers back, and its refused ranges could not be written"),
     OPEN_ELSEWHERE("the file is open elsewhere (for reading or writing), or another lease is held on it: no write lease can be taken"),
+    BEING_CHANGED("another process is changing this range (a write, truncate or fallocate let go after the devices let go), and has not closed the file yet"),
     ALL_OR_NOTHING(Refuser.IMPORTER, "the importer asked for all or nothing, and part of the range was refused");
 
     private final Refuser refuser;

@@ -27,7 +27,7 @@ public final class FsStack implements AutoCloseable {
     private FsStack(Topology topology, Policy policy) {
         this.topology = topology;
         this.blocks = new BlockLayer(topology);
-        this.fs = new FsLayer(blocks, policy);
+        this.fs = new FsLayer(blocks, policy, this::changeWatch);
         this.ops = new FileVmOperations(fs);
         this.space = AddressSpace.create(topology, path -> new FileOpener.Opened(OpenFile.open(path), ops));
     }

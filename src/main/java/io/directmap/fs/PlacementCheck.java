@@ -31,8 +31,11 @@ final class PlacementCheck {
      */
     boolean verify(FileMapping m, long start, long end) throws SysException {
         if (!m.isLive()) return false;
-        // While skip_invalidate is on, the checks that would take the mapping back after the fact are skipped too.
-        if (io.directmap.fault.Faults.isOn(io.directmap.fault.FaultPoint.SKIP_INVALIDATE)) return true;
+        // While skip_invalidate (or skip_range_invalidate) is on, the checks that would take the mapping back after the fact are skipped too.
+        if (io.directmap.fault.Faults.isOn(io.directmap.fault.FaultPoint.SKIP_INVALIDATE)
+                || io.directmap.fault.Faults.isOn(io.directmap.fault.FaultPoint.SKIP_RANGE_INVALIDATE)) {
+            return true;
+        }
         if (m.coherent() && !writers.leaseStillHeld(m)) return false;
         if (m.directBytes() == 0) return m.isLive();
         List<Extent> now = planner.typedExtents(m.file(), start, end);

@@ -21,6 +21,17 @@ public record Invalidation(long start, long end, Cause cause, String detail, boo
     public enum Cause {
         /** Another process opened the file for writing, or truncated it: a read lease broke. */
         WRITE_OPEN("another process opened it for writing or truncated it"),
+        /** Another process is writing the range (write, pwrite, an O_DIRECT write, copy_file_range): heard with its range. */
+        WRITE("another process is writing the range"),
+        /** Another process is truncating the file (truncate, ftruncate, an open with O_TRUNC): what lies past the new size. */
+        TRUNCATE("another process is truncating the file"),
+        /** Another process is allocating, zeroing or punching out the range (fallocate). */
+        FALLOCATE("another process is allocating, zeroing or punching the range"),
+        /**
+         * Another process changes the range in a way not told apart (a shared writable mmap, an
+         * io_uring request, a page fault): taken as a write of the range.
+         */
+        UNSEEN_WRITE("another process may change the range in a way the kernel does not describe"),
         /** The file's blocks moved (defragment, balance, dedupe): the extent map changed under a mapping. */
         EXTENT_MOVED("its blocks moved"),
         /** The block device below changed on its own (shrank, detaching, gone). */
@@ -41,6 +52,14 @@ public record Invalidation(long start, long end, Cause cause, String detail, boo
 
         /** {@return the name in JSON and events: the constant in lower case} */
         public String code() { return name().toLowerCase(Locale.ROOT); }
+    }
+
+    /** {@return whether another process changed the file and waited for the devices (a lease break or a range event)} */
+    public boolean heldBackChange() {
+        return heldBack && switch (cause) {
+            case WRITE_OPEN, WRITE, TRUNCATE, FALLOCATE, UNSEEN_WRITE -> true;
+            default -> false;
+        };
     }
 
     /**

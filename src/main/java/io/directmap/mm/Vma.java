@@ -143,12 +143,28 @@ public final class Vma implements AutoCloseable {
      * @throws IOException when madvise fails (the message names the call and the errno)
      */
     public void dropPageMappings() throws IOException {
+        dropPageMappings(0, pages.byteSize());
+    }
+
+    /**
+     * Drops this process's page-table entries for file offsets [start, end) of the mapping (cut to
+     * whole pages inside it), as a driver unpins the pages it faulted for one window of a device, so
+     * that the page cache may drop them (posix_fadvise DONTNEED skips pages a process maps).
+     *
+     * @param start the first file offset (rounded down to a page)
+     * @param end the file offset after the last one (cut to the mapping)
+     * @throws IOException when madvise fails (the message names the call and the errno)
+     */
+    public void dropPageMappings(long start, long end) throws IOException {
+        long page = io.directmap.sys.Process.PAGE_SIZE;
+        long s = Math.max(0, start / page * page), e = Math.min(end, pages.byteSize());
+        if (e <= s) return;
         synchronized (this) {
             if (closed) return;
             pageCalls++;
         }
         try {
-            io.directmap.sys.Mmap.dropMappedPages(pages);
+            io.directmap.sys.Mmap.dropMappedPages(pages.asSlice(s, e - s));
         } finally {
             synchronized (this) {
                 pageCalls--;

@@ -9,6 +9,8 @@ import io.directmap.device.SoftwareDevice;
 import io.directmap.fault.FaultPoint;
 import io.directmap.fault.Faults;
 import io.directmap.fs.FsStack;
+import io.directmap.fs.Policy;
+import io.directmap.pci.Topology;
 import io.directmap.testing.ScratchFs;
 import io.directmap.tools.ScratchFilesystem;
 import io.directmap.tools.torture.Leaks;
@@ -36,13 +38,18 @@ class FaultTortureTest {
 
     /** One torture run with point on as given; asserts what every run must hold and returns the summary. */
     private static Torture.Summary tortureWith(FaultPoint point, double probability, long times) throws Exception {
+        return tortureWith(point, probability, times, Policy.defaults());
+    }
+
+    /** As above, under policy (range events on or off). */
+    private static Torture.Summary tortureWith(FaultPoint point, double probability, long times, Policy policy) throws Exception {
         Path file = EXT4.file("fault-" + point.pointName() + ".bin");
         Leaks before = Leaks.of(EXT4.mountPoint());
         Torture.Summary s;
         long fired;
         try (var fault = Faults.enable(point, probability, times)) {
             s = assertTimeoutPreemptively(BOUND, () -> {
-                try (FsStack mm = FsStack.open();
+                try (FsStack mm = FsStack.open(Topology.defaults(), policy);
                      SoftwareDevice gpu = SoftwareDevice.create("gpu0", mm.topology());
                      SoftwareDevice nic = SoftwareDevice.create("nic0", mm.topology())) {
                     return new Torture(file, 2048, "ext4").run(mm, List.of(gpu, nic),
@@ -90,7 +97,8 @@ class FaultTortureTest {
 
     @Test
     void leaseThreadDies() throws Exception {
-        Torture.Summary s = tortureWith(FaultPoint.LEASE_THREAD_DIE, 1.0, 2);
+        // Leases hold changes back only with range events off.
+        Torture.Summary s = tortureWith(FaultPoint.LEASE_THREAD_DIE, 1.0, 2, Policy.defaults().withRangeEvents(false));
         assertNothingWrongDelivered(s, "lease_thread_die");
         assertTrue(s.passed(), s.render());
         assertEquals(0, s.incoherentReads(), "no read was delivered while a writer held the file: " + s.render());
@@ -159,6 +167,19 @@ class FaultTortureTest {
         List<String> ours = Files.readAllLines(Path.of("/proc/locks")).stream()
                 .filter(l -> l.contains("LEASE") && List.of(l.trim().split("\\s+")).contains(pid)).toList();
         assertEquals(List.of(), ours, "no lease of ours left held");
+    }
+
+    @Test
+    void skipRangeInvalidateIsCaughtByTheChecker() throws Exception {
+        // Every change heard with its range goes on with nothing taken back: range events alone keep the devices right.
+        Torture.Summary s = tortureWith(FaultPoint.SKIP_RANGE_INVALIDATE, 1.0, Long.MAX_VALUE);
+        if (!s.heldBackBy().startsWith("range events")) {
+            if ("true".equals(System.getenv("CI"))) org.junit.jupiter.api.Assertions.fail("CI must run with range events: " + s.render());
+            org.junit.jupiter.api.Assumptions.abort("skipped: no range events here: " + s.heldBackBy());
+        }
+        assertTrue(s.stale() + s.torn() > 0, "with range invalidation skipped, devices read stale or torn blocks and the torture says so: "
+                + s.render());
+        assertFalse(s.passed(), s.render());
     }
 
     @Test

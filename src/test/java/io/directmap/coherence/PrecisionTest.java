@@ -29,7 +29,11 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
-/** Invalidation takes back exactly what overlaps the change: other ranges and other files keep their mappings. */
+/**
+ * Invalidation takes back exactly what overlaps the change: other ranges and other files keep
+ * their mappings. Here with range events switched off (read leases: a write takes back the whole
+ * file, never another file); {@link RangeInvalidationTest} has them on.
+ */
 class PrecisionTest {
     static final long MiB = 1 << 20;
 
@@ -43,7 +47,7 @@ class PrecisionTest {
 
     @BeforeEach
     void files() throws IOException {
-        mm = FsStack.open();
+        mm = FsStack.open(io.directmap.pci.Topology.defaults(), io.directmap.fs.Policy.defaults().withRangeEvents(false));
         gpu = SoftwareDevice.create("gpu0", mm.topology());
         mm.fs().addInvalidationListener(reports::add);
         a = EXT4.file("a.bin");

@@ -68,7 +68,7 @@ public final class Torture {
     }
 
     /** The outcome, for the test to assert and for people to read. */
-    public record Summary(String fsType, long reads, long blocksChecked, long stale, long torn, long directBytes,
+    public record Summary(String fsType, String heldBackBy, long reads, long blocksChecked, long stale, long torn, long directBytes,
                           long fallbackBytes, Map<Op, Integer> ops, Relocator.Relocations relocations, long invalidations, long refaults,
                           long retries, long incoherentReads, List<Long> ackNanos, Spread readBytes, Spread readNanos,
                           List<String> problems, long readErrors, List<String> readErrorMessages, double seconds) {
@@ -83,14 +83,15 @@ public final class Torture {
                     ack.p50() / 1e3, ack.p99() / 1e3, ack.max() / 1e3, ack.count());
             return String.format("""
                     %s: %d device reads in %.1f s, %d blocks checked: %d stale, %d torn
+                      changes held back by %s
                       each read: p50 %s, p99 %s; its check window (start to end of the read): p50 %.0f µs, p99 %.0f µs
                       read direct %s, through the page cache %s
                       changes by other processes: %s
                       relocations: %s
                       invalidations %d, re-faults %d, reads retried %d, reads while a writer held the file %d
-                      change -> devices let go (lease break to last ack): %s
+                      change -> devices let go (change held back to last ack): %s
                       reads that failed with an error (not checked, the device said so): %d%s
-                    """, fsType, reads, seconds, blocksChecked, stale, torn, io.directmap.sys.Units.bytes(readBytes.p50()),
+                    """, fsType, reads, seconds, blocksChecked, stale, torn, heldBackBy, io.directmap.sys.Units.bytes(readBytes.p50()),
                     io.directmap.sys.Units.bytes(readBytes.p99()), readNanos.p50() / 1e3, readNanos.p99() / 1e3,
                     io.directmap.sys.Units.bytes(directBytes), io.directmap.sys.Units.bytes(fallbackBytes), ops,
                     relocations.render(), invalidations, refaults, retries, incoherentReads, acks, readErrors,
@@ -101,7 +102,7 @@ public final class Torture {
         public Map<String, Object> json() {
             Map<String, Object> opCounts = new java.util.LinkedHashMap<>();
             for (Op op : Op.values()) opCounts.put(op.name().toLowerCase(java.util.Locale.ROOT), ops.getOrDefault(op, 0));
-            return jsonMap("fs", fsType, "reads", reads, "seconds", seconds, "blocks_checked", blocksChecked, "stale", stale,
+            return jsonMap("fs", fsType, "held_back_by", heldBackBy, "reads", reads, "seconds", seconds, "blocks_checked", blocksChecked, "stale", stale,
                     "torn", torn, "read_bytes", readBytes.json(), "read_window_ns", readNanos.json(), "direct_bytes", directBytes,
                     "fallback_bytes", fallbackBytes, "changes", opCounts, "relocations", relocations.json(),
                     "invalidations", invalidations, "refaults", refaults, "retries", retries, "incoherent_reads", incoherentReads,
@@ -158,7 +159,7 @@ public final class Torture {
         writeInitial();
         List<Long> acks = Collections.synchronizedList(new ArrayList<>());
         Consumer<InvalidationReport> listener = r -> {
-            if (r.invalidation().cause() == Invalidation.Cause.WRITE_OPEN && r.mappings() > 0) acks.add(r.ackNanos());
+            if (r.invalidation().heldBackChange() && r.mappings() > 0) acks.add(r.ackNanos());
         };
         mm.fs().addInvalidationListener(listener);
         Map<Op, Integer> ops = Collections.synchronizedMap(new EnumMap<>(Op.class));
@@ -169,6 +170,7 @@ public final class Torture {
         List<Binding> bindings = new ArrayList<>();
         Spread.Samples readBytes = new Spread.Samples(), readNanos = new Spread.Samples();
         List<Thread> threads = new ArrayList<>();
+        String heldBackBy = "?";
         try (Vma vma = mm.mmap(file)) {
             try {
                 for (SoftwareDevice d : devices) {
@@ -253,6 +255,7 @@ public final class Torture {
                     }));
                 }
                 for (Thread r : threads.subList(1, threads.size())) r.join();
+                heldBackBy = mm.fs().changesHeardBy(file);
             } finally {
                 // The writer may be in madvise on this vma (dropPageMappings): every thread stops
                 // before the vma is unmapped, or closing its arena fails and the mapping stays.
@@ -276,7 +279,7 @@ public final class Torture {
             retries += b.retries();
             incoherent += b.incoherentReads();
         }
-        return new Summary(fsType, reads, checked.get(), stale.get(), torn.get(), direct, fallback, Map.copyOf(ops),
+        return new Summary(fsType, heldBackBy, reads, checked.get(), stale.get(), torn.get(), direct, fallback, Map.copyOf(ops),
                 relocator.result(), inval, refaults, retries, incoherent, List.copyOf(acks), Spread.of(readBytes.toArray()),
                 Spread.of(readNanos.toArray()), List.copyOf(problems), readErrors.get(), List.copyOf(readErrorMessages),
                 (System.nanoTime() - t0) / 1e9);
@@ -298,87 +301,121 @@ public final class Torture {
         if (interrupted) Thread.currentThread().interrupt();
     }
 
-    /** How fast a device reads while nobody writes, and while another process writes 1% of the file per second. */
-    public record Throughput(long fileBytes, double quietGiBs, double writtenGiBs, long writes, long invalidations,
-                             List<Long> ackNanos) {
+    /**
+     * How fast a device reads while nobody writes, and while another process writes 1% of the file
+     * per second: GiB/s, the share of the bytes read directly, and how long the devices took to let
+     * go of what each held-back change overlapped (the change waited that long).
+     */
+    public record Throughput(long fileBytes, String heldBackBy, double quietGiBs, double quietDirectShare, double writtenGiBs,
+                             double writtenDirectShare, long writes, long invalidations, List<Long> ackNanos) {
+        /** The share of the reader's own no-write throughput it kept while the file was written. */
+        public double kept() {
+            return quietGiBs > 0 ? writtenGiBs / quietGiBs : 0;
+        }
+
         public String render() {
-            List<Long> acks = new ArrayList<>(ackNanos);
-            Collections.sort(acks);
+            Spread ack = Spread.of(ackNanos);
             return String.format("""
-                    reading %s over and over, 4 MiB reads, 8 MiB windows:
-                      alone:                                 %.2f GiB/s
-                      while dd writes 1%% of the file per second: %.2f GiB/s (%.0f%% kept; %d writes, %d invalidations, let go in p50 %.2f ms)
-                    """, io.directmap.sys.Units.bytes(fileBytes), quietGiBs, writtenGiBs, 100 * writtenGiBs / quietGiBs, writes,
-                    invalidations, acks.isEmpty() ? 0.0 : acks.get(acks.size() / 2) / 1e6);
+                    reading %s over and over, 4 MiB reads, 8 MiB windows; changes held back by %s:
+                      alone:                                      %.2f GiB/s, %.1f%% direct
+                      while dd writes 1%% of the file per second: %.2f GiB/s, %.1f%% direct (%.0f%% kept; %d writes, %d windows taken back)
+                      change -> devices let go: p50 %.2f ms, p99 %.2f ms (%d changes that took a mapping back)
+                    """, io.directmap.sys.Units.bytes(fileBytes), heldBackBy, quietGiBs, 100 * quietDirectShare, writtenGiBs,
+                    100 * writtenDirectShare, 100 * kept(), writes, invalidations, ack.p50() / 1e6, ack.p99() / 1e6, ack.count());
         }
 
         public Map<String, Object> json() {
-            return jsonMap("file_bytes", fileBytes, "alone_gib_per_s", quietGiBs, "while_written_gib_per_s", writtenGiBs,
-                    "writes", writes, "invalidations", invalidations,
-                    "let_go_ns", Spread.of(ackNanos).json());
+            return jsonMap("file_bytes", fileBytes, "held_back_by", heldBackBy, "alone_gib_per_s", quietGiBs,
+                    "alone_direct_share", quietDirectShare, "while_written_gib_per_s", writtenGiBs,
+                    "while_written_direct_share", writtenDirectShare, "kept", kept(), "writes", writes,
+                    "invalidations", invalidations, "let_go_ns", Spread.of(ackNanos).json());
         }
     }
 
+    /** How long one slice of a throughput phase lasts: alone and written slices alternate, so load that drifts hits both alike. */
+    static final double SLICE_SECONDS = 0.5;
+
     /**
-     * Reads the whole file sequentially with one device for seconds, twice: alone, then while a
-     * writer process (dd, buffered) writes 0.1% of the file at a random place every 100 ms.
+     * Reads the whole file sequentially with one device, in slices of {@value #SLICE_SECONDS} s that
+     * alternate: alone, then while a writer process (dd, buffered) writes 0.1% of the file at a
+     * random place every 100 ms (1% a second), seconds of each in all. Alternating, rather than one
+     * phase after the other, keeps a busy machine's changing load from favouring either.
      */
     public static Throughput throughput(FsStack mm, SoftwareDevice dev, Path file, double seconds, long seed)
             throws IOException, InterruptedException {
         long size = Files.size(file) / (4L << 20) * (4L << 20);
         if (size == 0) throw new io.directmap.mm.InvalidRequestException(file + ": needs at least 4 MiB to measure throughput");
         List<Long> acks = Collections.synchronizedList(new ArrayList<>());
+        AtomicBoolean writing = new AtomicBoolean();
         Consumer<InvalidationReport> listener = r -> {
-            if (r.invalidation().cause() == Invalidation.Cause.WRITE_OPEN && r.mappings() > 0) acks.add(r.ackNanos());
+            if (writing.get() && r.invalidation().heldBackChange() && r.mappings() > 0) acks.add(r.ackNanos());
         };
         try (Vma vma = mm.mmap(file);
              Binding b = dev.bind(vma, 0, size, 8L << 20, Set.of(), MapMode.MIXED).coherentWait(Duration.ofSeconds(30));
              DeviceMemory.Buffer buf = dev.allocate(file.toString(), 4L << 20)) {
             vma.dropPageMappings();
             Workloads.syncAndEvict(file);
-            double quiet = readFor(b, buf, size, seconds);
-            vma.dropPageMappings();
-            Workloads.syncAndEvict(file);
             mm.fs().addInvalidationListener(listener);
             AtomicBoolean stop = new AtomicBoolean();
             AtomicLong writes = new AtomicLong();
-            long invalBefore = b.invalidations();
             Thread writer = Thread.ofPlatform().name("one-percent-writer").start(() -> {
                 Xorshift rnd = Xorshift.seeded(seed);
                 long blocks = Math.max(1, size / 1000 / BLOCK);
                 while (!stop.get()) {
-                    long at = rnd.nextLong(size / BLOCK - blocks + 1);
                     try {
+                        if (!writing.get()) {
+                            Thread.sleep(5);
+                            continue;
+                        }
+                        long at = rnd.nextLong(size / BLOCK - blocks + 1);
                         Commands.run("dd", "if=/dev/urandom", "of=" + file, "bs=" + BLOCK, "seek=" + at, "count=" + blocks,
                                 "conv=notrunc", "status=none");
                         writes.incrementAndGet();
                         Thread.sleep(100);
-                    } catch (IOException e) {
-                        return;
-                    } catch (InterruptedException e) {
+                    } catch (IOException | InterruptedException e) {
                         return;
                     }
                 }
             });
-            double written;
+            // [alone, written] x {bytes, nanos, direct bytes, fallback bytes, invalidations}
+            long[][] sums = new long[2][5];
             try {
-                written = readFor(b, buf, size, seconds);
+                long at = 0;
+                int slices = Math.max(1, (int) Math.round(seconds / SLICE_SECONDS));
+                for (int i = 0; i < 2 * slices; i++) {
+                    int phase = i % 2;
+                    // The writer stops between its writes, so a written slice may end while a dd runs: it is counted there.
+                    writing.set(phase == 1);
+                    long d0 = b.directBytes(), f0 = b.fallbackBytes(), inv0 = b.invalidations(), t0 = System.nanoTime();
+                    long bytes = 0, chunk = 4L << 20, until = t0 + (long) (SLICE_SECONDS * 1e9);
+                    for (; System.nanoTime() < until; at = (at + chunk) % size) {
+                        b.read(at, chunk, buf.segment(), n -> { });
+                        bytes += chunk;
+                    }
+                    long[] sum = sums[phase];
+                    sum[0] += bytes;
+                    sum[1] += System.nanoTime() - t0;
+                    sum[2] += b.directBytes() - d0;
+                    sum[3] += b.fallbackBytes() - f0;
+                    sum[4] += b.invalidations() - inv0;
+                }
             } finally {
+                writing.set(false);
                 stop.set(true);
                 writer.join();
                 mm.fs().removeInvalidationListener(listener);
             }
-            return new Throughput(size, quiet, written, writes.get(), b.invalidations() - invalBefore, List.copyOf(acks));
+            return new Throughput(size, mm.fs().changesHeardBy(file), gibPerS(sums[0]), share(sums[0][2], sums[0][3]),
+                    gibPerS(sums[1]), share(sums[1][2], sums[1][3]), writes.get(), sums[1][4], List.copyOf(acks));
         }
     }
 
-    private static double readFor(Binding b, DeviceMemory.Buffer buf, long size, double seconds) throws IOException {
-        long chunk = 4L << 20, bytes = 0, t0 = System.nanoTime(), until = t0 + (long) (seconds * 1e9);
-        for (long at = 0; System.nanoTime() < until; at = (at + chunk) % size) {
-            b.read(at, chunk, buf.segment(), n -> { });
-            bytes += chunk;
-        }
-        return bytes / ((System.nanoTime() - t0) / 1e9) / (1L << 30);
+    private static double gibPerS(long[] sum) {
+        return sum[1] == 0 ? 0 : sum[0] / (sum[1] / 1e9) / (1L << 30);
+    }
+
+    private static double share(long direct, long fallback) {
+        return direct + fallback == 0 ? 0 : direct / (double) (direct + fallback);
     }
 
     private void writeInitial() throws IOException {
