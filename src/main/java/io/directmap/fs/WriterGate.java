@@ -127,9 +127,14 @@ final class WriterGate {
         return holdWriters(file).map(r -> new Hold(List.of(new Refused(0, Long.MAX_VALUE, r)), false)).orElse(Hold.FREE);
     }
 
-    /** The change watch when file should hear of changes by range events; null for the lease. */
+    /**
+     * The change watch when file should hear of changes by range events; null for the lease. A file
+     * opened for device writes always takes the write lease: while a device writes its blocks behind
+     * the page cache, no one else may have the file open at all, readers included (a reader would
+     * cache the old bytes), and range events hold back only writers.
+     */
     private ChangeWatch rangeEvents(OpenFile file) {
-        if (changes == null || leaseOnly.containsKey(file)) return null;
+        if (changes == null || file.writable() || leaseOnly.containsKey(file)) return null;
         ChangeWatch cw = changes.get();
         return cw != null && cw.available() ? cw : null;
     }
@@ -453,6 +458,7 @@ final class WriterGate {
     /** How other processes' changes to file are held back now, in words (for the torture's report, dmap watch). */
     String heardBy(OpenFile file) {
         if (file != null && watched.containsKey(file)) return "range events (fanotify)";
+        if (file != null && file.writable()) return "a write lease (whole file): the file is open for device writes";
         String why = file == null ? null : leaseOnly.get(file);
         if (why != null) return "a read lease (whole file): " + why;
         if (changes == null) return "a read lease (whole file): range events are switched off";
