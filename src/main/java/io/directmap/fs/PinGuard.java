@@ -424,6 +424,12 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
         return description;
     }
 
+    /** A pin holds its windows until its last release: the aperture's reclaim passes them over. */
+    @Override
+    public boolean reclaimable() {
+        return false;
+    }
+
     /** What dmap pins shows of it. */
     PinInfo info() {
         DmaBuf buf = buf();
