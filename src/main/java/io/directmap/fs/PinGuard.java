@@ -56,6 +56,8 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
      */
     private volatile java.lang.ref.WeakReference<DmaBuf> bufRef = new java.lang.ref.WeakReference<>(null);
     private volatile String description = "";
+    /** The blocks were taken back (detach, shrink, the layer closed): nothing is held, writers are let through. */
+    private volatile boolean revoked;
     private ChangeWatch.Watch watch;          // guarded by this: the inode's mark, through which it answers
     private FileMapping mapping;              // guarded by this: what the buffer holds now; null after a move
     private boolean released;                 // guarded by this
@@ -203,7 +205,7 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
     @Override
     public ChangeWatch.Verdict opening(ChangeWatch.Task t, TaskSyscall.Access.Open a) {
         DmaBuf buf = buf();
-        if (buf == null) return ChangeWatch.Verdict.ALLOW;
+        if (buf == null || revoked) return ChangeWatch.Verdict.ALLOW;
         // An open with O_TRUNC truncates inside open(): no access event follows (kernel fact 13).
         if (a.truncates()) return change(buf, t, ChangeWatch.Change.Kind.TRUNCATE, 0, Long.MAX_VALUE, "open with O_TRUNC");
         if (!a.forWrite() || !buf.pinned()) return ChangeWatch.Verdict.ALLOW;
@@ -213,7 +215,7 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
     @Override
     public ChangeWatch.Verdict changing(ChangeWatch.Task t, ChangeWatch.Change c) {
         DmaBuf buf = buf();
-        if (buf == null) return ChangeWatch.Verdict.ALLOW;
+        if (buf == null || revoked) return ChangeWatch.Verdict.ALLOW;
         boolean anywhere = c.kind() == ChangeWatch.Change.Kind.UNKNOWN;
         long s = anywhere ? 0 : c.offset(), e = anywhere ? Long.MAX_VALUE : Math.max(c.end(), s + 1);
         return change(buf, t, c.kind(), s, e, c.detail());
@@ -402,6 +404,7 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
     // ---- the block device takes its blocks back (detach, shrink, reclaim): nothing can hold that
 
     private void revoke(Invalidation inv) {
+        revoked = true;      // the blocks are gone from under the buffer: refusing writers would hold nothing
         DmaBuf buf = buf();
         if (buf != null) buf.revoke(inv);
         moved();
