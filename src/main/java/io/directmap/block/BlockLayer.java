@@ -183,7 +183,7 @@ public final class BlockLayer implements AutoCloseable {
      */
     private Aperture.Reclaimed reclaim(BlockDevice dev, long offset, long length, long unit) {
         return dev.aperture().reclaim("a mapping of device offset " + offset, victim ->
-                peers.holderOf(dev, dev.endpoint().busAddress(victim.offset())).map(e -> new Aperture.Holder() {
+                peers.holderOf(dev, dev.endpoint().busAddress(victim.offset())).filter(e -> e.owner().reclaimable()).map(e -> new Aperture.Holder() {
                     @Override public String describe() { return "device " + victim.tag() + ".." + (victim.tag() + victim.length()); }
                     @Override public void takeBack(String detail) { e.owner().takeBack(e, BlockChange.APERTURE_RECLAIMED, detail); }
                 }), () -> dev.reserveUpTo(offset, length, unit));

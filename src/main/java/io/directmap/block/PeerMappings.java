@@ -30,6 +30,15 @@ public final class PeerMappings {
         default void takeBack(Entry e, BlockChange change, String detail) {
             invalidate(e.device(), e.start(), e.end(), change, detail);
         }
+
+        /**
+         * Whether the aperture's reclaim policy may take this owner's windows back to make room (a
+         * policy, unlike a detach or a shrink): a pin's may not, as the pin holds them until its
+         * last release.
+         */
+        default boolean reclaimable() {
+            return true;
+        }
     }
 
     /** One peer mapping: [start, end) of device, held by owner, through the aperture window at busAddress. */

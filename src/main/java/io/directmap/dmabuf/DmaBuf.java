@@ -2,6 +2,7 @@ package io.directmap.dmabuf;
 
 import io.directmap.lang.Monitors;
 import io.directmap.mm.Invalidation;
+import io.directmap.mm.Refusal;
 import io.directmap.mm.Segment;
 import io.directmap.pci.Topology.Endpoint;
 import java.io.IOException;
@@ -9,6 +10,7 @@ import java.lang.ref.Cleaner;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -162,13 +164,34 @@ public final class DmaBuf {
      *
      * @return this buffer
      * @throws IllegalStateException when it was released already
+     * @throws PinRefusedException when only dynamic importers held it and the exporter cannot let
+     *         it be pinned now (nothing was taken)
      */
     public DmaBuf retain() {
+        boolean repin;
         synchronized (state) {
             if (state.released) throw released("retain");
+            repin = state.refs - state.dynamic == 0;
             state.refs++;
         }
+        if (repin) {
+            Optional<Refusal> no = askToPin();
+            if (no.isPresent()) {
+                drop(false);
+                throw new PinRefusedException(toString(), no.get());
+            }
+        }
         return this;
+    }
+
+    /** The exporter's answer to a pin of a buffer only dynamic importers held; a throw counts as a refusal. */
+    private Optional<Refusal> askToPin() {
+        try {
+            return state.ops.pinRefusal();
+        } catch (RuntimeException e) {
+            drop(false);
+            throw e;
+        }
     }
 
     /**
@@ -196,6 +219,9 @@ public final class DmaBuf {
      * @param importer the device that reads through the buffer
      * @return the attachment; closing it drops its reference
      * @throws IllegalStateException when the buffer was released
+     * @throws PinRefusedException when only dynamic importers held the buffer and the exporter
+     *         cannot let it be pinned now: a change it let through is still running, or a shared
+     *         writable mapping could change the bytes (nothing was taken)
      */
     public Attachment attach(Endpoint importer) {
         return attach(importer, null);
@@ -217,16 +243,35 @@ public final class DmaBuf {
 
     private Attachment attach(Endpoint importer, MoveNotify notify) {
         Objects.requireNonNull(importer, "importer");
+        Attachment a;
+        boolean repin;
         synchronized (state) {
             // A pin taken while dynamic importers are letting go would hold blocks that are about to move.
             if (notify == null) Monitors.awaitUninterruptibly(state, () -> state.moving == 0);
             if (state.released) throw released("attach");
-            Attachment a = new Attachment(this, importer, notify);
+            a = new Attachment(this, importer, notify);
+            repin = notify == null && state.refs - state.dynamic == 0;
             state.refs++;
             if (notify != null) state.dynamic++;
             attachments.add(a);
-            return a;
         }
+        if (repin) {
+            // Taken first, so no further change is let through; then the exporter says whether
+            // what it let through while nothing pinned is done (a change still running, a shared
+            // writable mapping) and the bytes can be held.
+            Optional<Refusal> no;
+            try {
+                no = state.ops.pinRefusal();
+            } catch (RuntimeException e) {
+                a.close();
+                throw e;
+            }
+            if (no.isPresent()) {
+                a.close();
+                throw new PinRefusedException(toString(), no.get());
+            }
+        }
+        return a;
     }
 
     /** {@return the attachments now, in the order they were made} */

@@ -38,6 +38,8 @@ public enum FsReason implements Reason {
     PIN_NOT_SUPPORTED("a pinned mapping is a dma_buf with a lifetime of its own, which a vma's windows cannot hold: pin with dmap pin (FsLayer.pin)"),
     PIN_RELOCATABLE("btrfs moves blocks on its own (balance, scrub repair) without opening the file, so a pin cannot hold them"),
     PIN_UNWATCHED("no change watch (fanotify pre-content events) to refuse writers with, so a pin cannot hold the blocks"),
+    PIN_CHANGING("a change let through while only dynamic importers held the buffer is still running: a pin now could hold the old placement"),
+    PIN_SHARED_WRITER("a shared writable mapping of the file, made while only dynamic importers held the buffer, stores into it without asking"),
     PIN_NOT_DIRECT("a pin holds only blocks the device reads directly, and part of the range is not direct"),
     CACHED_FOR_WRITE("pages are in the page cache: blocks written under them would leave the cache holding the old bytes"),
     PAST_EOF("past the end of the file: a device writes whole blocks, and only the file system may extend a file"),

@@ -15,6 +15,7 @@ import io.directmap.mm.Segment;
 import io.directmap.sys.TaskSyscall;
 import io.directmap.sys.Units;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
@@ -55,9 +56,21 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
      */
     private volatile java.lang.ref.WeakReference<DmaBuf> bufRef = new java.lang.ref.WeakReference<>(null);
     private volatile String description = "";
+    /** The blocks were taken back (detach, shrink, the layer closed): nothing is held, writers are let through. */
+    private volatile boolean revoked;
     private ChangeWatch.Watch watch;          // guarded by this: the inode's mark, through which it answers
     private FileMapping mapping;              // guarded by this: what the buffer holds now; null after a move
     private boolean released;                 // guarded by this
+    /**
+     * Changes being let through (or asked about) while nothing pinned, by thread: the access the
+     * thread was blocked in. Recorded before the dynamic importers are asked, so a pin that comes
+     * after the move waits for the change to end ({@link #pinRefusal}).
+     */
+    private final java.util.concurrent.ConcurrentHashMap<Integer, TaskSyscall.Access> letThrough = new java.util.concurrent.ConcurrentHashMap<>();
+    /** Processes whose shared writable mmap of the file was let through while nothing pinned. */
+    private final java.util.concurrent.ConcurrentHashMap<Integer, String> sharedWriters = new java.util.concurrent.ConcurrentHashMap<>();
+    /** How long a pin after a move waits for a change let through to end before it is refused. */
+    static final long SETTLE_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(5);
 
     private PinGuard(FsLayer fs, OpenFile file, MapRequest request) {
         this.fs = fs;
@@ -192,7 +205,7 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
     @Override
     public ChangeWatch.Verdict opening(ChangeWatch.Task t, TaskSyscall.Access.Open a) {
         DmaBuf buf = buf();
-        if (buf == null) return ChangeWatch.Verdict.ALLOW;
+        if (buf == null || revoked) return ChangeWatch.Verdict.ALLOW;
         // An open with O_TRUNC truncates inside open(): no access event follows (kernel fact 13).
         if (a.truncates()) return change(buf, t, ChangeWatch.Change.Kind.TRUNCATE, 0, Long.MAX_VALUE, "open with O_TRUNC");
         if (!a.forWrite() || !buf.pinned()) return ChangeWatch.Verdict.ALLOW;
@@ -202,7 +215,7 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
     @Override
     public ChangeWatch.Verdict changing(ChangeWatch.Task t, ChangeWatch.Change c) {
         DmaBuf buf = buf();
-        if (buf == null) return ChangeWatch.Verdict.ALLOW;
+        if (buf == null || revoked) return ChangeWatch.Verdict.ALLOW;
         boolean anywhere = c.kind() == ChangeWatch.Change.Kind.UNKNOWN;
         long s = anywhere ? 0 : c.offset(), e = anywhere ? Long.MAX_VALUE : Math.max(c.end(), s + 1);
         return change(buf, t, c.kind(), s, e, c.detail());
@@ -214,9 +227,17 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
         String what = kind.name().toLowerCase(java.util.Locale.ROOT).replace('_', ' ');
         Invalidation why = Invalidation.of(Math.max(s, buf.start()), Math.min(e, buf.end()), Invalidation.Cause.CHANGED,
                 what + " by " + who(t) + (detail.isEmpty() ? "" : " (" + detail + ")"), true);
+        // Recorded before asking: a pin taken once the dynamic importers let go must see it.
+        TaskSyscall.Access access = TaskSyscall.of(t.tid(), dev(), file.stat().inode());
+        letThrough.put(t.tid(), access);
+        if (kind == ChangeWatch.Change.Kind.MMAP_WRITE) sharedWriters.put(t.pid(), who(t));
         return switch (buf.moveNotify(why)) {
-            case Move.Held h -> deny(t, what + " of " + (e == Long.MAX_VALUE ? "[" + Units.bytes(s) + ", EOF)" : Units.range(s, e))
-                    + ", held by " + String.join(", ", h.holders()));
+            case Move.Held h -> {
+                letThrough.remove(t.tid(), access);
+                if (kind == ChangeWatch.Change.Kind.MMAP_WRITE) sharedWriters.remove(t.pid(), who(t));
+                yield deny(t, what + " of " + (e == Long.MAX_VALUE ? "[" + Units.bytes(s) + ", EOF)" : Units.range(s, e))
+                        + ", held by " + String.join(", ", h.holders()));
+            }
             case Move.Moved m -> {
                 moved();
                 yield ChangeWatch.Verdict.ALLOW;
@@ -226,6 +247,98 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
 
     @Override
     public void writerClosed(ChangeWatch.Task t) { }
+
+    private long dev() {
+        return TaskSyscall.dev(file.stat().devMajor(), file.stat().devMinor());
+    }
+
+    // ---- pinned again after a move: what was let through must be over
+
+    /**
+     * A pin of a buffer only dynamic importers held: each change let through meanwhile must have
+     * ended (its thread left the call it was blocked in; waited for up to {@link #SETTLE_NANOS}),
+     * else the pin could decide the old placement while the change moves it; and no process may
+     * still map the file shared from a writable mmap let through meanwhile, since its stores raise
+     * no event.
+     */
+    @Override
+    public Optional<Refusal> pinRefusal() {
+        long deadline = System.nanoTime() + SETTLE_NANOS;
+        int self = currentTid();
+        for (var e : letThrough.entrySet()) {
+            int tid = e.getKey();
+            while (tid != self && stillIn(tid, e.getValue())) {
+                if (System.nanoTime() - deadline > 0) {
+                    return Optional.of(new Refusal(FsReason.PIN_CHANGING, "thread " + tid + " is still in " + e.getValue()
+                            + " on " + file.path() + " after " + java.util.concurrent.TimeUnit.NANOSECONDS.toSeconds(SETTLE_NANOS)
+                            + " s; pin again once it is done"));
+                }
+                java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+            }
+            letThrough.remove(tid, e.getValue());
+        }
+        for (var e : sharedWriters.entrySet()) {
+            Optional<String> m = sharedMapping(Path.of("/proc", Integer.toString(e.getKey()), "maps"), file.stat().devMajor(),
+                    file.stat().devMinor(), file.stat().inode());
+            if (m.isPresent()) {
+                return Optional.of(new Refusal(FsReason.PIN_SHARED_WRITER, e.getValue() + " maps " + file.path() + " shared ("
+                        + m.get() + "); munmap it or end the process, then pin again"));
+            }
+            sharedWriters.remove(e.getKey(), e.getValue());
+        }
+        return Optional.empty();
+    }
+
+    /** Whether thread tid is still in the call it was blocked in (or running, which may be it). */
+    private boolean stillIn(int tid, TaskSyscall.Access then) {
+        TaskSyscall.Access now = TaskSyscall.of(tid, dev(), file.stat().inode());
+        if (now instanceof TaskSyscall.Access.Unknown u) {
+            if (u.why().contains("is gone")) return false;
+            if (u.why().contains("running")) return true;
+        }
+        return now.equals(then);
+    }
+
+    /** This thread's id (the kernel's tid), from /proc/thread-self; -1 when it cannot be read. */
+    private static int currentTid() {
+        try {
+            return Integer.parseInt(java.nio.file.Files.readSymbolicLink(Path.of("/proc/thread-self")).getFileName().toString());
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+    }
+
+    /**
+     * The first shared mapping of inode on device major:minor in a /proc/PID/maps file, as its
+     * line; empty when there is none or the process is gone.
+     */
+    static Optional<String> sharedMapping(Path maps, int major, int minor, long inode) {
+        List<String> lines;
+        try {
+            lines = java.nio.file.Files.readAllLines(maps);
+        } catch (IOException e) {
+            return Optional.empty();      // the process is gone: its mappings went with it
+        }
+        return sharedMapping(lines, major, minor, inode);
+    }
+
+    /** {@link #sharedMapping(Path, int, int, long)} on lines already read: "start-end perms offset MM:mm inode path". */
+    static Optional<String> sharedMapping(List<String> lines, int major, int minor, long inode) {
+        for (String line : lines) {
+            String[] f = line.trim().split("\\s+", 6);
+            if (f.length < 5 || f[1].length() < 4 || f[1].charAt(3) != 's') continue;
+            String[] d = f[3].split(":");
+            if (d.length != 2) continue;
+            try {
+                if (Integer.parseInt(d[0], 16) == major && Integer.parseInt(d[1], 16) == minor && Long.parseLong(f[4]) == inode) {
+                    return Optional.of(line.trim());
+                }
+            } catch (NumberFormatException e) {
+                // not a mapping line
+            }
+        }
+        return Optional.empty();
+    }
 
     private ChangeWatch.Verdict deny(ChangeWatch.Task t, String what) {
         refused.incrementAndGet();
@@ -291,6 +404,7 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
     // ---- the block device takes its blocks back (detach, shrink, reclaim): nothing can hold that
 
     private void revoke(Invalidation inv) {
+        revoked = true;      // the blocks are gone from under the buffer: refusing writers would hold nothing
         DmaBuf buf = buf();
         if (buf != null) buf.revoke(inv);
         moved();
@@ -311,6 +425,12 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
     @Override
     public String describe() {
         return description;
+    }
+
+    /** A pin holds its windows until its last release: the aperture's reclaim passes them over. */
+    @Override
+    public boolean reclaimable() {
+        return false;
     }
 
     /** What dmap pins shows of it. */

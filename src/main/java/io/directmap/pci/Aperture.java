@@ -311,7 +311,7 @@ public final class Aperture {
             if (w.isPresent()) return new Reclaimed(w, "");
         }
         return new Reclaimed(Optional.empty(), passedOver == 0 ? "; nothing could be taken back"
-                : "; " + passedOver + " windows belong to mappings still being made (no holder to ask yet) and were not taken back");
+                : "; " + passedOver + " windows belong to mappings still being made or pinned (no holder to ask) and were not taken back");
     }
 
     /** {@return how many windows were taken back from their holders to make room} */

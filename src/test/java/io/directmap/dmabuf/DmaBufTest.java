@@ -8,6 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.mm.Invalidation;
+import io.directmap.mm.Reason;
+import io.directmap.mm.Refusal;
+import io.directmap.mm.Refuser;
 import io.directmap.mm.Segment;
 import io.directmap.pci.Topology;
 import java.util.ArrayList;
@@ -32,7 +35,7 @@ class DmaBufTest {
     }
 
     /** An exporter that counts maps and releases, and says where the bytes are by a generation number. */
-    static final class Exporter implements DmaBufOps {
+    static class Exporter implements DmaBufOps {
         final AtomicInteger maps = new AtomicInteger(), releases = new AtomicInteger();
         final List<String> log = Collections.synchronizedList(new ArrayList<>());
 
@@ -194,5 +197,56 @@ class DmaBufTest {
     @Test
     void anEmptyRangeIsRefused() {
         assertThrows(IllegalArgumentException.class, () -> DmaBuf.export("x", 4096, 4096, new Exporter()));
+    }
+
+    /** An exporter that refuses pins while refuse is set, as the file system does while a change it let through runs. */
+    static final class Refusing extends Exporter {
+        volatile Refusal refuse;
+        final AtomicInteger asked = new AtomicInteger();
+
+        @Override
+        public Optional<Refusal> pinRefusal() {
+            asked.incrementAndGet();
+            return Optional.ofNullable(refuse);
+        }
+    }
+
+    enum TestReason implements Reason {
+        STILL_CHANGING;
+
+        @Override public Refuser refuser() { return Refuser.EXPORTER; }
+        @Override public String code() { return "still_changing"; }
+        @Override public String summary() { return "a change is still running"; }
+    }
+
+    @Test
+    void aPinOfABufferOnlyDynamicImportersHeldAsksTheExporterAndARefusalTakesNothing() {
+        Refusing ex = new Refusing();
+        DmaBuf buf = DmaBuf.export("data.bin", 0, 4096, ex);
+        Attachment first = buf.attach(GPU0);
+        assertEquals(0, ex.asked.get(), "a pin of a pinned buffer is not asked about");
+        Attachment dyn = buf.attachDynamic(GPU1, (a, why) -> { });
+        first.close();
+        buf.release();
+        assertFalse(buf.pinned());
+        ex.refuse = new Refusal(TestReason.STILL_CHANGING, "thread 7 is still in write");
+        PinRefusedException e = assertThrows(PinRefusedException.class, () -> buf.attach(GPU0));
+        assertSame(TestReason.STILL_CHANGING, e.refusal().reason());
+        assertTrue(e.getMessage().contains("thread 7"), e.getMessage());
+        assertThrows(PinRefusedException.class, buf::retain);
+        assertEquals(1, buf.refCnt(), "nothing taken: the dynamic attachment's reference only");
+        assertEquals(List.of(dyn), buf.attachments());
+        assertFalse(buf.pinned());
+        assertEquals(0, ex.releases.get());
+        ex.refuse = null;
+        Attachment again = buf.attach(GPU0);
+        assertTrue(buf.pinned());
+        assertEquals(3, ex.asked.get());
+        again.close();
+        dyn.close();
+        assertTrue(buf.isReleased());
+        assertEquals(1, ex.releases.get());
+        assertThrows(IllegalStateException.class, buf::release, "released twice: refused, not a second exporter release");
+        assertEquals(1, ex.releases.get());
     }
 }

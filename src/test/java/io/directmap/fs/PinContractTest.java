@@ -10,6 +10,7 @@ import io.directmap.device.DeviceMemory;
 import io.directmap.device.SoftwareDevice;
 import io.directmap.dmabuf.Attachment;
 import io.directmap.dmabuf.DmaBuf;
+import io.directmap.dmabuf.PinRefusedException;
 import io.directmap.mm.MapFlag;
 import io.directmap.mm.MapMode;
 import io.directmap.mm.MapRequest;
@@ -21,13 +22,18 @@ import io.directmap.testing.ScratchFs;
 import io.directmap.tools.Commands;
 import io.directmap.tools.Workloads;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -285,6 +291,70 @@ abstract class PinContractTest {
             assertEquals(List.of(8 * MiB), sizeWhenToldToLetGo, "told before the truncation; not again for dd's write, as it had let go");
             assertEquals(4096, Files.size(file));
             dyn.close();
+        }
+    }
+
+    @Test
+    void aPinTakenWhileAChangeIsLetThroughIsDecidedAfterTheChangeEnded() throws Exception {
+        try (OpenFile f = OpenFile.open(file)) {
+            PinOutcome.Pinned p = pin(f, 0, MiB);
+            List<Attachment> late = Collections.synchronizedList(new ArrayList<>());
+            CompletableFuture<String> mappedDuringTheMove = new CompletableFuture<>();
+            Attachment dyn = p.buf().attachDynamic(gpu1.endpoint(), (a, why) -> {
+                // A pinned importer arrives while the punch waits for this importer to let go, and
+                // maps at once: the attach goes on once the move is over, the punch maybe not.
+                Thread.ofPlatform().start(() -> {
+                    try {
+                        Attachment pinned = p.buf().attach(gpu0.endpoint());
+                        late.add(pinned);
+                        pinned.map();
+                        mappedDuringTheMove.complete("mapped the old placement");
+                    } catch (IOException e) {
+                        mappedDuringTheMove.complete(e.getMessage());
+                    } catch (Throwable t) {
+                        mappedDuringTheMove.completeExceptionally(t);
+                    }
+                });
+            });
+            dyn.map();
+            p.buf().release();
+            assertEquals(null, failure(punch(file)), "with nothing pinned, a punch is let through after move_notify");
+            // Its mapping was decided once the punch ended: not the old placement, but a hole.
+            String mapped = mappedDuringTheMove.get(30, TimeUnit.SECONDS);
+            assertTrue(mapped.contains("hole"), mapped);
+            assertEquals("HOLE", mm.fs().extents(f, 0, 4096).getFirst().kind().name());
+            assertEquals(1, late.size());
+            late.getFirst().close();
+            dyn.close();
+            assertTrue(p.buf().isReleased());
+        }
+    }
+
+    @Test
+    void aSharedWritableMappingMadeWhileOnlyDynamicImportersHeldRefusesAPinUntilItIsUnmapped() throws Exception {
+        try (OpenFile f = OpenFile.open(file)) {
+            PinOutcome.Pinned p = pin(f, 0, MiB);
+            Attachment dyn = p.buf().attachDynamic(gpu1.endpoint(), (a, why) -> { });
+            dyn.map();
+            p.buf().release();
+            try (Arena arena = Arena.ofConfined();
+                    FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+                ch.map(FileChannel.MapMode.READ_WRITE, 0, 4096, arena);   // let through: only a dynamic importer held it
+                PinRefusedException e = assertThrows(PinRefusedException.class, () -> p.buf().attach(gpu0.endpoint()),
+                        "its stores raise no event: a pin could not hold the bytes");
+                assertEquals(FsReason.PIN_SHARED_WRITER, e.refusal().reason());
+                assertTrue(e.getMessage().contains("pid " + ProcessHandle.current().pid()), e.getMessage());
+                assertFalse(p.buf().pinned(), "the refused pin took nothing");
+                assertEquals(1, p.buf().refCnt());
+            }
+            Workloads.syncAndEvict(file);
+            Attachment again = p.buf().attach(gpu0.endpoint());   // unmapped: pinned again
+            assertDeviceReadsTheFile(gpu0, again);
+            String refused = failure(ddWrite(file));
+            assertTrue(refused != null && refused.contains("Text file busy"), "pinned again, a writer is refused: " + refused);
+            again.close();
+            dyn.close();
+            assertTrue(p.buf().isReleased());
         }
     }
 
