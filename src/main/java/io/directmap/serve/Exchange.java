@@ -163,7 +163,11 @@ final class Exchange {
                 ByteRanges.Range r0 = body.ranges().getFirst();
                 Window primed = read(sf, h, v, r0.start(), r0.end());
                 FileVersion.Version now = versionOr(h, null);
-                if (primed == null || primed.cut() || !v.equals(now)) {
+                if (primed != null && primed.cut()) {
+                    return error(HttpResponseStatus.SERVICE_UNAVAILABLE, name + " is held open for writing by another process;"
+                            + " it is served once that process closes it", true);
+                }
+                if (primed == null || !v.equals(now)) {
                     if (now == null) return error(HttpResponseStatus.INTERNAL_SERVER_ERROR, "statx of " + name + " failed", false);
                     v = now;
                     continue;
@@ -213,8 +217,9 @@ final class Exchange {
         } finally {
             sf.endWindow(conn, false);
         }
-        if (!r.coherent() && !v.equals(versionOr(h, null))) {
-            // A writer had the file open already (no lease could hold it): the statx after the read says whether it wrote.
+        if (!r.coherent()) {
+            // Another process kept the file open for writing for all of the hold bound (no lease can
+            // hold back a writer that opened first): what was read may be torn mid-write. Not sent.
             return new Window(dst.asSlice(pos - from, n), true);
         }
         server.meter().directBytes.add(r.directBytes());
@@ -346,6 +351,7 @@ final class Exchange {
     private boolean error(HttpResponseStatus s, String message, boolean keep) {
         FullHttpResponse r = text(s, message);
         if (s == HttpResponseStatus.METHOD_NOT_ALLOWED) r.headers().set(HttpHeaderNames.ALLOW, "GET, HEAD");
+        if (s == HttpResponseStatus.SERVICE_UNAVAILABLE) r.headers().set(HttpHeaderNames.RETRY_AFTER, "1");
         if (!keep) HttpUtil.setKeepAlive(r, false);
         return send(r) && keep;
     }
