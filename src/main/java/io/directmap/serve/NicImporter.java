@@ -41,7 +41,6 @@ final class NicImporter implements AutoCloseable {
     private final AddressSpace space;
     private final SoftwareDevice nic;
     private final long holdNanos;
-    private final Duration hold;
     private final Map<FileVersion.Version, ServedFile> cache = new LinkedHashMap<>(16, 0.75f, true);   // guarded by itself
     private final ExecutorService closer = Executors.newSingleThreadExecutor(
             Thread.ofPlatform().daemon().name("dmap-serve-unmap").factory());
@@ -51,7 +50,6 @@ final class NicImporter implements AutoCloseable {
         this.space = space;
         this.nic = nic;
         this.holdNanos = hold.toNanos();
-        this.hold = hold;
     }
 
     SoftwareDevice device() { return nic; }
@@ -87,7 +85,7 @@ final class NicImporter implements AutoCloseable {
             ServedFile[] self = new ServedFile[1];
             try {
                 f = new ServedFile(v, vma, channel, holdNanos, () -> changed(self[0]),
-                        m -> nic.bind(m, 0, end, window, Set.of(), MapMode.MIXED).coherentWait(hold));
+                        m -> nic.bind(m, 0, end, window, Set.of(), MapMode.MIXED));
             } catch (IOException | RuntimeException e) {
                 channel.close();
                 throw e;
