@@ -27,7 +27,14 @@ final class RawHttp implements AutoCloseable {
     private final OutputStream out;
 
     RawHttp(int port) throws IOException {
-        this.socket = new Socket(InetAddress.getLoopbackAddress(), port);
+        this(port, 0);
+    }
+
+    /** With a receive buffer of receiveBytes (0: the system's), set before connecting, so a client that reads nothing stalls the server soon. */
+    RawHttp(int port, int receiveBytes) throws IOException {
+        this.socket = new Socket();
+        if (receiveBytes > 0) socket.setReceiveBufferSize(receiveBytes);
+        socket.connect(new java.net.InetSocketAddress(InetAddress.getLoopbackAddress(), port), 20_000);
         socket.setSoTimeout(20_000);
         this.in = socket.getInputStream();
         this.out = socket.getOutputStream();
