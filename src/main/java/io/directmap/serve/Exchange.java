@@ -165,6 +165,10 @@ final class Exchange {
                 ByteRanges.Range r0 = body.ranges().getFirst();
                 Window primed = read(sf, h, v, r0.start(), r0.end());
                 FileVersion.Version now = versionOr(h, null);
+                if (primed == null && failure != null) {
+                    // Nothing sent yet: say what failed; the server (and this connection) go on.
+                    return error(failure.status(), name + ": " + failure.message(), true);
+                }
                 if (primed == null || !v.equals(now)) {
                     if (now == null) return error(HttpResponseStatus.INTERNAL_SERVER_ERROR, "statx of " + name + " failed", false);
                     v = now;
@@ -196,6 +200,11 @@ final class Exchange {
         }
     }
 
+    /** Why a window could not be read, for the response that has sent nothing yet. */
+    private record Failure(HttpResponseStatus status, String message) {}
+
+    private Failure failure;
+
     /** One window's bytes in NIC memory, ready to send: [pos, pos + length) of the file at offset at of the buffer. */
     private record Window(MemorySegment memory) {}
 
@@ -211,6 +220,7 @@ final class Exchange {
         try {
             bufs = conn.buffers();
         } catch (IOException e) {
+            failure = new Failure(HttpResponseStatus.SERVICE_UNAVAILABLE, "no NIC memory for this connection's windows: " + e.getMessage());
             return null;
         }
         if (!await(inFlight[slot])) return null;
@@ -223,6 +233,7 @@ final class Exchange {
             // wait for a writer that waits (in its lease break) for the guard, which waits for it.
             r = sf.binding.read(from, to - from, dst, done -> { });
         } catch (IOException | RuntimeException e) {
+            failure = new Failure(HttpResponseStatus.INTERNAL_SERVER_ERROR, "reading [" + from + ", " + to + ") failed: " + e.getMessage());
             return null;
         } finally {
             clean = sf.endWindow(conn, false);
