@@ -264,11 +264,11 @@ final class Exchange {
                 long n = Math.min(part.end() - pos, server.options().chunkBytes() - (pos - from));
                 long to = Math.min((pos + n + page - 1) / page * page, v.size());
                 if (primed == null && sendfile && sf.pageCacheOnly(from, to)) {
-                    if (!sendFromPageCache(sf, pos, n)) return cut();
+                    if (!sendFromPageCache(sf, pos, n)) return cut(sf);
                 } else {
                     Window w = primed != null ? primed : read(sf, h, v, pos, part.end());
                     primed = null;
-                    if (w == null) return cut();
+                    if (w == null) return cut(sf);
                     ByteBuf b = Unpooled.wrappedBuffer(w.memory().asByteBuffer());
                     inFlight[slot] = ch.writeAndFlush(b);
                     slot ^= 1;
@@ -308,9 +308,12 @@ final class Exchange {
         return ok;
     }
 
-    /** The file changed under the response: close the connection short of the Content-Length. */
-    private boolean cut() {
-        server.meter().cut.increment();
+    /**
+     * The response ends short of its Content-Length: the file changed under it (counted as cut), or
+     * the client went away or a read failed (not counted). The connection closes.
+     */
+    private boolean cut(ServedFile sf) {
+        if (sf.changed()) server.meter().cut.increment();
         server.meter().bodyBytes.add(sent);
         ch.close();
         return false;

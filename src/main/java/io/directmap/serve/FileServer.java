@@ -54,8 +54,9 @@ public final class FileServer implements AutoCloseable {
     private final NicImporter nic;
     private final Meter meter = new Meter();
     private final AccessLog accessLog;
-    private final ExecutorService workers = Executors.newThreadPerTaskExecutor(
-            Thread.ofPlatform().daemon().name("dmap-serve-", 0).factory());
+    // Platform threads (a window read blocks in a native call, which would pin a virtual thread's
+    // carrier), kept 30 s for the next request: one a connection at most, so the connection limit bounds them.
+    private final ExecutorService workers = Executors.newCachedThreadPool(Thread.ofPlatform().daemon().name("dmap-serve-", 0).factory());
     private final boolean epoll;
     private final EventLoopGroup boss, loops;
     private final Channel listening;
@@ -158,6 +159,7 @@ public final class FileServer implements AutoCloseable {
             if (listening != null) listening.close().syncUninterruptibly();
             boss.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
             loops.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+            workers.shutdown();
             workers.close();
             nic.close();
         } finally {
