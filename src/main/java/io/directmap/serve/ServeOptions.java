@@ -47,9 +47,9 @@ public record ServeOptions(Path root, InetAddress bind, int port, long chunkByte
         if (maxConnections < 1) throw new IllegalArgumentException("max connections " + maxConnections + ": give at least 1");
     }
 
-    /** Defaults: port 8080 on every address, 1 MiB chunks, 256 connections, hold 2 s, write timeout 30 s, idle 60 s. */
+    /** Defaults: port 8080 on every address, 4 MiB chunks, 120 connections (2 x 4 MiB each fits a NIC's 1 GiB), hold 2 s, write timeout 30 s, idle 60 s. */
     public static ServeOptions defaults(Path root) {
-        return new ServeOptions(root, anyAddress(), 8080, 1L << 20, 256, Duration.ofSeconds(2), Duration.ofSeconds(30),
+        return new ServeOptions(root, anyAddress(), 8080, 4L << 20, 120, Duration.ofSeconds(2), Duration.ofSeconds(30),
                 Duration.ofSeconds(60), Sendfile.AUTO);
     }
 
