@@ -226,6 +226,7 @@ final class Exchange {
         if (!await(inFlight[slot])) return null;
         MemorySegment dst = bufs[slot].segment();
         if (!sf.beginWindow(conn)) return null;
+        if (sf.pageCacheOnly(from, to)) return copyFromPageCache(sf, h, from, to, pos, n, dst);
         Binding.Read r;
         boolean clean = false;
         try {
@@ -248,6 +249,30 @@ final class Exchange {
         }
         server.meter().directBytes.add(r.directBytes());
         server.meter().copiedBytes.add(r.fallbackBytes());
+        return new Window(dst.asSlice(pos - from, n));
+    }
+
+    /**
+     * The window is mapped, every byte of it through the page cache, so the file's read lease is held
+     * and a change reaches the guard, which waits for this window: the bytes are copied with pread on
+     * this thread, through the request's descriptor (the binding's read would hand the copy to a DMA worker thread and wait for it).
+     * Called inside the window (beginWindow done); ends it.
+     */
+    private Window copyFromPageCache(ServedFile sf, FileHandle h, long from, long to, long pos, long n, MemorySegment dst) {
+        boolean clean = false;
+        try {
+            // The request's own descriptor of the same inode (not the shared channel, which an
+            // interrupted thread would close for every response).
+            if (h.preadFully(dst.asSlice(0, to - from), from) < to - from) return null;   // shorter than its version: it changed
+            clean = true;
+        } catch (SysException e) {
+            failure = new Failure(HttpResponseStatus.INTERNAL_SERVER_ERROR, "reading [" + from + ", " + to + ") failed: " + e.getMessage());
+            return null;
+        } finally {
+            clean &= sf.endWindow(conn, false);
+        }
+        if (!clean) return null;
+        server.meter().copiedBytes.add(to - from);
         return new Window(dst.asSlice(pos - from, n));
     }
 
