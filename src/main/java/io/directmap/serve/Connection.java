@@ -2,6 +2,7 @@ package io.directmap.serve;
 
 import io.directmap.device.DeviceMemory;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.SimpleChannelInboundHandler;
@@ -50,11 +51,29 @@ final class Connection extends SimpleChannelInboundHandler<FullHttpRequest> impl
         super.channelActive(ctx);
     }
 
+    /** The last write of a response written on the event loop, or null: its NIC memory is in use until it is done. */
+    private volatile ChannelFuture pending;
+
+    ChannelFuture pending() { return pending; }
+
+    void pending(ChannelFuture f) { pending = f; }
+
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) {
         boolean start;
         synchronized (this) {
             if (closed) return;
+            ChannelFuture p = pending;
+            if (!running && queue.isEmpty() && (p == null || p.isDone())) {
+                // Nothing of this connection in flight: a hot small file is served right here (no worker hop).
+                boolean done;
+                try {
+                    done = new Exchange(server, this, request).serveOnLoop();
+                } catch (RuntimeException e) {
+                    done = false;
+                }
+                if (done) return;
+            }
             if (queue.size() >= MOST_QUEUED) {
                 ctx.close();
                 return;

@@ -69,8 +69,74 @@ final class Exchange {
         this.keepAlive = HttpUtil.isKeepAlive(req) && req.decoderResult().isSuccess();
     }
 
+    /**
+     * On the connection's event loop, with no other response of the connection in flight or queued:
+     * serves a GET whose body is one window of a file version mapped already and wholly through the
+     * page cache (no block device read, no mapping made, no wait), copied into the connection's NIC
+     * memory and written without leaving the loop. False, with nothing sent, when the request is not
+     * such a one: then it goes to a worker thread as any other.
+     */
+    boolean serveOnLoop() {
+        if (!req.decoderResult().isSuccess() || !req.method().equals(HttpMethod.GET) || server.sendfileTo(conn)) return false;
+        HttpHeaders in = req.headers();
+        if (in.contains(HttpHeaderNames.RANGE) || in.contains(HttpHeaderNames.IF_MATCH) || in.contains(HttpHeaderNames.IF_NONE_MATCH)
+                || in.contains(HttpHeaderNames.IF_MODIFIED_SINCE) || in.contains(HttpHeaderNames.IF_UNMODIFIED_SINCE)
+                || in.contains(HttpHeaderNames.IF_RANGE)) {
+            return false;
+        }
+        String uri = req.uri();
+        if (!uri.startsWith("/") || uri.indexOf('%') >= 0 || uri.indexOf('?') >= 0) return false;
+        if (!(server.resolver().resolve(uri) instanceof Resolver.Found f)) return false;   // refusals are the worker's to answer
+        try (FileHandle h = f.handle()) {
+            FileVersion.Version v = f.version();
+            long size = v.size();
+            if (size == 0 || size > server.options().chunkBytes()) return false;
+            Optional<ServedFile> use = server.nic().acquireMapped(v);
+            if (use.isEmpty()) return false;
+            ServedFile sf = use.get();
+            try {
+                long to = Math.min((size + page - 1) / page * page, size);
+                DeviceMemory.Buffer[] bufs;
+                try {
+                    bufs = conn.buffers();
+                } catch (IOException e) {
+                    return false;
+                }
+                MemorySegment dst = bufs[0].segment();
+                if (!sf.beginWindow(conn)) return false;
+                List<io.directmap.mm.DeviceMapping> cached = sf.cachedCoherent(0, to);
+                if (cached == null) {
+                    sf.endWindow(conn, false);
+                    return false;
+                }
+                Window w = copyFromPageCache(sf, h, cached, 0, to, 0, size, dst);
+                if (w == null || !v.equals(versionOr(h, null))) return false;
+                server.meter().requests.increment();
+                HttpResponse r = response(HttpResponseStatus.OK, v, f.name());
+                r.headers().set(HttpHeaderNames.CONTENT_LENGTH, size);
+                status = 200;
+                sent = size;
+                ch.write(r);
+                ch.write(Unpooled.wrappedBuffer(w.memory().asByteBuffer()));
+                ChannelFuture last = ch.writeAndFlush(LastHttpContent.EMPTY_LAST_CONTENT);
+                if (!keepAlive) last.addListener(io.netty.channel.ChannelFutureListener.CLOSE);
+                conn.pending(last);
+                server.meter().bodyBytes.add(size);
+                AccessLog log = server.accessLog();
+                if (log != null) log.log(conn.host(), req.method() + " " + req.uri() + " " + req.protocolVersion(), status, sent);
+                return true;
+            } finally {
+                server.nic().release(sf);
+            }
+        } catch (SysException e) {
+            return false;   // closing our descriptor failed before anything was sent: the worker tries again
+        }
+    }
+
     /** Serves it; false when the connection must close (not keep-alive, cut off, gone). */
     boolean serve() {
+        // A response the event loop wrote (serveOnLoop) may still be sending from the same NIC memory.
+        if (!await(conn.pending())) return false;
         server.meter().requests.increment();
         boolean goOn;
         try {
@@ -226,7 +292,8 @@ final class Exchange {
         if (!await(inFlight[slot])) return null;
         MemorySegment dst = bufs[slot].segment();
         if (!sf.beginWindow(conn)) return null;
-        if (sf.pageCacheOnly(from, to)) return copyFromPageCache(sf, h, from, to, pos, n, dst);
+        List<io.directmap.mm.DeviceMapping> cached = sf.cachedCoherent(from, to);
+        if (cached != null) return copyFromPageCache(sf, h, cached, from, to, pos, n, dst);
         Binding.Read r;
         boolean clean = false;
         try {
@@ -258,13 +325,13 @@ final class Exchange {
      * this thread, through the request's descriptor (the binding's read would hand the copy to a DMA worker thread and wait for it).
      * Called inside the window (beginWindow done); ends it.
      */
-    private Window copyFromPageCache(ServedFile sf, FileHandle h, long from, long to, long pos, long n, MemorySegment dst) {
+    private Window copyFromPageCache(ServedFile sf, FileHandle h, List<io.directmap.mm.DeviceMapping> cached, long from, long to, long pos, long n, MemorySegment dst) {
         boolean clean = false;
         try {
             // The request's own descriptor of the same inode (not the shared channel, which an
             // interrupted thread would close for every response).
             if (h.preadFully(dst.asSlice(0, to - from), from) < to - from) return null;   // shorter than its version: it changed
-            clean = true;
+            clean = ServedFile.stillLive(cached);   // read_retry: taken back meanwhile, the bytes may be new ones
         } catch (SysException e) {
             failure = new Failure(HttpResponseStatus.INTERNAL_SERVER_ERROR, "reading [" + from + ", " + to + ") failed: " + e.getMessage());
             return null;

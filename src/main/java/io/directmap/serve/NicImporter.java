@@ -59,6 +59,14 @@ final class NicImporter implements AutoCloseable {
         return nic.allocate(what, bytes, "serve fewer connections at once (--max-connections), or use a smaller --window");
     }
 
+    /** A use of the served file of version v when it is mapped already (nothing is mapped here); give it back with {@link #release}. */
+    java.util.Optional<ServedFile> acquireMapped(FileVersion.Version v) {
+        synchronized (cache) {
+            ServedFile f = closed ? null : cache.get(v);
+            return f != null && f.acquire() ? java.util.Optional.of(f) : java.util.Optional.empty();
+        }
+    }
+
     /**
      * A use of the served file for the version v of the file open as handle; give it back with
      * {@link #release}. Empty when the file changed between the caller's statx and the mapping (the

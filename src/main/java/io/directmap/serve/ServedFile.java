@@ -184,6 +184,37 @@ final class ServedFile implements IntervalNotifier.Ops {
     }
 
     /**
+     * The live mappings that cover [from, to), every byte through the page cache, each holding
+     * writers back (coherent): a change to those bytes must first take them back, which tells the
+     * guard. null when any part is unmapped, direct or not coherent (then read through the binding).
+     * Check {@link #stillLive} after reading: a mapping taken back meanwhile voids what was read.
+     */
+    List<DeviceMapping> cachedCoherent(long from, long to) {
+        long covered = from;
+        List<DeviceMapping> used = new ArrayList<>(2);
+        for (DeviceMapping m : binding.liveMappings()) {
+            if (m.end() <= covered || m.start() > covered) continue;
+            if (!m.coherent() || !m.isLive()) return null;
+            used.add(m);
+            for (Segment seg : m.segments()) {
+                if (seg.end() <= covered || seg.start() >= to) continue;
+                if (seg.start() > covered || !(seg instanceof Segment.Fallback)) return null;
+                covered = seg.end();
+                if (covered >= to) return used;
+            }
+        }
+        return covered >= to ? used : null;
+    }
+
+    /** Whether every mapping of {@link #cachedCoherent} is still live (none was taken back while the bytes were read). */
+    static boolean stillLive(List<DeviceMapping> used) {
+        for (DeviceMapping m : used) {
+            if (!m.isLive()) return false;
+        }
+        return true;
+    }
+
+    /**
      * The file system takes mappings of the file back: no window begins from now on; the windows
      * being sent are waited for, then the bytes sendfile left in sockets, each for at most the hold
      * bound; whatever is still in flight then is reset. Only then does the change go ahead.
