@@ -18,7 +18,9 @@ import java.util.ArrayDeque;
  * One client connection: its requests in the order they came (HTTP/1.1 pipelining), served one at
  * a time on a worker thread of their own (reading a window blocks on the block device; Netty's event
  * loop never does), and its two windows of NIC memory, allocated on its first body and given back
- * when it closes.
+ * when it closes. The exception: a request that arrives with nothing of the connection in flight,
+ * for a small file already mapped through the page cache, is served on the event loop itself
+ * ({@link Exchange#serveOnLoop}: a pread from the page cache, no block device read, no wait).
  */
 final class Connection extends SimpleChannelInboundHandler<FullHttpRequest> implements ServedFile.Sender {
     /** Requests one connection may have waiting (pipelined) before it is closed. */
