@@ -13,7 +13,8 @@ import java.util.List;
  * watched file and into an unwatched one, alternating, and prints min/median/max of each.
  * Not a test (timings are never asserted). Run as root:
  * {@code java --enable-native-access=ALL-UNNAMED -cp target/classes:target/test-classes
- * io.directmap.bench.WriteCostBench [dir] [rounds] [count]}.
+ * io.directmap.bench.WriteCostBench [dir] [rounds] [count] [asked|uninterested]}: with
+ * "uninterested" the listener says no change matters to it (the reader answers at once).
  */
 public final class WriteCostBench {
     private WriteCostBench() {}
@@ -26,7 +27,9 @@ public final class WriteCostBench {
         byte[] data = new byte[count * 4096];
         Files.write(watched, data);
         Files.write(plain, data);
+        boolean uninterested = args.length > 3 && args[3].equals("uninterested");
         ChangeWatch.Listener allow = new ChangeWatch.Listener() {
+            @Override public boolean interested(long start, long end) { return !uninterested; }
             @Override public ChangeWatch.Verdict opening(ChangeWatch.Task t, Access.Open a) { return ChangeWatch.Verdict.ALLOW; }
             @Override public ChangeWatch.Verdict changing(ChangeWatch.Task t, ChangeWatch.Change c) { return ChangeWatch.Verdict.ALLOW; }
             @Override public void writerClosed(ChangeWatch.Task t) {}
@@ -40,7 +43,8 @@ public final class WriteCostBench {
                     long a = dd(watched, count), b = dd(plain, count);
                     if (i >= 0) { on[i] = a; off[i] = b; }
                 }
-                System.out.println("dd bs=4k count=" + count + " conv=notrunc, " + rounds + " rounds; asked=" + cw.asked()
+                System.out.println("dd bs=4k count=" + count + " conv=notrunc, " + rounds + " rounds, listener "
+                        + (uninterested ? "uninterested" : "asked") + "; asked=" + cw.asked()
                         + " answeredAtOnce=" + cw.answeredAtOnce());
                 System.out.println("watched   " + stats(on));
                 System.out.println("unwatched " + stats(off));
