@@ -114,6 +114,15 @@ public final class ChangeWatch implements AutoCloseable {
 
         /** A descriptor t had open for writing was closed (a notification: nothing to answer). */
         void writerClosed(Task t);
+
+        /**
+         * Whether a change of [start, end) (a WRITE, FALLOCATE, PUNCH_HOLE, TRUNCATE or
+         * MMAP_WRITE range; never asked for UNKNOWN changes or opens) may matter to this
+         * listener. Asked on the reader thread, so it must be quick and never block: when every
+         * listener of the inode says false, the change is allowed at once and {@link #changing}
+         * is not called. The default, true, always asks.
+         */
+        default boolean interested(long start, long end) { return true; }
     }
 
     /** Why a file cannot be watched. */
@@ -188,6 +197,8 @@ public final class ChangeWatch implements AutoCloseable {
     private final AtomicLong answeredAtOnce = new AtomicLong(), asked = new AtomicLong();
     private volatile String why;
     private volatile boolean closing;
+    /** Set by giveUp: the group is (being) closed, its marks gone with it. */
+    private volatile boolean gaveUp;
 
     private ChangeWatch(Fanotify group, String why) {
         this.group = group;
@@ -220,7 +231,7 @@ public final class ChangeWatch implements AutoCloseable {
     /** Why changes cannot be watched ("" when they can). */
     public String why() { return closing ? "the change watch was closed" : why; }
 
-    /** Permission events answered on the reader thread (reads, read-only opens, unwatched inodes). */
+    /** Permission events answered on the reader thread (reads, read-only opens, unwatched inodes, changes no listener is interested in). */
     public long answeredAtOnce() { return answeredAtOnce.get(); }
 
     /** Permission events handed to listeners. */
@@ -361,7 +372,7 @@ public final class ChangeWatch implements AutoCloseable {
                 inode.watches.remove(this);
                 if (inode.watches.isEmpty() && inodes.remove(new Key(inode.dev, inode.ino), inode)) {
                     uncount(inode);
-                    if (!closing) unmarkQuietly(inode.anchor);
+                    if (!closing && !gaveUp) unmarkQuietly(inode.anchor);
                     try {
                         inode.anchor.close();
                     } catch (SysException e) {
@@ -413,7 +424,7 @@ public final class ChangeWatch implements AutoCloseable {
         Inode in = inodeOf(e);
         if (!e.isPermission()) {
             if (in != null && (e.mask() & Fanotify.FAN_CLOSE_WRITE) != 0) {
-                Task t = task(e.tid());
+                Task t = taskOf(e.tid());
                 for (Watch w : in.watches) Thread.ofVirtual().name("dmap-fanotify closed").start(() -> {
                     try {
                         w.listener.writerClosed(t);
@@ -436,7 +447,7 @@ public final class ChangeWatch implements AutoCloseable {
                 answerAtOnce(e);
                 return;
             }
-            Task t = task(e.tid());
+            Task t = taskOf(e.tid());
             ask(e, in, w -> w.listener.opening(t, open));
             return;
         }
@@ -445,8 +456,26 @@ public final class ChangeWatch implements AutoCloseable {
             answerAtOnce(e);
             return;
         }
-        Task t = task(e.tid());
+        if (c.kind() != Change.Kind.UNKNOWN && !anyInterested(in, c)) {
+            answerAtOnce(e);
+            return;
+        }
+        Task t = taskOf(e.tid());
         ask(e, in, w -> w.listener.changing(t, c));
+    }
+
+    /** Whether any open watch of in may care about c (a listener that fails is counted as caring). */
+    private static boolean anyInterested(Inode in, Change c) {
+        for (Watch w : in.watches) {
+            if (w.isClosed()) continue;
+            try {
+                if (w.listener.interested(c.offset(), c.end())) return true;
+            } catch (RuntimeException | Error x) {
+                log("the listener of " + in.path + " failed on interested: " + x + "; it is asked", x);
+                return true;
+            }
+        }
+        return false;
     }
 
     /** The watched inode the event is about, or null (an inode unmarked meanwhile, or fstat failed). */
@@ -550,14 +579,42 @@ public final class ChangeWatch implements AutoCloseable {
         int pid = tid;
         String command = "?";
         try {
-            for (String l : Files.readAllLines(Path.of("/proc", Integer.toString(tid), "status"))) {
-                if (l.startsWith("Tgid:")) pid = Integer.parseInt(l.substring(5).trim());
+            String status = TaskSyscall.readProc("/proc/" + tid + "/status");
+            int at = status.startsWith("Tgid:") ? 0 : status.indexOf("\nTgid:") + 1;
+            if (at > 0 || status.startsWith("Tgid:")) {
+                int eol = status.indexOf('\n', at);
+                pid = Integer.parseInt(status.substring(at + 5, eol < 0 ? status.length() : eol).trim());
             }
-            command = Files.readString(Path.of("/proc", Integer.toString(pid), "comm")).trim();
+            command = TaskSyscall.readProc("/proc/" + pid + "/comm").trim();
         } catch (IOException | RuntimeException e) {
             // gone
         }
         return new Task(pid, tid, command);
+    }
+
+    /** How long the reader reuses what /proc said of a thread (a writer's calls come in bursts). */
+    static final long TASK_CACHE_NANOS = 100_000_000L;
+    private static final int TASK_CACHE_MAX = 256;
+
+    private record SeenTask(Task task, long at) {}
+
+    /** The reader's cache of {@link #task}: tid -> what it said and when (touched by the reader thread only). */
+    private final Map<Integer, SeenTask> tasks = new java.util.HashMap<>();
+
+    /**
+     * {@link #task}(tid), reused for {@link #TASK_CACHE_NANOS}: the same writer's many calls
+     * cost /proc one look. A thread that exec()s or exits and whose tid is reused within that
+     * time may be named by its former self (the name is for messages only).
+     */
+    private Task taskOf(int tid) {
+        long now = System.nanoTime();
+        SeenTask seen = tasks.get(tid);
+        if (seen != null && now - seen.at() < TASK_CACHE_NANOS) return seen.task();
+        if (tasks.size() >= TASK_CACHE_MAX) tasks.values().removeIf(x -> now - x.at() >= TASK_CACHE_NANOS);
+        if (tasks.size() >= TASK_CACHE_MAX) tasks.clear();
+        Task t = task(tid);
+        tasks.put(tid, new SeenTask(t, now));
+        return t;
     }
 
     /**
@@ -567,6 +624,7 @@ public final class ChangeWatch implements AutoCloseable {
      * held. New watches are refused.
      */
     private void giveUp(String reason) {
+        gaveUp = true;
         why = reason + "; changes can no longer be heard";
         log(why + "; every watched file is treated as changed", null);
         List<Thread> told = new ArrayList<>();

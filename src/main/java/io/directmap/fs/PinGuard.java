@@ -340,6 +340,13 @@ final class PinGuard implements ChangeWatch.Listener, DmaBufOps, PeerMappings.Ow
         return Optional.empty();
     }
 
+    /** Only a change that overlaps the buffer's range can matter (what {@link #change} lets through at once otherwise). */
+    @Override
+    public boolean interested(long start, long end) {
+        DmaBuf buf = buf();
+        return buf != null && start < buf.end() && buf.start() < Math.max(end, start + 1);
+    }
+
     private ChangeWatch.Verdict deny(ChangeWatch.Task t, String what) {
         refused.incrementAndGet();
         String why = what + " by " + who(t) + " refused: " + description + " (ETXTBSY)";

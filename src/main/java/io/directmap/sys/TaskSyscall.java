@@ -1,8 +1,8 @@
 package io.directmap.sys;
 
+import java.io.FileInputStream;
 import java.io.IOException;
 import java.io.RandomAccessFile;
-import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Locale;
@@ -91,13 +91,38 @@ public final class TaskSyscall {
         Path task = Path.of("/proc", Integer.toString(tid));
         String line;
         try {
-            line = Files.readString(task.resolve("syscall")).trim();
+            line = readProc("/proc/" + tid + "/syscall").trim();
         } catch (NoSuchFileException e) {
             return new Access.Unknown("task " + tid + " is gone");
         } catch (IOException e) {
             return new Access.Unknown("cannot read /proc/" + tid + "/syscall: " + e.getMessage());
         }
         return parse(Arch.current(), line, dev, ino, new ProcView(task));
+    }
+
+    /** A thread's buffer for {@link #readProc}: /proc text files of a task fit in one page or two. */
+    private static final ThreadLocal<byte[]> PROC_BUFFER = ThreadLocal.withInitial(() -> new byte[8192]);
+
+    /**
+     * The text of a small /proc file, read with as few read(2) calls as it takes (usually one)
+     * into a buffer the calling thread reuses; ASCII (what /proc's status, syscall, comm and
+     * fdinfo files hold). Throws NoSuchFileException when the task is gone.
+     */
+    public static String readProc(String path) throws IOException {
+        byte[] buf = PROC_BUFFER.get();
+        int n = 0;
+        try (FileInputStream in = new FileInputStream(path)) {
+            for (int r; (r = in.read(buf, n, buf.length - n)) > 0; ) {
+                n += r;
+                if (n == buf.length) {
+                    buf = java.util.Arrays.copyOf(buf, buf.length * 2);
+                    PROC_BUFFER.set(buf);
+                }
+            }
+        } catch (java.io.FileNotFoundException e) {
+            throw new NoSuchFileException(path, null, e.getMessage());
+        }
+        return new String(buf, 0, n, java.nio.charset.StandardCharsets.ISO_8859_1);
     }
 
     /** glibc's makedev(major, minor): the st_dev that stat(2) and /proc report. */
@@ -230,7 +255,8 @@ public final class TaskSyscall {
         @Override
         public long openFlags(int fd) {
             try {
-                for (String l : Files.readAllLines(task.resolve("fdinfo").resolve(Integer.toString(fd)))) {
+                String text = readProc(task.resolve("fdinfo").resolve(Integer.toString(fd)).toString());
+                for (String l : text.split("\n")) {
                     if (l.startsWith("flags:")) return Long.parseLong(l.substring(6).trim(), 8);
                 }
             } catch (IOException | NumberFormatException e) {

@@ -199,6 +199,47 @@ class ChangeWatchTest {
         assertEquals(5000, Files.size(p));
     }
 
+    /** Interested only in [0, 4096): what a listener with something mapped there says. */
+    static class FirstPage extends Recorder {
+        final List<long[]> questions = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+        @Override public boolean interested(long start, long end) {
+            questions.add(new long[] {start, end});
+            return start < 4096;
+        }
+
+        @Override public Verdict opening(Task t, Access.Open a) {
+            super.opening(t, a);
+            return Verdict.ALLOW;     // the verdict is for changes only
+        }
+    }
+
+    @Test
+    void aWriteNoListenerIsInterestedInIsAnsweredAtOnceOneInsideIsAsked() throws Exception {
+        Path p = newFile("interested");
+        FirstPage r = new FirstPage();
+        watch(p, r);
+
+        long atOnce = watch.answeredAtOnce(), asked = watch.asked();
+        assertEquals(0, run("dd", "if=/dev/zero", "of=" + p, "bs=4096", "count=2", "seek=2", "conv=notrunc", "status=none").await());
+        await("dd's close", () -> r.heard.stream().anyMatch(h -> h.what().equals("closed")));
+        assertEquals(List.of(), r.changes(), "two writes outside [0, 4096): the listener is not asked");
+        assertEquals(List.of(List.of(8192L, 12288L), List.of(12288L, 16384L)),
+                r.questions.stream().map(q -> List.of(q[0], q[1])).toList());
+        assertEquals(asked + 1, watch.asked(), "only the open for writing was handed to the listener");
+        assertTrue(watch.answeredAtOnce() >= atOnce + 2, "both writes answered at once: " + (watch.answeredAtOnce() - atOnce));
+        assertArrayEquals(new byte[8192], java.util.Arrays.copyOfRange(Files.readAllBytes(p), 8192, 16384));
+
+        r.heard.clear();
+        r.verdict = new Verdict.Deny(Errno.EBUSY, "the first page is pinned in a test");
+        byte[] before = Files.readAllBytes(p);
+        Child dd = run("dd", "if=/dev/zero", "of=" + p, "bs=100", "count=1", "seek=1", "conv=notrunc", "status=none");
+        assertNotEquals(0, dd.await(), "a write inside the range is asked, and the deny reaches it");
+        assertEquals(List.of(Change.Kind.WRITE), r.changes().stream().map(Change::kind).toList());
+        assertEquals(0, r.changes().get(0).offset());
+        assertArrayEquals(before, Files.readAllBytes(p));
+    }
+
     @Test
     void anOpenThatTruncatesSaysSo() throws Exception {
         Path p = newFile("o-trunc");
