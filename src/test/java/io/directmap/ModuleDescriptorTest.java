@@ -26,7 +26,7 @@ class ModuleDescriptorTest {
     static final Set<String> EXPORTED = Set.of("io.directmap", "io.directmap.mm", "io.directmap.device", "io.directmap.pci");
     /** The implementation: may change without notice. */
     static final Set<String> INTERNAL = Set.of("io.directmap.block", "io.directmap.cli", "io.directmap.fault", "io.directmap.fs",
-            "io.directmap.lang", "io.directmap.sys", "io.directmap.tools", "io.directmap.tools.bench",
+            "io.directmap.lang", "io.directmap.sys", "io.directmap.tools", "io.directmap.tools.bench", "io.directmap.tools.serve",
             "io.directmap.tools.torture");
 
     static Path classes() throws Exception {
