@@ -29,6 +29,7 @@ import java.util.Map;
  * cachestat FILE...             pages of the files in the page cache
  * rewrite URL FILE BYTES SECONDS READERS WRITE_EVERY_MS
  *                               the mixed-version count while FILE is rewritten
+ * summary RESULTS.tsv [--json]  the tables (or JSON) of scripts/bench-serve's results
  * </pre>
  */
 public final class ServeBenchTool {
@@ -42,9 +43,11 @@ public final class ServeBenchTool {
                 case "compare" -> compare(args);
                 case "cachestat" -> cachestat(args);
                 case "rewrite" -> rewrite(args);
-                default -> throw new IllegalArgumentException("usage: files|compare|cachestat|rewrite ... (see the class comment)");
+                case "summary" -> summary(args);
+                default -> throw new IllegalArgumentException("usage: files|compare|cachestat|rewrite|summary ... (see the class comment)");
             };
-            System.out.println(new GsonBuilder().serializeNulls().create().toJson(out));
+            if (out != null) System.out.println(new GsonBuilder().serializeNulls().serializeSpecialFloatingPointValues()
+                    .setPrettyPrinting().create().toJson(out));
             status = 0;
         } catch (IllegalArgumentException e) {
             System.err.println("serve-bench-tool: " + e.getMessage());
@@ -115,6 +118,15 @@ public final class ServeBenchTool {
         m.put("bytes", bytes);
         m.put("cachedBytes", cached * 4096);
         return m;
+    }
+
+    private static Map<String, Object> summary(String[] args) throws IOException {
+        if (args.length < 2 || args.length > 3 || (args.length == 3 && !args[2].equals("--json")))
+            throw new IllegalArgumentException("usage: summary RESULTS.tsv [--json]");
+        Summary s = Summary.read(Path.of(args[1]));
+        if (args.length == 3) return s.json();
+        System.out.print(s.table());
+        return null;
     }
 
     private static Map<String, Object> rewrite(String[] args) throws IOException, InterruptedException {
