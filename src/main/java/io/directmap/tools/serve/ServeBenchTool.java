@@ -29,7 +29,8 @@ import java.util.Map;
  * cachestat FILE...             pages of the files in the page cache
  * rewrite URL FILE BYTES SECONDS READERS WRITE_EVERY_MS
  *                               the mixed-version count while FILE is rewritten
- * summary RESULTS.tsv [--json]  the tables (or JSON) of scripts/bench-serve's results
+ * summary RESULTS.tsv [--json [RUN.tsv]]
+ *                               the tables (or JSON, with RUN's key TAB value lines as "run") of the results
  * </pre>
  */
 public final class ServeBenchTool {
@@ -121,10 +122,19 @@ public final class ServeBenchTool {
     }
 
     private static Map<String, Object> summary(String[] args) throws IOException {
-        if (args.length < 2 || args.length > 3 || (args.length == 3 && !args[2].equals("--json")))
-            throw new IllegalArgumentException("usage: summary RESULTS.tsv [--json]");
+        if (args.length < 2 || args.length > 4 || (args.length > 2 && !args[2].equals("--json")))
+            throw new IllegalArgumentException("usage: summary RESULTS.tsv [--json [RUN.tsv]]");
         Summary s = Summary.read(Path.of(args[1]));
-        if (args.length == 3) return s.json();
+        if (args.length > 2) {
+            Map<String, String> run = new LinkedHashMap<>();
+            if (args.length == 4) {
+                for (String line : Files.readAllLines(Path.of(args[3]))) {
+                    int tab = line.indexOf('\t');
+                    if (tab > 0) run.put(line.substring(0, tab), line.substring(tab + 1));
+                }
+            }
+            return s.json(run);
+        }
         System.out.print(s.table());
         return null;
     }

@@ -94,14 +94,15 @@ final class Summary {
         }
         out.append("Scan resistance (hot set at a steady rate, alone and during a cold sweep):\n").append(render(scan)).append('\n');
         List<String[]> mixed = new ArrayList<>();
-        mixed.add(new String[] {"server", "responses", "complete, mixed or torn", "cut off", "cut off, mixed or torn",
+        mixed.add(new String[] {"server", "responses", "complete clean", "complete MIXED", "complete TORN", "cut off",
                 "ETag conflicts", "versions written"});
         for (String s : values.keySet()) {
-            mixed.add(new String[] {s, count(s, "responses"), count(s, "completeMixed", "completeTorn"),
-                    count(s, "cutOffClean", "cutOffMixed", "cutOffTorn"), count(s, "cutOffMixed", "cutOffTorn"),
-                    count(s, "etagConflicts"), count(s, "versionsWritten")});
+            mixed.add(new String[] {s, count(s, "responses"), count(s, "completeClean"), count(s, "completeMixed"),
+                    count(s, "completeTorn"), count(s, "cutOffClean", "cutOffMixed", "cutOffTorn"), count(s, "etagConflicts"),
+                    count(s, "versionsWritten")});
         }
-        out.append("Concurrent rewrite (sums over all runs; a complete mixed or torn response is silently wrong content):\n")
+        out.append("Concurrent rewrite (sums over all runs; complete MIXED (blocks of two versions) or TORN (a block of no"
+                + " version) is silently wrong content):\n")
                 .append(render(mixed));
         return out.toString();
     }
@@ -130,7 +131,7 @@ final class Summary {
     }
 
     /** Every metric of every server: its runs, min, median, max and sum. */
-    Map<String, Object> json() {
+    Map<String, Object> json(Map<String, String> run) {
         Map<String, Object> servers = new LinkedHashMap<>();
         values.forEach((server, metrics) -> {
             Map<String, Object> m = new LinkedHashMap<>();
@@ -146,6 +147,7 @@ final class Summary {
             servers.put(server, m);
         });
         Map<String, Object> out = new LinkedHashMap<>();
+        out.put("run", run);
         out.put("baseline", values.keySet().iterator().next());
         out.put("servers", servers);
         return out;
