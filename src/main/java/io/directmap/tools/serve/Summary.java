@@ -58,9 +58,14 @@ final class Summary {
         if (v.isEmpty()) return "-";
         double lo = v.stream().mapToDouble(Double::doubleValue).min().orElseThrow();
         double hi = v.stream().mapToDouble(Double::doubleValue).max().orElseThrow();
-        String med = String.format(Locale.ROOT, format, scale.applyAsDouble(median(v)));
-        return v.size() == 1 ? med : med + " (" + String.format(Locale.ROOT, format, scale.applyAsDouble(lo)) + "-"
-                + String.format(Locale.ROOT, format, scale.applyAsDouble(hi)) + ")";
+        String med = format(format, scale.applyAsDouble(median(v)));
+        return v.size() == 1 ? med : med + " (" + format(format, scale.applyAsDouble(lo)) + "-" + format(format, scale.applyAsDouble(hi)) + ")";
+    }
+
+    /** As String.format, without "-0" for a small negative (a cgroup's cache shrinking by a few pages). */
+    private static String format(String format, double d) {
+        String s = String.format(Locale.ROOT, format, d);
+        return s.matches("-0(\\.0*)?%?") ? s.substring(1) : s;
     }
 
     private String ratio(String server, String metric) {
@@ -85,12 +90,12 @@ final class Summary {
         out.append(render(cold)).append('\n');
         List<String[]> scan = new ArrayList<>();
         scan.add(new String[] {"server", "hot req/s alone", "p99 ms alone", "hot req/s in sweep", "p99 ms in sweep",
-                "sweep GiB/s", "cache growth MiB", "hot set cached after"});
+                "sweep GiB/s", "cache growth MiB", "hot set cached in sweep"});
         for (String s : values.keySet()) {
             scan.add(new String[] {s, spread(s, "hot_alone_rps", SAME, "%.0f"), spread(s, "hot_alone_p99_ms", SAME, "%.2f"),
                     spread(s, "hot_sweep_rps", SAME, "%.0f"), spread(s, "hot_sweep_p99_ms", SAME, "%.2f"),
                     spread(s, "sweep_gibps", SAME, "%.2f"), spread(s, "sweep_cache_growth_bytes", MIB, "%.0f"),
-                    spread(s, "hot_cached_after_fraction", PERCENT, "%.0f%%")});
+                    spread(s, "hot_cached_during_fraction", PERCENT, "%.0f%%")});
         }
         out.append("Scan resistance (hot set at a steady rate, alone and during a cold sweep):\n").append(render(scan)).append('\n');
         List<String[]> mixed = new ArrayList<>();
