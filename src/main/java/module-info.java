@@ -26,6 +26,14 @@ module io.directmap {
     requires jdk.jfr;               // DeviceMapEvent, InvalidationEvent
     requires java.management;       // the bench's CPU time (ManagementFactory)
     requires jdk.management;        // ... and the process's (com.sun.management.OperatingSystemMXBean)
+    requires io.netty.codec.http;   // dmap serve (io.directmap.serve): the HTTP/1.1 codec
+    requires io.netty.codec;
+    requires io.netty.handler;      // ... its idle and write timeouts
+    requires io.netty.transport;
+    requires io.netty.buffer;
+    requires io.netty.common;
+    requires io.netty.transport.classes.epoll;   // ... epoll, which gives a socket's descriptor (SIOCOUTQ)
+    requires io.netty.transport.unix.common;
 
     exports io.directmap;           // the library
     exports io.directmap.mm;

@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
 /** The dmap command. Exit codes: 0 done, 1 the system failed, 2 invalid input. */
 @Command(name = "dmap", mixinStandardHelpOptions = true, version = "dmap 0.1.0",
         description = "Map a file's blocks into a device and move its bytes straight from the block device.",
-        subcommands = {MapCommand.class, P2pCommand.class, ExplainCommand.class, WatchCommand.class, StatsCommand.class, TopologyCommand.class, TortureCommand.class, BenchCommand.class, DemoCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {MapCommand.class, P2pCommand.class, ExplainCommand.class, WatchCommand.class, StatsCommand.class, TopologyCommand.class, TortureCommand.class, BenchCommand.class, ServeCommand.class, DemoCommand.class, CommandLine.HelpCommand.class})
 public final class Dmap {
     public static final int OK = 0, FAILED = 1, INVALID_INPUT = 2;
 

@@ -1,0 +1,234 @@
+package io.directmap.serve;
+
+import io.directmap.device.Binding;
+import io.directmap.mm.DeviceMapping;
+import io.directmap.mm.IntervalNotifier;
+import io.directmap.mm.Invalidation;
+import io.directmap.mm.Segment;
+import io.directmap.mm.Vma;
+import io.directmap.sys.FileVersion;
+import io.directmap.sys.SocketQueue;
+import io.directmap.sys.SysException;
+import java.nio.channels.FileChannel;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One version of one file as the NIC serves it: the vma, the NIC's binding of the whole file (its
+ * windows fault through device_map on first use and hold the file's read lease while mapped), and
+ * a guard: an interval notifier over the whole file, inserted before the binding's, so the file
+ * system tells it first of any change.
+ *
+ * <p>The interleaving (the guard plays mmu_interval_notifier's role for the responses in flight):
+ *
+ * <pre>
+ *   response (worker thread)                  writer / file system (lease thread)
+ *   beginWindow: changed? no, sending++
+ *   binding.read(window) into NIC memory      open(O_WRONLY) blocks; lease break
+ *   changed? no -> write window to socket     guard.invalidate: changed = true,
+ *   write done (bytes in the socket buffer)      waits for sending == 0 (bounded)
+ *   endWindow: sending--                      ... then for sendfile'd bytes, the socket's
+ *   beginWindow: changed! -> cut the response     send queue to drain (SIOCOUTQ, bounded)
+ *                                             binding's windows let go; lease released; open returns
+ * </pre>
+ *
+ * A window that began before the change is sent whole and is of the old version (the writer is still
+ * held in open()); no window begins after it. So a response either carries one version or is cut off
+ * (the connection closed short of its Content-Length). A window still being sent when the bound
+ * runs out is cut too, with a reset, which throws away what the socket still holds.
+ *
+ * <p>A change that the kernel cannot hold back (a writer that had the file open before the lease,
+ * so the mapping is not coherent) is caught after the fact: each window read while not coherent is
+ * followed by a statx, and a version that moved cuts the response.
+ */
+final class ServedFile implements IntervalNotifier.Ops {
+    /** What a response is to the guard: something it can cut, and the socket bytes it sent with sendfile. */
+    interface Sender {
+        /** Closes the connection with a reset (SO_LINGER 0): what the socket still holds is not sent. */
+        void reset(String why);
+
+        /** The socket's descriptor, for SIOCOUTQ; -1 when the transport does not give it or it is closed. */
+        int socketFd();
+    }
+
+    final FileVersion.Version version;
+    final Vma vma;
+    final Binding binding;
+    final FileChannel channel;
+    private final IntervalNotifier guard;
+    private final long holdNanos;
+    private final Map<Sender, Integer> sending = new IdentityHashMap<>();   // guarded by this: windows in flight
+    private final Map<Sender, Boolean> sentFromCache = new IdentityHashMap<>(); // guarded by this: sendfile used
+    private boolean changed;           // guarded by this
+    private int users;                 // guarded by this: responses using it, plus one while cached
+    private final Runnable onChange;
+    private volatile String changeCause = "";
+
+    /** Binds the NIC to the vma (after the guard is in, so the guard is told first). */
+    @FunctionalInterface
+    interface Binder {
+        Binding bind(Vma vma) throws java.io.IOException;
+    }
+
+    ServedFile(FileVersion.Version version, Vma vma, FileChannel channel, long holdNanos, Runnable onChange, Binder binder)
+            throws java.io.IOException {
+        this.version = version;
+        this.vma = vma;
+        this.channel = channel;
+        this.holdNanos = holdNanos;
+        this.onChange = onChange;
+        // The vma tells its notifiers in the order they were inserted: the guard before any window.
+        this.guard = vma.insertNotifier(0, Long.MAX_VALUE, this);
+        try {
+            this.binding = binder.bind(vma);
+        } catch (java.io.IOException | RuntimeException e) {
+            guard.remove();
+            throw e;
+        }
+    }
+
+    long length() { return version.size(); }
+
+    synchronized boolean changed() { return changed; }
+
+    String changeCause() { return changeCause; }
+
+    synchronized boolean acquire() {
+        if (changed) return false;
+        users++;
+        return true;
+    }
+
+    /** Gives back one use; true when it was the last and the file should be closed. */
+    synchronized boolean release() {
+        return --users == 0;
+    }
+
+    /** A window of s is about to be read and sent: false once the file changed (cut the response). */
+    synchronized boolean beginWindow(Sender s) {
+        if (changed) return false;
+        sending.merge(s, 1, Integer::sum);
+        return true;
+    }
+
+    /** The window's bytes are in the socket (or the response gave up on it). */
+    synchronized void endWindow(Sender s, boolean sentWithSendfile) {
+        if (sending.merge(s, -1, Integer::sum) == 0) sending.remove(s);
+        if (sentWithSendfile) sentFromCache.put(s, true);
+        notifyAll();
+    }
+
+    /** The connection closed: nothing of it can reach the client any more. */
+    synchronized void forget(Sender s) {
+        sentFromCache.remove(s);
+        notifyAll();
+    }
+
+    /**
+     * Whether [from, to) is mapped now, every byte through the page cache (so it may be sent with
+     * sendfile): false when any part is unmapped or direct.
+     */
+    boolean pageCacheOnly(long from, long to) {
+        long covered = from;
+        List<DeviceMapping> live = binding.liveMappings();
+        for (DeviceMapping m : live) {
+            if (m.end() <= covered || m.start() > covered) continue;
+            for (Segment seg : m.segments()) {
+                if (seg.end() <= covered || seg.start() >= to) continue;
+                if (seg.start() > covered || !(seg instanceof Segment.Fallback)) return false;
+                covered = seg.end();
+                if (covered >= to) return true;
+            }
+        }
+        return covered >= to;
+    }
+
+    /**
+     * The file system takes mappings of the file back: no window begins from now on; the windows
+     * being sent are waited for, then the bytes sendfile left in sockets, each for at most the hold
+     * bound; whatever is still in flight then is reset. Only then does the change go ahead.
+     */
+    @Override
+    public void invalidate(IntervalNotifier notifier, Invalidation inv) {
+        List<Sender> late = new ArrayList<>();
+        long deadline = System.nanoTime() + holdNanos;
+        synchronized (this) {
+            if (!changed) changeCause = inv.cause().code();
+            changed = true;
+            while (!sending.isEmpty()) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) break;
+                waitNanos(left);
+            }
+            late.addAll(sending.keySet());
+        }
+        for (Sender s : late) s.reset("a change to the file waited " + holdNanos / 1_000_000 + " ms for a window being sent");
+        drainSendfile(deadline);
+        onChange.run();
+    }
+
+    /** Waits for the sockets that sendfile wrote pages of this file into to send them; resets those that do not in time. */
+    private void drainSendfile(long deadline) {
+        List<Sender> senders;
+        synchronized (this) {
+            senders = new ArrayList<>(sentFromCache.keySet());
+            sentFromCache.clear();
+        }
+        for (Sender s : senders) {
+            while (true) {
+                int fd = s.socketFd();
+                if (fd < 0) break;
+                int queued;
+                try {
+                    queued = SocketQueue.unacknowledged(fd);
+                } catch (SysException e) {
+                    break;   // closed meanwhile: nothing of it is sent any more
+                }
+                if (queued == 0) break;
+                if (System.nanoTime() > deadline) {
+                    s.reset("a change to the file waited " + holdNanos / 1_000_000 + " ms for " + queued
+                            + " bytes sent with sendfile to be acknowledged");
+                    break;
+                }
+                pause();
+            }
+        }
+    }
+
+    private void waitNanos(long nanos) {
+        try {
+            wait(Math.max(1, nanos / 1_000_000));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private static void pause() {
+        try {
+            Thread.sleep(1);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Removes the guard, lets go of every window, unmaps; on a thread that is not inside an invalidation. */
+    void close() throws java.io.IOException {
+        try {
+            guard.remove();
+            binding.close();
+        } finally {
+            try {
+                vma.close();
+            } finally {
+                channel.close();
+            }
+        }
+    }
+
+    @Override
+    public String toString() {
+        return vma.file().path() + " (inode " + version.inode() + ", " + version.size() + " bytes)";
+    }
+}
