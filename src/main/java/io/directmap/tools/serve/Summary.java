@@ -80,11 +80,11 @@ final class Summary {
         StringBuilder out = new StringBuilder();
         String base = values.keySet().iterator().next();
         List<String[]> cold = new ArrayList<>();
-        cold.add(new String[] {"server", "GiB/s", "vs " + base, "CPU s/GiB", "vs " + base, "cache growth MiB"});
+        cold.add(new String[] {"server", "GiB/s", "vs " + base, "CPU s/GiB", "vs " + base, "cache growth MiB", "read direct"});
         for (String s : values.keySet()) {
             cold.add(new String[] {s, spread(s, "cold_gibps", SAME, "%.2f"), ratio(s, "cold_gibps"),
                     spread(s, "cold_cpu_s_per_gib", SAME, "%.2f"), ratio(s, "cold_cpu_s_per_gib"),
-                    spread(s, "cold_cache_growth_bytes", MIB, "%.0f")});
+                    spread(s, "cold_cache_growth_bytes", MIB, "%.0f"), spread(s, "cold_direct_share", PERCENT, "%.0f%%")});
         }
         out.append("Cold large files (median (min-max) over ").append(of(base, "cold_gibps").size()).append(" runs):\n");
         out.append(render(cold)).append('\n');
