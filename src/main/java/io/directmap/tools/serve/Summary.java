@@ -14,6 +14,7 @@ import java.util.function.DoubleUnaryOperator;
  * scripts/bench-serve's results, summarised: the script appends one line per figure,
  * {@code server TAB repeat TAB metric TAB value}, and this prints three tables a person reads at a
  * glance (cold large files, scan resistance, coherence) with min, median and max over the repeats
+ * (the page cache shown is what the server's cgroup holds at the end of a run; its growth is in the JSON)
  * and ratios against the first server (nginx with sendfile, measured in the same run), or the same
  * as JSON. The mixed-version counts are sums over the repeats: one mixed response is one too many.
  */
@@ -80,21 +81,21 @@ final class Summary {
         StringBuilder out = new StringBuilder();
         String base = values.keySet().iterator().next();
         List<String[]> cold = new ArrayList<>();
-        cold.add(new String[] {"server", "GiB/s", "vs " + base, "CPU s/GiB", "vs " + base, "cache growth MiB", "read direct"});
+        cold.add(new String[] {"server", "GiB/s", "vs " + base, "CPU s/GiB", "vs " + base, "cache held MiB", "read direct"});
         for (String s : values.keySet()) {
             cold.add(new String[] {s, spread(s, "cold_gibps", SAME, "%.2f"), ratio(s, "cold_gibps"),
                     spread(s, "cold_cpu_s_per_gib", SAME, "%.2f"), ratio(s, "cold_cpu_s_per_gib"),
-                    spread(s, "cold_cache_growth_bytes", MIB, "%.0f"), spread(s, "cold_direct_share", PERCENT, "%.0f%%")});
+                    spread(s, "cold_cache_held_bytes", MIB, "%.0f"), spread(s, "cold_direct_share", PERCENT, "%.0f%%")});
         }
         out.append("Cold large files (median (min-max) over ").append(of(base, "cold_gibps").size()).append(" runs):\n");
         out.append(render(cold)).append('\n');
         List<String[]> scan = new ArrayList<>();
         scan.add(new String[] {"server", "hot req/s alone", "p99 ms alone", "hot req/s in sweep", "p99 ms in sweep",
-                "sweep GiB/s", "cache growth MiB", "hot set cached in sweep"});
+                "sweep GiB/s", "cache held MiB", "hot set cached in sweep"});
         for (String s : values.keySet()) {
             scan.add(new String[] {s, spread(s, "hot_alone_rps", SAME, "%.0f"), spread(s, "hot_alone_p99_ms", SAME, "%.2f"),
                     spread(s, "hot_sweep_rps", SAME, "%.0f"), spread(s, "hot_sweep_p99_ms", SAME, "%.2f"),
-                    spread(s, "sweep_gibps", SAME, "%.2f"), spread(s, "sweep_cache_growth_bytes", MIB, "%.0f"),
+                    spread(s, "sweep_gibps", SAME, "%.2f"), spread(s, "sweep_cache_held_bytes", MIB, "%.0f"),
                     spread(s, "hot_cached_during_fraction", PERCENT, "%.0f%%")});
         }
         out.append("Scan resistance (hot set at a steady rate, alone and during a cold sweep):\n").append(render(scan)).append('\n');
