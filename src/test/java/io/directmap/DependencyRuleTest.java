@@ -21,6 +21,7 @@ import org.junit.jupiter.api.Test;
  *
  * <pre>
  *     cli -> tools -> device -> mm
+ *     cli -> serve -> device, mm (and sys for openat2, statx, SIOCOUTQ)
  *     fs -> block -> mm -> pci, sys, lang, fault
  * </pre>
  *
@@ -45,6 +46,29 @@ class DependencyRuleTest {
             found.addAll(mentions(dir, TOOLS));
         }
         assertEquals(List.of(), found, "a package below the tools and the command reaches up");
+    }
+
+    static final Pattern SERVE = Pattern.compile("\\bio\\.directmap\\.serve\\b");
+
+    @Test
+    void onlyTheCommandNamesTheServer() throws IOException {
+        List<String> found = new ArrayList<>();
+        for (Path dir : packages(MAIN)) {
+            String name = dir.getFileName().toString();
+            if (!name.equals("cli") && !name.equals("serve")) found.addAll(mentions(dir, SERVE));
+        }
+        assertEquals(List.of(), found, "dmap serve sits beside the tools, under the command: nothing below names it");
+    }
+
+    @Test
+    void theServerIsAnImporterThatSeesTheContractNotTheFilesystem() throws IOException {
+        Path serve = MAIN.resolve("serve");
+        List<String> found = new ArrayList<>();
+        found.addAll(mentions(serve, FS));
+        found.addAll(mentions(serve, BLOCK));
+        found.addAll(mentions(serve, CLI));
+        found.addAll(mentions(serve, TOOLS));
+        assertEquals(List.of(), found, "the NIC importer maps files through mm (AddressSpace, Vma, notifiers) and device (its Binding)");
     }
 
     @Test

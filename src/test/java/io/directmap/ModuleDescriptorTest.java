@@ -27,7 +27,7 @@ class ModuleDescriptorTest {
     /** The implementation: may change without notice. */
     static final Set<String> INTERNAL = Set.of("io.directmap.block", "io.directmap.cli", "io.directmap.fault", "io.directmap.fs",
             "io.directmap.lang", "io.directmap.sys", "io.directmap.tools", "io.directmap.tools.bench", "io.directmap.tools.serve",
-            "io.directmap.tools.torture");
+            "io.directmap.tools.torture", "io.directmap.serve");
 
     static Path classes() throws Exception {
         return Path.of(io.directmap.lang.Xorshift.class.getProtectionDomain().getCodeSource().getLocation().toURI());
@@ -83,11 +83,29 @@ class ModuleDescriptorTest {
     @Test
     void itsRequirementsResolveAgainstTheJarsItShipsWith() throws Exception {
         ModuleDescriptor d = descriptor();
-        assertEquals(Set.of("java.base", "info.picocli", "com.google.gson", "jdk.jfr", "java.management", "jdk.management"),
+        assertEquals(Set.of("java.base", "info.picocli", "com.google.gson", "jdk.jfr", "java.management", "jdk.management",
+                        "io.netty.codec.http", "io.netty.codec", "io.netty.handler", "io.netty.transport", "io.netty.buffer", "io.netty.common",
+                        "io.netty.transport.classes.epoll", "io.netty.transport.unix.common"),
                 d.requires().stream().map(ModuleDescriptor.Requires::name).collect(Collectors.toSet()));
-        ModuleFinder finder = ModuleFinder.of(classes(), jarOf(picocli.CommandLine.class), jarOf(com.google.gson.Gson.class));
+        java.util.List<Path> jars = new java.util.ArrayList<>(java.util.List.of(classes(), jarOf(picocli.CommandLine.class),
+                jarOf(com.google.gson.Gson.class)));
+        jars.addAll(nettyJars());
+        ModuleFinder finder = ModuleFinder.of(jars.toArray(Path[]::new));
         Configuration c = ModuleLayer.boot().configuration().resolve(finder, ModuleFinder.of(), Set.of("io.directmap"));
-        assertTrue(c.findModule("io.directmap").isPresent() && c.findModule("com.google.gson").isPresent());
+        assertTrue(c.findModule("io.directmap").isPresent() && c.findModule("com.google.gson").isPresent()
+                && c.findModule("io.netty.codec.http").isPresent());
+    }
+
+    /** The Netty jars dmap serve needs (each a named module). */
+    static java.util.List<Path> nettyJars() throws Exception {
+        java.util.List<Path> out = new java.util.ArrayList<>();
+        for (Class<?> c : java.util.List.of(io.netty.handler.codec.http.HttpServerCodec.class, io.netty.handler.codec.ByteToMessageDecoder.class,
+                io.netty.handler.timeout.IdleStateHandler.class, io.netty.channel.Channel.class, io.netty.buffer.ByteBuf.class,
+                io.netty.util.ReferenceCounted.class, io.netty.channel.epoll.Epoll.class, io.netty.channel.unix.UnixChannel.class,
+                io.netty.resolver.AddressResolver.class)) {
+            out.add(jarOf(c));
+        }
+        return out;
     }
 
     static Path jarOf(Class<?> c) throws Exception {

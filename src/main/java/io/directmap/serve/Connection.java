@@ -150,7 +150,12 @@ final class Connection extends SimpleChannelInboundHandler<FullHttpRequest> impl
         server.meter().cut.increment();
         // SO_LINGER 0: close sends a reset and throws away what the socket still holds.
         ch.eventLoop().execute(() -> {
-            ch.config().setOption(ChannelOption.SO_LINGER, 0);
+            if (!ch.isOpen()) return;
+            try {
+                ch.config().setOption(ChannelOption.SO_LINGER, 0);
+            } catch (io.netty.channel.ChannelException e) {
+                // closed meanwhile: nothing left in it to throw away
+            }
             ch.close();
         });
         ch.closeFuture().awaitUninterruptibly(1_000);

@@ -45,7 +45,7 @@ import java.util.concurrent.ThreadLocalRandom;
  * from then on a change reaches the guard ({@link ServedFile}) before it reaches the file.
  */
 final class Exchange {
-    /** How often a response starts over because the file changed between its statx and its lease. */
+    /** How often a response starts over, at least, because the file changed before its first window was read (then for up to the hold bound). */
     static final int ATTEMPTS = 5;
 
     private final FileServer server;
@@ -121,7 +121,9 @@ final class Exchange {
     private boolean file(String name, FileHandle h, FileVersion.Version first) {
         FileVersion.Version v = first;
         HttpHeaders in = req.headers();
-        for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
+        long deadline = System.nanoTime() + server.options().hold().toNanos();
+        for (int attempt = 0; attempt < ATTEMPTS || System.nanoTime() < deadline; attempt++) {
+            if (attempt > 0) pause();
             String range = in.get(HttpHeaderNames.RANGE);
             Preconditions.Outcome pre = Preconditions.evaluate(v, in.get(HttpHeaderNames.IF_MATCH), in.get(HttpHeaderNames.IF_UNMODIFIED_SINCE),
                     in.get(HttpHeaderNames.IF_NONE_MATCH), in.get(HttpHeaderNames.IF_MODIFIED_SINCE), in.get(HttpHeaderNames.IF_RANGE),
@@ -163,7 +165,7 @@ final class Exchange {
                 ByteRanges.Range r0 = body.ranges().getFirst();
                 Window primed = read(sf, h, v, r0.start(), r0.end());
                 FileVersion.Version now = versionOr(h, null);
-                if (primed == null || primed.cut() || !v.equals(now)) {
+                if (primed == null || !v.equals(now)) {
                     if (now == null) return error(HttpResponseStatus.INTERNAL_SERVER_ERROR, "statx of " + name + " failed", false);
                     v = now;
                     continue;
@@ -174,7 +176,16 @@ final class Exchange {
                 server.nic().release(sf);
             }
         }
-        return error(HttpResponseStatus.SERVICE_UNAVAILABLE, name + " changed " + ATTEMPTS + " times while the response began; try again", true);
+        return error(HttpResponseStatus.SERVICE_UNAVAILABLE, name + " was being written (held open for writing by another"
+                + " process, or changed again and again) for " + server.options().hold().toMillis() + " ms; try again", true);
+    }
+
+    private static void pause() {
+        try {
+            Thread.sleep(1);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     private static FileVersion.Version versionOr(FileHandle h, FileVersion.Version fallback) {
@@ -186,7 +197,7 @@ final class Exchange {
     }
 
     /** One window's bytes in NIC memory, ready to send: [pos, pos + length) of the file at offset at of the buffer. */
-    private record Window(MemorySegment memory, boolean cut) {}
+    private record Window(MemorySegment memory) {}
 
     /**
      * Reads the window that starts at pos (at most a chunk, inside [pos, end)) into the next NIC buffer,
@@ -206,20 +217,27 @@ final class Exchange {
         MemorySegment dst = bufs[slot].segment();
         if (!sf.beginWindow(conn)) return null;
         Binding.Read r;
+        boolean clean = false;
         try {
+            // Never waits for coherence inside: a read that waits while counted as sending would
+            // wait for a writer that waits (in its lease break) for the guard, which waits for it.
             r = sf.binding.read(from, to - from, dst, done -> { });
         } catch (IOException | RuntimeException e) {
             return null;
         } finally {
-            sf.endWindow(conn, false);
+            clean = sf.endWindow(conn, false);
         }
-        if (!r.coherent() && !v.equals(versionOr(h, null))) {
-            // A writer had the file open already (no lease could hold it): the statx after the read says whether it wrote.
-            return new Window(dst.asSlice(pos - from, n), true);
+        if (!clean) return null;   // the change was learnt by this read: its bytes may be the new version's
+        if (!r.coherent()) {
+            // Another process has the file open for writing (no lease can hold back a writer that
+            // opened first, or its lease break is under way): what was read may be torn mid-write
+            // and is not sent. This mapping holds no lease and will never be told of a change: retire it.
+            sf.retire();
+            return null;
         }
         server.meter().directBytes.add(r.directBytes());
         server.meter().copiedBytes.add(r.fallbackBytes());
-        return new Window(dst.asSlice(pos - from, n), false);
+        return new Window(dst.asSlice(pos - from, n));
     }
 
     private boolean sendBody(ServedFile sf, FileHandle h, FileVersion.Version v, HttpResponse r, Body body, Window primed) {
@@ -239,7 +257,7 @@ final class Exchange {
                 } else {
                     Window w = primed != null ? primed : read(sf, h, v, pos, part.end());
                     primed = null;
-                    if (w == null || w.cut) return cut();
+                    if (w == null) return cut();
                     ByteBuf b = Unpooled.wrappedBuffer(w.memory().asByteBuffer());
                     inFlight[slot] = ch.writeAndFlush(b);
                     slot ^= 1;
@@ -346,6 +364,7 @@ final class Exchange {
     private boolean error(HttpResponseStatus s, String message, boolean keep) {
         FullHttpResponse r = text(s, message);
         if (s == HttpResponseStatus.METHOD_NOT_ALLOWED) r.headers().set(HttpHeaderNames.ALLOW, "GET, HEAD");
+        if (s == HttpResponseStatus.SERVICE_UNAVAILABLE) r.headers().set(HttpHeaderNames.RETRY_AFTER, "1");
         if (!keep) HttpUtil.setKeepAlive(r, false);
         return send(r) && keep;
     }

@@ -106,18 +106,56 @@ final class ServedFile implements IntervalNotifier.Ops {
         return --users == 0;
     }
 
+    /**
+     * The window a thread is in. A read may itself learn of a change and invalidate on its own thread
+     * (the read_retry check finds the lease gone): the guard must not wait for that thread's own
+     * window, and the window's bytes may then be of the new version (the read was done again after
+     * the writer went on), so they are not sent.
+     */
+    private static final class Inside {
+        final ServedFile file;
+        boolean changedHere;
+
+        Inside(ServedFile file) { this.file = file; }
+    }
+
+    private static final ThreadLocal<Inside> INSIDE = new ThreadLocal<>();
+    private int windows;   // guarded by this: windows in flight, all senders
+    private int windowsInGuard;   // guarded by this: of those, the ones whose thread is in invalidate (its read learnt of the change)
+
     /** A window of s is about to be read and sent: false once the file changed (cut the response). */
     synchronized boolean beginWindow(Sender s) {
         if (changed) return false;
         sending.merge(s, 1, Integer::sum);
+        windows++;
+        INSIDE.set(new Inside(this));
         return true;
     }
 
-    /** The window's bytes are in the socket (or the response gave up on it). */
-    synchronized void endWindow(Sender s, boolean sentWithSendfile) {
+    /**
+     * The window's bytes are in NIC memory or the socket (or the response gave up on it); false when
+     * the change was learnt on this very thread during the window, so its bytes may be new ones.
+     */
+    synchronized boolean endWindow(Sender s, boolean sentWithSendfile) {
         if (sending.merge(s, -1, Integer::sum) == 0) sending.remove(s);
+        windows--;
         if (sentWithSendfile) sentFromCache.put(s, true);
+        Inside in = INSIDE.get();
+        INSIDE.remove();
         notifyAll();
+        return in == null || !in.changedHere;
+    }
+
+    /**
+     * Served no more: its mapping was made while another process had the file open for writing, so
+     * no lease holds that writer and no change will reach the guard. The next response maps afresh.
+     */
+    void retire() {
+        synchronized (this) {
+            if (!changed) changeCause = "open_for_write";
+            changed = true;
+        }
+        onChange.run();
     }
 
     /** The connection closed: nothing of it can reach the client any more. */
@@ -154,15 +192,25 @@ final class ServedFile implements IntervalNotifier.Ops {
     public void invalidate(IntervalNotifier notifier, Invalidation inv) {
         List<Sender> late = new ArrayList<>();
         long deadline = System.nanoTime() + holdNanos;
+        Inside here = INSIDE.get();
+        boolean own = here != null && here.file == this;
+        if (own) here.changedHere = true;
         synchronized (this) {
             if (!changed) changeCause = inv.cause().code();
             changed = true;
-            while (!sending.isEmpty()) {
-                long left = deadline - System.nanoTime();
-                if (left <= 0) break;
-                waitNanos(left);
+            // Windows whose own thread is in here cannot end before this returns: wait for the others only.
+            if (own) windowsInGuard++;
+            notifyAll();
+            try {
+                while (windows > windowsInGuard) {
+                    long left = deadline - System.nanoTime();
+                    if (left <= 0) break;
+                    waitNanos(left);
+                }
+                if (windows > windowsInGuard) late.addAll(sending.keySet());
+            } finally {
+                if (own) windowsInGuard--;
             }
-            late.addAll(sending.keySet());
         }
         for (Sender s : late) s.reset("a change to the file waited " + holdNanos / 1_000_000 + " ms for a window being sent");
         drainSendfile(deadline);
