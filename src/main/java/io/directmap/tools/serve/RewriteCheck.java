@@ -37,6 +37,8 @@ public final class RewriteCheck {
     private final LongAdder bodyBytes = new LongAdder();
     private final AtomicLong versions = new AtomicLong();
     private final Map<String, Long> etagVersion = new ConcurrentHashMap<>();
+    /** Where complete bodies turned wrong: the first block of another version (or torn), a few samples for a bug report. */
+    private final java.util.Queue<String> wrongAt = new java.util.concurrent.ConcurrentLinkedQueue<>();
     private volatile String firstError;
 
     /** url serves file, whose first size bytes (a multiple of 4 KiB) are rewritten. */
@@ -124,8 +126,14 @@ public final class RewriteCheck {
                     if (before != null && before != clean.version()) etagConflicts.increment();
                 }
             }
-            case BodyVerdict.Mixed m -> (complete ? completeMixed : cutMixed).increment();
-            case BodyVerdict.Torn t -> (complete ? completeTorn : cutTorn).increment();
+            case BodyVerdict.Mixed m -> {
+                (complete ? completeMixed : cutMixed).increment();
+                if (complete && wrongAt.size() < 8) wrongAt.add("block " + m.block() + ": version " + m.version() + " then " + m.otherVersion());
+            }
+            case BodyVerdict.Torn t -> {
+                (complete ? completeTorn : cutTorn).increment();
+                if (complete && wrongAt.size() < 8) wrongAt.add("block " + t.block() + ": torn");
+            }
         }
     }
 
@@ -153,6 +161,7 @@ public final class RewriteCheck {
         m.put("firstError", firstError);
         m.put("etagConflicts", etagConflicts.sum());
         m.put("bodyBytes", bodyBytes.sum());
+        m.put("completeWrongAt", java.util.List.copyOf(wrongAt));
         return m;
     }
 }
