@@ -79,6 +79,12 @@ class DependencyRuleTest {
     }
 
     @Test
+    void theServeBenchMeasuresAnyServerSoNamesNone() throws IOException {
+        assertEquals(List.of(), mentions(MAIN.resolve("tools").resolve("serve"), Pattern.compile("\\bio\\.directmap\\.serve\\b")),
+                "tools.serve measures dmap serve and nginx alike, over HTTP only");
+    }
+
+    @Test
     void theContractNamesNoneOfItsImplementersOrCallers() throws IOException {
         Path mm = MAIN.resolve("mm");
         List<String> found = new ArrayList<>();

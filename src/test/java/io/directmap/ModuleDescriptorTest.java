@@ -27,7 +27,7 @@ class ModuleDescriptorTest {
             "io.directmap.dmabuf");
     /** The implementation: may change without notice. */
     static final Set<String> INTERNAL = Set.of("io.directmap.block", "io.directmap.cli", "io.directmap.fault", "io.directmap.fs",
-            "io.directmap.lang", "io.directmap.sys", "io.directmap.tools", "io.directmap.tools.bench",
+            "io.directmap.lang", "io.directmap.sys", "io.directmap.tools", "io.directmap.tools.bench", "io.directmap.tools.serve",
             "io.directmap.tools.torture", "io.directmap.serve");
 
     static Path classes() throws Exception {
