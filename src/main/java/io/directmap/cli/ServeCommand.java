@@ -130,10 +130,15 @@ final class ServeCommand implements Callable<Integer> {
             }
         }, "dmap-serve-stop");
         Runtime.getRuntime().addShutdownHook(hook);
-        Policy filePolicy = switch (policy) {
+        // A served file hears of changes through a whole-file lease, not range events: a response must
+        // never mix two versions, so any change to the file, wherever it lands, cuts the responses in
+        // flight anyway (a range event tells only the windows it overlaps, and a write to a part not
+        // yet mapped would reach none). And the server reads cached windows with pread on ordinary
+        // descriptors, whose own access events would queue behind the change they wait for.
+        Policy filePolicy = servePolicy(switch (policy) {
             case FIXED -> new Policy(Policy.CachedPages.REFUSE);
             case LEARN -> new Policy(Policy.CachedPages.REFUSE, new PathLearner(evictedPageCost));
-        };
+        });
         try (FsStack mm = FsStack.open(topology.load(), filePolicy);
              SoftwareDevice nic = SoftwareDevice.create(device, Profile.NIC, Profile.NIC.memoryBytes(), mm.topology());
              FileServer server = FileServer.start(options, mm.space(), nic, accessLog)) {
@@ -161,5 +166,10 @@ final class ServeCommand implements Callable<Integer> {
         out.println("stopped; every mapping let go");
         out.flush();
         return Dmap.OK;
+    }
+
+    /** The file policy a server's stack needs: p with range events off (see {@link #call}). */
+    public static Policy servePolicy(Policy p) {
+        return p.withRangeEvents(false);
     }
 }

@@ -407,6 +407,11 @@ final class Exchange {
     private boolean cut(ServedFile sf) {
         if (sf.changed()) server.meter().cut.increment();
         server.meter().bodyBytes.add(sent);
+        // What was written before the change (the headers, windows read before it: all of the old
+        // version) goes out first, at most the write timeout, so the client sees a response cut short
+        // of its Content-Length, not a connection closed before any response.
+        ch.flush();
+        awaitAll();
         ch.close();
         return false;
     }
