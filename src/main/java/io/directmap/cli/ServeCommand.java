@@ -169,7 +169,7 @@ final class ServeCommand implements Callable<Integer> {
     }
 
     /** The file policy a server's stack needs: p with range events off (see {@link #call}). */
-    public static Policy servePolicy(Policy p) {
+    static Policy servePolicy(Policy p) {
         return p.withRangeEvents(false);
     }
 }

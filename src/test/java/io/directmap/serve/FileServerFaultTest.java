@@ -43,7 +43,7 @@ class FileServerFaultTest {
         Workloads.syncAndEvict(cold);
         byte[] expected = Files.readAllBytes(cold);
         Workloads.syncAndEvict(cold);
-        try (FsStack stack = FsStack.open(Topology.defaults(), io.directmap.cli.ServeCommand.servePolicy(new Policy(Policy.CachedPages.REFUSE)));
+        try (FsStack stack = FsStack.open(Topology.defaults(), new Policy(Policy.CachedPages.REFUSE).withRangeEvents(false));
              SoftwareDevice nic = SoftwareDevice.create("nic0", Profile.NIC, 64 * MiB, stack.topology())) {
             long free = nic.memoryFree();
             try (FileServer server = FileServer.start(ServeOptions.defaults(www).listen(InetAddress.getLoopbackAddress(), 0)

@@ -69,7 +69,7 @@ class FileServerTest {
         run("mkfifo", www.resolve("fifo").toString());
         run("mknod", www.resolve("null").toString(), "c", "1", "3");
         accessLog = EXT4.file("access.log");
-        stack = FsStack.open(Topology.defaults(), io.directmap.cli.ServeCommand.servePolicy(new Policy(Policy.CachedPages.REFUSE)));
+        stack = FsStack.open(Topology.defaults(), new Policy(Policy.CachedPages.REFUSE).withRangeEvents(false));
         nic = SoftwareDevice.create("nic0", Profile.NIC, 256 * MiB, stack.topology());
         ServeOptions o = ServeOptions.defaults(www).listen(InetAddress.getLoopbackAddress(), 0).sendfile(ServeOptions.Sendfile.ALWAYS)
                 .limits(256 << 10, 64, Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(60));

@@ -84,7 +84,7 @@ class ServeRewriteTest {
         List<Double> writerSeconds = new CopyOnWriteArrayList<>();
         AtomicBoolean stop = new AtomicBoolean();
 
-        try (FsStack stack = FsStack.open(Topology.defaults(), io.directmap.cli.ServeCommand.servePolicy(new Policy(Policy.CachedPages.REFUSE, new PathLearner(1000))));
+        try (FsStack stack = FsStack.open(Topology.defaults(), new Policy(Policy.CachedPages.REFUSE, new PathLearner(1000)).withRangeEvents(false));
              SoftwareDevice nic = SoftwareDevice.create("nic0", Profile.NIC, 128L << 20, stack.topology());
              FileServer server = FileServer.start(ServeOptions.defaults(www).listen(InetAddress.getLoopbackAddress(), 0)
                      .limits(64 << 10, 64, Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(60)), stack.space(), nic, null)) {

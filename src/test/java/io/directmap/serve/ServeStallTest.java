@@ -42,7 +42,7 @@ class ServeStallTest {
         Workloads.write(big, 0, 32 * MiB, 9);
         Files.readAllBytes(big);   // hot: with sendfile ALWAYS, the windows after the first go with sendfile
         Duration hold = Duration.ofMillis(500);
-        try (FsStack stack = FsStack.open(Topology.defaults(), io.directmap.cli.ServeCommand.servePolicy(new Policy(Policy.CachedPages.REFUSE)));
+        try (FsStack stack = FsStack.open(Topology.defaults(), new Policy(Policy.CachedPages.REFUSE).withRangeEvents(false));
              SoftwareDevice nic = SoftwareDevice.create("nic0", Profile.NIC, 64 * MiB, stack.topology());
              FileServer server = FileServer.start(ServeOptions.defaults(www).listen(InetAddress.getLoopbackAddress(), 0).sendfile(sendfile)
                      .limits(1 << 20, 8, hold, Duration.ofSeconds(30), Duration.ofSeconds(60)), stack.space(), nic, null);
