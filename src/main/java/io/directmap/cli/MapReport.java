@@ -124,11 +124,18 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
         return t;
     }
 
-    private static String percent(long part, long whole) {
+    /** part as a percentage of whole with one decimal ("12.5%"), or "-" when whole is 0; dmap write uses it too. */
+    static String percent(long part, long whole) {
         return whole == 0 ? "-" : String.format(Locale.ROOT, "%.1f%%", 100.0 * part / whole);
     }
 
-    Map<String, Object> toJson() {
+    /**
+     * The fields a report of dmap map and one of dmap write both begin their JSON with, in this
+     * order: file, fs, file_size, device, start, end, bytes, direct_bytes, fallback_bytes. Each
+     * report puts its own fields after them.
+     */
+    static Map<String, Object> commonJson(Path file, String fs, long fileSize, String device, long start, long end,
+                                          long directBytes, long fallbackBytes) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("file", file.toString());
         m.put("fs", fs);
@@ -136,9 +143,14 @@ record MapReport(Path file, String fs, long fileSize, String device, long start,
         m.put("device", device);
         m.put("start", start);
         m.put("end", end);
-        m.put("bytes", bytes());
+        m.put("bytes", end - start);
         m.put("direct_bytes", directBytes);
         m.put("fallback_bytes", fallbackBytes);
+        return m;
+    }
+
+    Map<String, Object> toJson() {
+        Map<String, Object> m = commonJson(file, fs, fileSize, device, start, end, directBytes, fallbackBytes);
         m.put("bytes_to_device", bytes());
         m.put("bytes_from_device", 0L);
         m.put("seconds", dmaSeconds);

@@ -1,5 +1,7 @@
 package io.directmap.cli;
 
+import static io.directmap.cli.StatsFiles.n;
+
 import io.directmap.sys.Units;
 import java.io.PrintWriter;
 import java.util.ArrayList;
@@ -40,12 +42,10 @@ final class PinsCommand implements Callable<Integer> {
                 pins.add(p);
             }
             m.put("pins", pins);
-            List<Object> ignored = new ArrayList<>();
-            for (StatsFiles.Ignored i : l.ignored()) ignored.add(Map.of("file", i.file().toString(), "why", i.why()));
-            m.put("ignored", ignored);
+            m.put("ignored", StatsFiles.ignoredJson(l.ignored()));
             out.print(Json.write(m));
         } else {
-            for (StatsFiles.Ignored i : l.ignored()) out.printf("ignored %s: %s%n", i.file(), i.why());
+            StatsFiles.printIgnored(out, l.ignored());
             if (l.pins().isEmpty()) {
                 out.printf("no pins on this host (none published in %s; dmap pin publishes its pins while it holds them)%n", l.dir());
             } else {
@@ -61,9 +61,5 @@ final class PinsCommand implements Callable<Integer> {
         }
         out.flush();
         return Dmap.OK;
-    }
-
-    private static long n(Object v) {
-        return v instanceof Number x ? x.longValue() : 0;
     }
 }

@@ -1,8 +1,9 @@
 package io.directmap.cli;
 
+import static io.directmap.cli.StatsFiles.n;
+
 import io.directmap.sys.Units;
 import java.io.PrintWriter;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -36,12 +37,10 @@ final class StatsCommand implements Callable<Integer> {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("dir", l.dir().toString());
             m.put("processes", l.found().stream().map(StatsFiles.Found::snapshot).toList());
-            List<Object> ignored = new ArrayList<>();
-            for (StatsFiles.Ignored i : l.ignored()) ignored.add(Map.of("file", i.file().toString(), "why", i.why()));
-            m.put("ignored", ignored);
+            m.put("ignored", StatsFiles.ignoredJson(l.ignored()));
             out.print(Json.write(m));
         } else {
-            for (StatsFiles.Ignored i : l.ignored()) out.printf("ignored %s: %s%n", i.file(), i.why());
+            StatsFiles.printIgnored(out, l.ignored());
             if (l.found().isEmpty()) {
                 out.printf("no DirectMap process%s publishes stats in %s (dmap watch does while it runs)%n",
                         pid == null ? "" : " with pid " + pid, l.dir());
@@ -91,9 +90,5 @@ final class StatsCommand implements Callable<Integer> {
                     n(b.get("faults")), n(b.get("refaults")), n(b.get("invalidations")), n(b.get("reads")), n(b.get("retries")),
                     Units.bytes(n(b.get("direct_bytes"))), Units.bytes(n(b.get("fallback_bytes"))));
         }
-    }
-
-    private static long n(Object v) {
-        return v instanceof Number x ? x.longValue() : 0;
     }
 }

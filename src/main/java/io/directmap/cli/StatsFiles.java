@@ -70,6 +70,26 @@ final class StatsFiles {
 
     record Listing(Path dir, List<Found> found, List<Ignored> ignored) {}
 
+    /** Files a listing did not use, as dmap stats --json and dmap pins --json give them: {"file": ..., "why": ...} each. */
+    static List<Object> ignoredJson(List<Ignored> ignored) {
+        List<Object> out = new ArrayList<>();
+        for (Ignored i : ignored) out.add(Map.of("file", i.file().toString(), "why", i.why()));
+        return out;
+    }
+
+    /** Files a listing did not use, for a person: a line "ignored FILE: WHY" each. */
+    static void printIgnored(PrintWriter out, List<Ignored> ignored) {
+        for (Ignored i : ignored) out.printf("ignored %s: %s%n", i.file(), i.why());
+    }
+
+    /**
+     * A number in a parsed snapshot or pin record as a long; 0 where the field is missing or not a
+     * number. Short, as it stands in every cell of the dmap stats and dmap pins tables.
+     */
+    static long n(Object v) {
+        return v instanceof Number x ? x.longValue() : 0;
+    }
+
     /**
      * The start time of process pid in clock ticks since boot (field 22 of /proc/PID/stat, proc(5)),
      * or empty when there is no such process.

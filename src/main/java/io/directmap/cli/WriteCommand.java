@@ -22,9 +22,7 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
@@ -144,28 +142,16 @@ final class WriteCommand implements Callable<Integer> {
             MapReport.segmentTable(write.segments()).print(out);
             out.println();
             out.printf("wrote    %s from %s: %s direct (%s), %s through the file system%s%n", Units.bytes(bytes()), device,
-                    Units.bytes(write.directBytes()), percent(write.directBytes(), bytes()), Units.bytes(write.fallbackBytes()),
+                    Units.bytes(write.directBytes()), MapReport.percent(write.directBytes(), bytes()), Units.bytes(write.fallbackBytes()),
                     durable ? "; durable (block devices flushed, file synced)" : "");
             out.printf("time     %.1f ms, %s%n", seconds * 1e3, Units.rate(bytes(), seconds));
             out.printf("checksum crc32c %08x of the source, %08x read back from the file: %s%n", sourceCrc, fileCrc,
                     checksumOk() ? "match" : "MISMATCH");
         }
 
-        private static String percent(long part, long whole) {
-            return whole == 0 ? "-" : String.format(Locale.ROOT, "%.1f%%", 100.0 * part / whole);
-        }
-
         Map<String, Object> toJson() {
-            Map<String, Object> m = new LinkedHashMap<>();
-            m.put("file", file.toString());
-            m.put("fs", fs);
-            m.put("file_size", fileSize);
-            m.put("device", device);
-            m.put("start", start);
-            m.put("end", end);
-            m.put("bytes", bytes());
-            m.put("direct_bytes", write.directBytes());
-            m.put("fallback_bytes", write.fallbackBytes());
+            Map<String, Object> m = MapReport.commonJson(file, fs, fileSize, device, start, end,
+                    write.directBytes(), write.fallbackBytes());
             m.put("durable", durable);
             m.put("seconds", seconds);
             m.put("gib_per_s", seconds > 0 ? bytes() / seconds / (1L << 30) : null);

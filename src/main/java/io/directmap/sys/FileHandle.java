@@ -171,13 +171,7 @@ public final class FileHandle implements AutoCloseable {
         try {
             MemorySegment state = Libc.state();
             long n = (long) PREAD.invokeExact(state, fd, dst, dst.byteSize(), offset);
-            if (n < 0) {
-                int errno = Libc.errno(state);
-                throw new SysException(direct ? "pread O_DIRECT" : "pread",
-                        target + " @" + offset + "+" + dst.byteSize(), errno,
-                        errno == Errno.EINVAL && direct ? "offset, length or buffer not aligned to the logical block size" : "");
-            }
-            return n;
+            return checkIo(n, state, "pread", direct, target, offset, dst.byteSize());
         } catch (SysException e) {
             throw e;
         } catch (Throwable t) {
@@ -205,18 +199,25 @@ public final class FileHandle implements AutoCloseable {
         try {
             MemorySegment state = Libc.state();
             long n = (long) PWRITE.invokeExact(state, fd, src, src.byteSize(), offset);
-            if (n < 0) {
-                int errno = Libc.errno(state);
-                throw new SysException(direct ? "pwrite O_DIRECT" : "pwrite",
-                        target + " @" + offset + "+" + src.byteSize(), errno,
-                        errno == Errno.EINVAL && direct ? "offset, length or buffer not aligned to the logical block size" : "");
-            }
-            return n;
+            return checkIo(n, state, "pwrite", direct, target, offset, src.byteSize());
         } catch (SysException e) {
             throw e;
         } catch (Throwable t) {
             throw new AssertionError(t);
         }
+    }
+
+    /**
+     * n as pread(2) or pwrite(2) returned it, or, when negative, the failure it stands for: the call
+     * (with " O_DIRECT" for a direct descriptor), target and range, the errno captured in state with
+     * the call, and the alignment hint for EINVAL under O_DIRECT. Allocates nothing unless it fails.
+     */
+    private static long checkIo(long n, MemorySegment state, String call, boolean direct, Object target, long offset, long length)
+            throws SysException {
+        if (n >= 0) return n;
+        int errno = Libc.errno(state);
+        throw new SysException(direct ? call + " O_DIRECT" : call, target + " @" + offset + "+" + length, errno,
+                errno == Errno.EINVAL && direct ? "offset, length or buffer not aligned to the logical block size" : "");
     }
 
     /** fdatasync(2) of a descriptor someone else keeps open; on a block device it flushes the device's write cache. */
