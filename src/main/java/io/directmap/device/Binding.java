@@ -53,7 +53,15 @@ public final class Binding implements AutoCloseable {
      * @param fallbackBytes bytes read through the page cache (the rest of the read)
      * @param retries       attempts read again because the file changed under them, or their
      *                      blocks moved, or their DMA failed (never delivered)
-     * @param coherent      false when a window's mapping could not hold writers back
+     * @param coherent      false when a window's mapping could not hold writers back. True
+     *                      promises, per window, that the bytes it delivered were one version of
+     *                      its range, held by a mapping until they were read (read_retry), not
+     *                      that the windows of one read are of the same version: windows are
+     *                      mapped, checked and read again one by one, and with range events a
+     *                      change to a window not mapped (or taken back and read again) goes on
+     *                      while another window of the read is already done. A caller that needs
+     *                      one version across windows compares the file's version before and after
+     *                      the read ({@code FileVersion}; dmap serve does so after each window)
      * @param segments      the segments each window's bytes were actually read through: the
      *                      mapping of the attempt that was delivered (not of attempts read again),
      *                      cut to the part of the read that window served. In order, they cover the
@@ -257,6 +265,10 @@ public final class Binding implements AutoCloseable {
      *
      * <p>The Read returned says which way each byte came ({@link Read#segments}), from the
      * mappings the delivered attempts were read through.
+     *
+     * <p>Coherence is per window ({@link Read#coherent}): a read of several windows may deliver an
+     * older version of one window beside a newer version of another, when the file changes while
+     * the read goes from window to window.
      *
      * @param offset   the first byte, a file offset inside the binding
      * @param length   how many bytes

@@ -110,7 +110,7 @@ final class Exchange {
                     return false;
                 }
                 Window w = copyFromPageCache(sf, h, cached, 0, to, 0, size, dst);
-                if (w == null || !v.equals(versionOr(h, null))) return false;
+                if (w == null) return false;   // copyFromPageCache checked the version after the copy
                 server.meter().requests.increment();
                 HttpResponse r = response(HttpResponseStatus.OK, v, f.name());
                 r.headers().set(HttpHeaderNames.CONTENT_LENGTH, size);
@@ -314,6 +314,7 @@ final class Exchange {
             sf.retire();
             return null;
         }
+        if (!sameVersion(sf, h, v)) return null;
         server.meter().directBytes.add(r.directBytes());
         server.meter().copiedBytes.add(r.fallbackBytes());
         return new Window(dst.asSlice(pos - from, n));
@@ -338,9 +339,22 @@ final class Exchange {
         } finally {
             clean &= sf.endWindow(conn, false);
         }
-        if (!clean) return null;
+        if (!clean || !sameVersion(sf, h, sf.version)) return null;
         server.meter().copiedBytes.add(to - from);
         return new Window(dst.asSlice(pos - from, n));
+    }
+
+    /**
+     * read_retry: whether the file is still of version v after a window was read. A change to a
+     * range that no response had mapped reaches no guard (range events tell only overlapping
+     * mappings); the statx does see it (see {@link ServedFile}). When it moved, the version is served
+     * no more and this response is cut.
+     */
+    private static boolean sameVersion(ServedFile sf, FileHandle h, FileVersion.Version v) {
+        FileVersion.Version now = versionOr(h, null);
+        if (v.equals(now)) return true;
+        sf.outdated(now == null ? "statx_failed" : "version_moved");
+        return false;
     }
 
     private boolean sendBody(ServedFile sf, FileHandle h, FileVersion.Version v, HttpResponse r, Body body, Window primed) {
@@ -356,7 +370,7 @@ final class Exchange {
                 long n = Math.min(part.end() - pos, server.options().chunkBytes() - (pos - from));
                 long to = Math.min((pos + n + page - 1) / page * page, v.size());
                 if (primed == null && sendfile && sf.pageCacheOnly(from, to)) {
-                    if (!sendFromPageCache(sf, pos, n)) return cut(sf);
+                    if (!sendFromPageCache(sf, h, v, pos, n)) return cut(sf);
                 } else {
                     Window w = primed != null ? primed : read(sf, h, v, pos, part.end());
                     primed = null;
@@ -380,11 +394,15 @@ final class Exchange {
      * sendfile of [pos, pos + n), holding back a change until the bytes are in the socket (and, at
      * the change, until the socket has sent them: see {@link ServedFile}).
      */
-    private boolean sendFromPageCache(ServedFile sf, long pos, long n) {
+    private boolean sendFromPageCache(ServedFile sf, FileHandle h, FileVersion.Version v, long pos, long n) {
         if (!awaitAll()) return false;
         if (!sf.beginWindow(conn)) return false;
         boolean ok;
         try {
+            // The window is mapped, so from here a change to it reaches the guard, which waits for
+            // this window; one made before (say, before another response mapped the window) shows in
+            // the version now.
+            if (!sameVersion(sf, h, v)) return false;
             DefaultFileRegion region = new DefaultFileRegion(sf.channel, pos, n);
             // The region closes its channel when released; the channel is the served file's, shared
             // by every response: one extra reference keeps it from ever being closed by Netty.
@@ -407,9 +425,9 @@ final class Exchange {
     private boolean cut(ServedFile sf) {
         if (sf.changed()) server.meter().cut.increment();
         server.meter().bodyBytes.add(sent);
-        // What was written before the change (the headers, windows read before it: all of the old
-        // version) goes out first, at most the write timeout, so the client sees a response cut short
-        // of its Content-Length, not a connection closed before any response.
+        // The windows already written were read before the change (each was checked): let them reach
+        // the socket first (bounded by the write timeout), or a close would throw the status line and
+        // headers away with them and the client would see no response at all, not a short one.
         ch.flush();
         awaitAll();
         ch.close();

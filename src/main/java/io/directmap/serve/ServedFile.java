@@ -42,6 +42,16 @@ import java.util.Map;
  * <p>A change that the kernel cannot hold back (a writer that had the file open before the lease,
  * so the mapping is not coherent) is caught after the fact: each window read while not coherent is
  * followed by a statx, and a version that moved cuts the response.
+ *
+ * <p>With range events (fanotify) the file system tells only the mappings a change overlaps: a
+ * write into a window no response has mapped yet goes on at once and never reaches the guard. So
+ * every window, once read (and before one is handed to sendfile), is checked with a statx of the request's
+ * descriptor, read_retry style: the version still the response's means no change had begun when
+ * the read ended (a write stamps mtime/ctime before it copies, multigrain timestamps make a change
+ * after a statx look different, a truncate moves the size), so the window is of that version; a
+ * version that moved cuts the response ({@link #outdated}). The change does not wait for the
+ * response: holding every write of a file while any response of it is in flight is the whole-file
+ * lease that range events were made to avoid.
  */
 final class ServedFile implements IntervalNotifier.Ops {
     /** What a response is to the guard: something it can cut, and the socket bytes it sent with sendfile. */
@@ -151,9 +161,19 @@ final class ServedFile implements IntervalNotifier.Ops {
      * no lease holds that writer and no change will reach the guard. The next response maps afresh.
      */
     void retire() {
+        outdated("open_for_write");
+    }
+
+    /**
+     * Served no more: the file's version (statx) moved under a response, by a change that reached
+     * no mapping of it (range events tell only the windows a change overlaps, and this response had
+     * not mapped the changed range yet). Every response of this version is cut at its next window.
+     */
+    void outdated(String cause) {
         synchronized (this) {
-            if (!changed) changeCause = "open_for_write";
+            if (!changed) changeCause = cause;
             changed = true;
+            notifyAll();
         }
         onChange.run();
     }

@@ -91,7 +91,7 @@ public final class TaskSyscall {
         Path task = Path.of("/proc", Integer.toString(tid));
         String line;
         try {
-            line = readProc("/proc/" + tid + "/syscall").trim();
+            line = blocked(() -> readProc("/proc/" + tid + "/syscall").trim(), RUNNING_TRIES);
         } catch (NoSuchFileException e) {
             return new Access.Unknown("task " + tid + " is gone");
         } catch (IOException e) {
@@ -123,6 +123,41 @@ public final class TaskSyscall {
             throw new NoSuchFileException(path, null, e.getMessage());
         }
         return new String(buf, 0, n, java.nio.charset.StandardCharsets.ISO_8859_1);
+    }
+
+    /** How often /proc/TID/syscall is read again while it says "running" (about 1 ms apart at most). */
+    static final int RUNNING_TRIES = 200;
+
+    /** Reads /proc/TID/syscall. */
+    @FunctionalInterface
+    interface LineSource {
+        String read() throws IOException;
+    }
+
+    /**
+     * The task's syscall line once it is blocked. A task that raised a permission event queues it and
+     * only then goes to sleep waiting for the answer, so the reader can see the event while the task
+     * is still "running" on its way into that sleep: /proc/TID/syscall then says "running". It cannot
+     * leave the system call before it is answered, so reading again soon finds it blocked (a serve
+     * thread's own pread was otherwise taken for an unknown change of its range, and the change's
+     * invalidation waited for that very read). After tries, the last line read.
+     */
+    static String blocked(LineSource source, int tries) throws IOException {
+        String line = source.read();
+        for (int i = 1; i < tries && line.startsWith("running"); i++) {
+            if (i < 20) Thread.onSpinWait();
+            else Thread.yield();
+            if (i >= 50) {
+                try {
+                    Thread.sleep(0, 500_000);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return line;
+                }
+            }
+            line = source.read();
+        }
+        return line;
     }
 
     /** glibc's makedev(major, minor): the st_dev that stat(2) and /proc report. */

@@ -101,6 +101,11 @@ final class RawHttp implements AutoCloseable {
         }
     }
 
+    /** Whether some bytes of a response have arrived and wait to be read. */
+    boolean arrived() throws IOException {
+        return in.available() > 0;
+    }
+
     /** Whether the server closed the connection (reads EOF within the socket timeout). */
     boolean closedByServer() throws IOException {
         try {

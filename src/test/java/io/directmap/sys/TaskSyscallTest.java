@@ -131,4 +131,25 @@ class TaskSyscallTest {
     static String why(Access a) {
         return assertInstanceOf(Access.Unknown.class, a).why();
     }
+
+    @Test
+    void aTaskSeenRunningOnItsWayIntoTheEventsSleepIsReadAgainUntilBlocked() throws IOException {
+        // The reader can see a permission event before its task went to sleep on it: /proc says
+        // "running" for a moment. Taken at once, a pread became an unknown change of its range.
+        java.util.Iterator<String> lines = java.util.List.of("running", "running", "17 0x43 0x7f0000 0x10000 0x0 0x0 0x0 0x7f1 0x7f2").iterator();
+        String line = TaskSyscall.blocked(lines::next, TaskSyscall.RUNNING_TRIES);
+        assertEquals("17 0x43 0x7f0000 0x10000 0x0 0x0 0x0 0x7f1 0x7f2", line);
+        assertInstanceOf(Access.Read.class, TaskSyscall.parse(Arch.X86_64, line, 1, 2, null));
+    }
+
+    @Test
+    void aTaskRunningThroughEveryTryStaysUnknown() throws IOException {
+        int[] reads = {0};
+        String line = TaskSyscall.blocked(() -> {
+            reads[0]++;
+            return "running";
+        }, 60);
+        assertEquals(60, reads[0]);
+        assertTrue(why(TaskSyscall.parse(Arch.X86_64, line, 1, 2, null)).contains("running"));
+    }
 }
