@@ -32,6 +32,11 @@ final class PageCacheRuns {
         long dirty = st.dirty() + st.writeback();
         if (st.cached() == 0) {
             add(out, new Run(s, e, false, false));
+        } else if (pages <= 1) {
+            // One page cannot be halved (a half would be empty, and cachestat reads length 0 as "to
+            // the end of the file"): a page both dirty and under writeback counts twice, so dirty
+            // can exceed pages here.
+            add(out, new Run(s, e, true, dirty > 0));
         } else if (st.cached() == pages && (dirty == 0 || dirty == pages)) {
             add(out, new Run(s, e, true, dirty > 0));
         } else {
