@@ -249,7 +249,8 @@ public final class Torture {
                                 }
                                 if (n % 1000 == 0) progress.accept(b.device().name() + ": " + n + " reads");
                             }
-                        } catch (IOException | RuntimeException e) {
+                        } catch (IOException | RuntimeException | Error e) {
+                            // An Error too (a StackOverflowError once killed a reader silently: fewer reads, no problem said).
                             problems.add(b.device().name() + ": " + e);
                         }
                     }));
