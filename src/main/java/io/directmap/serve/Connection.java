@@ -35,6 +35,15 @@ final class Connection extends SimpleChannelInboundHandler<FullHttpRequest> impl
 
     Connection(FileServer server) {
         this.server = server;
+        server.holdingMemory.add(this);
+    }
+
+    /** The server closed (its event loops and workers have stopped): gives back what is still held. */
+    synchronized void serverClosed() {
+        closed = true;
+        for (FullHttpRequest r : queue) r.release();
+        queue.clear();
+        freeBuffers();
     }
 
     Channel channel() { return channel; }
@@ -129,6 +138,7 @@ final class Connection extends SimpleChannelInboundHandler<FullHttpRequest> impl
 
     /** Called holding this, once the channel is closed (so Netty holds no write of them) and no worker runs. */
     private void freeBuffers() {
+        server.holdingMemory.remove(this);
         if (buffers == null) return;
         for (DeviceMemory.Buffer b : buffers) b.close();
         buffers = null;

@@ -56,6 +56,8 @@ public final class FileServer implements AutoCloseable {
     private final AccessLog accessLog;
     // Platform threads (a window read blocks in a native call, which would pin a virtual thread's
     // carrier), kept 30 s for the next request: one a connection at most, so the connection limit bounds them.
+    /** Connections whose NIC memory is not given back yet (a connection leaves once it freed it). */
+    final java.util.Set<Connection> holdingMemory = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private final ExecutorService workers = Executors.newCachedThreadPool(Thread.ofPlatform().daemon().name("dmap-serve-", 0).factory());
     private final boolean epoll;
     private final EventLoopGroup boss, loops;
@@ -161,6 +163,10 @@ public final class FileServer implements AutoCloseable {
             loops.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
             workers.shutdown();
             workers.close();
+            // Every channel is closed and no worker runs now, but a connection's channelInactive may
+            // not have run before its event loop stopped: what it still holds is given back here, so
+            // close() returns with every connection's NIC memory free.
+            for (Connection c : holdingMemory) c.serverClosed();
             nic.close();
         } finally {
             try {
