@@ -6,14 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.directmap.testing.Bytes;
+import io.directmap.testing.ChildWriter;
 import io.directmap.testing.ScratchFs;
-import io.directmap.tools.Commands;
 import io.directmap.tools.ScratchFilesystem;
 import io.directmap.tools.Workloads;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
@@ -23,16 +21,6 @@ class PinFacadeTest {
 
     @RegisterExtension
     static final ScratchFs EXT4 = new ScratchFs(ScratchFilesystem.Type.EXT4);
-
-    static String ddFailure(Path file) {
-        try {
-            Commands.run(List.of("dd", "if=/dev/zero", "of=" + file, "bs=4096", "count=1", "conv=notrunc", "status=none"), null,
-                    Duration.ofSeconds(30));
-            return null;
-        } catch (IOException e) {
-            return e.getMessage();
-        }
-    }
 
     @Test
     void aPinnedRangeReadsTheFileAndRefusesWritersUntilClosed() throws Exception {
@@ -44,13 +32,13 @@ class PinFacadeTest {
             assertTrue(p.parts().stream().allMatch(Part::direct), p.parts().toString());
             p.readInto(mem);
             Bytes.assertDeviceHoldsFile(file, MiB, mem.memory());
-            assertTrue(ddFailure(file).contains("Text file busy"));
+            assertTrue(ChildWriter.ddFailure(file).contains("Text file busy"));
             try (DeviceBuffer small = gpu.allocate(4096)) {
                 assertThrows(IOException.class, () -> p.readInto(small));
             }
             p.close();
             p.close();
-            assertEquals(null, ddFailure(file));
+            assertEquals(null, ChildWriter.ddFailure(file));
         }
     }
 
@@ -66,7 +54,7 @@ class PinFacadeTest {
             assertEquals(RefusedBy.FILESYSTEM, r.why().refusedBy());
             assertTrue(r.why().detail().contains("page_cached"), r.why().detail());
         }
-        assertEquals(null, ddFailure(file));
+        assertEquals(null, ChildWriter.ddFailure(file));
     }
 
     @Test
@@ -77,9 +65,9 @@ class PinFacadeTest {
         try (DirectMap dm = DirectMap.open()) {
             Device gpu = dm.device(DeviceKind.GPU);
             assertInstanceOf(Pin.Pinned.class, gpu.pin(file, 0, MiB));
-            assertTrue(ddFailure(file).contains("Text file busy"));
+            assertTrue(ChildWriter.ddFailure(file).contains("Text file busy"));
             gpu.close();
-            assertEquals(null, ddFailure(file));
+            assertEquals(null, ChildWriter.ddFailure(file));
         }
     }
 }

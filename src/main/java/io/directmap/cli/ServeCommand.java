@@ -135,10 +135,11 @@ final class ServeCommand implements Callable<Integer> {
         // flight anyway (a range event tells only the windows it overlaps, and a write to a part not
         // yet mapped would reach none). And the server reads cached windows with pread on ordinary
         // descriptors, whose own access events would queue behind the change they wait for.
-        Policy filePolicy = servePolicy(switch (policy) {
+        Policy chosen = switch (policy) {
             case FIXED -> new Policy(Policy.CachedPages.REFUSE);
             case LEARN -> new Policy(Policy.CachedPages.REFUSE, new PathLearner(evictedPageCost));
-        });
+        };
+        Policy filePolicy = chosen.withRangeEvents(false);
         try (FsStack mm = FsStack.open(topology.load(), filePolicy);
              SoftwareDevice nic = SoftwareDevice.create(device, Profile.NIC, Profile.NIC.memoryBytes(), mm.topology());
              FileServer server = FileServer.start(options, mm.space(), nic, accessLog)) {
@@ -166,10 +167,5 @@ final class ServeCommand implements Callable<Integer> {
         out.println("stopped; every mapping let go");
         out.flush();
         return Dmap.OK;
-    }
-
-    /** The file policy a server's stack needs: p with range events off (see {@link #call}). */
-    static Policy servePolicy(Policy p) {
-        return p.withRangeEvents(false);
     }
 }

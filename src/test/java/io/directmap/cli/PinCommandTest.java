@@ -8,8 +8,8 @@ import static org.junit.jupiter.api.Assertions.fail;
 import com.google.gson.Gson;
 import com.google.gson.GsonBuilder;
 import com.google.gson.ToNumberPolicy;
+import io.directmap.testing.ChildWriter;
 import io.directmap.testing.ScratchFs;
-import io.directmap.tools.Commands;
 import io.directmap.tools.ScratchFilesystem;
 import io.directmap.tools.Workloads;
 import java.io.BufferedReader;
@@ -21,7 +21,6 @@ import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -64,16 +63,6 @@ class PinCommandTest {
         System.clearProperty(StatsFiles.DIR_PROPERTY);
     }
 
-    static String ddFailure(Path file) {
-        try {
-            Commands.run(List.of("dd", "if=/dev/zero", "of=" + file, "bs=4096", "count=1", "conv=notrunc", "status=none"), null,
-                    Duration.ofSeconds(30));
-            return null;
-        } catch (IOException e) {
-            return e.getMessage();
-        }
-    }
-
     @Test
     void aPinHeldByAnotherProcessRefusesWritersAndDiesWithIt() throws Exception {
         Path file = EXT4.file("pinned-by-child.bin");
@@ -85,7 +74,7 @@ class PinCommandTest {
             String first = awaitLine(lines, "pinned ", child);
             assertTrue(first.contains("the same bytes as the file"), first);
 
-            String why = ddFailure(file);
+            String why = ChildWriter.ddFailure(file);
             assertTrue(why != null && why.contains("Text file busy"), "dd must get ETXTBSY, got: " + why);
             measureDeniedOpens(file);
 
@@ -101,7 +90,7 @@ class PinCommandTest {
 
             child.destroyForcibly();   // SIGKILL
             assertTrue(child.waitFor(30, TimeUnit.SECONDS));
-            assertNull(ddFailure(file), "the holder was killed: the kernel dropped its fanotify group, the write goes through at once");
+            assertNull(ChildWriter.ddFailure(file), "the holder was killed: the kernel dropped its fanotify group, the write goes through at once");
 
             Map<String, Object> after = pinsJson();
             assertEquals(List.of(), after.get("pins"));
@@ -129,7 +118,7 @@ class PinCommandTest {
         List<?> segments = (List<?>) m.get("segments");
         assertTrue(!segments.isEmpty(), m.toString());
         assertEquals(4096L, ((Number) ((Map<?, ?>) segments.getFirst()).get("start")).longValue());
-        assertNull(ddFailure(file), "the pin ended with the command");
+        assertNull(ChildWriter.ddFailure(file), "the pin ended with the command");
         assertEquals(List.of(), pinsJson().get("pins"), "and its record went with it");
     }
 

@@ -3,6 +3,7 @@ package io.directmap.testing;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -41,6 +42,20 @@ public final class ChildWriter implements AutoCloseable {
     @Override
     public void close() {
         if (process.isAlive()) process.destroyForcibly();
+    }
+
+    /**
+     * Writes one 4 KiB block of zeros at the start of file with dd, a process of its own, as any
+     * writer would; null when it succeeded, else what dd said (e.g. "Text file busy").
+     */
+    public static String ddFailure(Path file) {
+        try {
+            io.directmap.tools.Commands.run(List.of("dd", "if=/dev/zero", "of=" + file, "bs=4096", "count=1", "conv=notrunc",
+                    "status=none"), null, Duration.ofSeconds(30));
+            return null;
+        } catch (IOException e) {
+            return e.getMessage();
+        }
     }
 
     /** The lease lines of /proc/locks that this process holds on the inode of file. */
